@@ -1,0 +1,120 @@
+"""Outputs of a reconstruction: turntable video, 3-view strip, input view and a coloured GLB mesh."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from face_nerf.render import Camera, MarchSettings, orbit_camera, render_image, render_rays
+
+FOCAL = 4.2647  # normalised focal length of the turntable camera (~13 degree field of view)
+BACKGROUND = (0.93, 0.93, 0.93)  # turntable and strip background, light grey
+STRIP_YAWS = (-45.0, 0.0, 45.0)
+
+
+@dataclass(frozen=True)
+class TurntableFrame:
+    """Where the camera was for one frame."""
+
+    yaw: float
+    pitch: float
+
+
+def turntable_poses(frames: int, max_yaw: float, pitch: float = 0.0) -> list[TurntableFrame]:
+    """A loopable sweep: yaw = max_yaw * sin(2 pi i / frames), so the last frame leads back to the first."""
+    if frames < 2:
+        raise ValueError(f"A turntable needs at least 2 frames. Got {frames}.")
+    return [TurntableFrame(max_yaw * math.sin(2 * math.pi * i / frames), pitch) for i in range(frames)]
+
+
+def framing(bounds: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Look-at target and orbit radius that fit the head's box in the frame."""
+    lo, hi = bounds
+    target = torch.tensor([0.0, float(lo[1] + hi[1]) / 2, 0.0])
+    extent = 1.02 * float(max(hi[1] - lo[1], hi[0] - lo[0], hi[2] - lo[2]))
+    return target, FOCAL * extent
+
+
+def view_camera(field, yaw: float, pitch: float, size: int) -> Camera:
+    """The turntable camera at a yaw and pitch (degrees)."""
+    target, radius = framing(field.bounds)
+    return orbit_camera(yaw, pitch, radius, target, FOCAL, size)
+
+
+def render_views(field, poses: list[TurntableFrame], size: int, settings: MarchSettings = MarchSettings(),
+                 progress=None) -> np.ndarray:
+    """Render views as [N, size, size, 3] uint8 over the background; rays of several views go through
+    the renderer together (fewer, larger batches)."""
+    background = torch.tensor(BACKGROUND)
+    frames = []
+    per_batch = max(1, settings.chunk // (size * size))
+    for start in range(0, len(poses), per_batch):
+        batch = poses[start:start + per_batch]
+        rays = [view_camera(field, p.yaw, p.pitch, size).rays() for p in batch]
+        out = render_rays(field, torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays]), settings)
+        image = out.over(background).clamp(0.0, 1.0).reshape(len(batch), size, size, 3)
+        frames.append((image.numpy() * 255.0 + 0.5).astype(np.uint8))
+        if progress is not None:
+            progress(len(batch))
+    return np.concatenate(frames)
+
+
+def render_input_view(field) -> np.ndarray:
+    """The field from the photo's own camera, at the photo's resolution: [H, W, 4] uint8 RGBA."""
+    out = render_image(field, field.camera)
+    alpha = out.alpha.clamp(0.0, 1.0)
+    rgb = (out.rgb / alpha.clamp(min=1e-6)).clamp(0.0, 1.0)  # un-premultiply for straight-alpha PNG
+    rgba = torch.cat([rgb, alpha], -1).numpy()
+    return (rgba * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: int = 24) -> None:
+    """Write [N, H, W, 3] uint8 frames as browser-playable H.264 MP4 (yuv420p, faststart)."""
+    import imageio.v2 as imageio
+
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"Frames must be uint8 with a shape of (N, H, W, 3). Got {frames.dtype} {frames.shape}.")
+    h, w = frames.shape[1:3]
+    frames = frames[:, : h - h % 2, : w - w % 2]  # yuv420p needs even sizes
+    with imageio.get_writer(
+        str(path), format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
+        macro_block_size=1, ffmpeg_log_level="error", output_params=["-movflags", "+faststart", "-crf", "18"],
+    ) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+
+
+def extract_mesh(field, max_faces: int = 200_000):
+    """Marching cubes on the SDF grid, coloured with the field's albedo: a ``trimesh.Trimesh``.
+
+    The grid is padded with empty space so the mesh is closed where the head meets the box (the neck).
+    """
+    import trimesh
+    from skimage.measure import marching_cubes
+
+    sdf = field.sdf_grid[0, 0].numpy()
+    padded = np.pad(sdf, 1, mode="constant", constant_values=float(np.abs(sdf).max()))
+    step = field.voxel_size
+    level_step = 1
+    while True:
+        verts, faces, _, _ = marching_cubes(padded, level=0.0, spacing=(step, step, step), step_size=level_step)
+        if len(faces) <= max_faces:
+            break
+        level_step += 1
+    # marching_cubes works in (z, y, x) index space; move to world (x, y, z).
+    verts = verts[:, ::-1] - step + field.bounds[0].numpy()
+    faces = faces[:, ::-1]  # keep outward winding after the axis swap
+    points = torch.from_numpy(np.ascontiguousarray(verts, dtype=np.float32))
+    albedo, normals = field.attributes(points)
+    colours = (albedo.clamp(0.0, 1.0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    rgba = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], 1)
+    return trimesh.Trimesh(vertices=verts, faces=faces, vertex_normals=normals.numpy(), vertex_colors=rgba, process=False)
+
+
+def write_glb(mesh, path: str | Path) -> None:
+    """Export a mesh with vertex colours as binary glTF."""
+    Path(path).write_bytes(mesh.export(file_type="glb"))

@@ -1,0 +1,265 @@
+"""The face radiance field: density from a signed distance grid, albedo from the photo, normals from the
+density gradient; how it is built from a photo, saved and loaded.
+
+Albedo at a point p is the photo where the input camera sees p, and a spherical fill texture elsewhere:
+    albedo(p) = v(p) * photo(project(p)) + (1 - v(p)) * fill(direction of p from the head centre)
+where v in [0, 1] is the input camera's visibility of p (depth test, facing, inside the person mask).
+The fill texture holds the mirror image of what the camera saw across the face's symmetry plane
+(cheek sides, ear regions), and a push-pull (pyramid) fill from the surrounding colours where neither
+side was seen (behind the hairline, under the chin), so nothing is left black.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from face_nerf.fill import push_pull_fill
+from face_nerf.geometry import HeadGeometry, HeadPlacement
+from face_nerf.render import Camera, MarchSettings, render_image
+
+FIELD_FORMAT = "facelab-head-field/1"
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """How the photo becomes albedo.
+
+    Attributes:
+        fill_width, fill_height: spherical fill texture size (azimuth x elevation texels).
+        depth_tolerance: a point is visible if it is at most this far (in voxels) behind the first surface.
+        facing_from, facing_to: visibility ramps from 0 to 1 as cos(normal, view) goes between these.
+        max_texture_side: the photo is kept at most this large as the albedo texture.
+        beta_voxels: density length scale in voxels (sharpness of the surface).
+    """
+
+    fill_width: int = 384
+    fill_height: int = 192
+    depth_tolerance: float = 3.0
+    facing_from: float = 0.0
+    facing_to: float = 0.2
+    max_texture_side: int = 2048
+    beta_voxels: float = 0.5
+
+
+@dataclass
+class HeadField:
+    """A head radiance field (implements ``render.RadianceField``).
+
+    Attributes:
+        sdf_grid: [1, 1, D, H, W] signed distance, world box ``bounds`` (align_corners convention).
+        surface_grid: [1, 4, D, H, W] unit normal (3) and input-camera visibility (1).
+        bounds: [2, 3] world box.
+        beta: density length scale (world units).
+        photo: [1, 3, h, w] albedo texture in [0, 1] (the photo).
+        camera: the input camera at the photo's resolution.
+        fill: [1, 3, fill_height, fill_width] spherical fill texture in [0, 1].
+        fill_centre: [3] centre of the spherical parametrisation.
+    """
+
+    sdf_grid: Tensor
+    surface_grid: Tensor
+    bounds: Tensor
+    beta: float
+    photo: Tensor
+    camera: Camera
+    fill: Tensor
+    fill_centre: Tensor
+
+    @property
+    def voxel_size(self) -> float:
+        """Edge length of one grid cell (world units)."""
+        return float((self.bounds[1, 0] - self.bounds[0, 0]) / (self.sdf_grid.shape[-1] - 1))
+
+    def _grid_coords(self, points: Tensor) -> Tensor:
+        """World points [..., 3] -> grid_sample coordinates [1, 1, 1, M, 3] in [-1, 1] inside the box."""
+        scale = 2.0 / (self.bounds[1] - self.bounds[0])
+        return torch.addcmul(-1.0 - self.bounds[0] * scale, points, scale).reshape(1, 1, 1, -1, 3)
+
+    def sdf(self, points: Tensor) -> Tensor:
+        """[..., 3] -> [...] signed distance (positive outside the box)."""
+        coords = self._grid_coords(points)
+        values = F.grid_sample(self.sdf_grid, coords, align_corners=True, padding_mode="border").reshape(points.shape[:-1])
+        outside = (coords.abs().amax(-1) > 1.0).reshape(points.shape[:-1])
+        return torch.where(outside, values.abs() + self.voxel_size, values)
+
+    def surface(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """[..., 3] -> (unit normal [..., 3] from the SDF gradient, visibility [...])."""
+        values = F.grid_sample(self.surface_grid, self._grid_coords(points), align_corners=True, padding_mode="border")
+        values = values.reshape(4, -1)
+        normal = values[:3] * torch.rsqrt((values[:3] ** 2).sum(0).clamp(min=1e-12))
+        shape = points.shape[:-1]
+        return normal.T.reshape(*shape, 3), values[3].clamp(0.0, 1.0).reshape(shape)
+
+    def attributes(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """[..., 3] -> (albedo [..., 3], unit normal [..., 3])."""
+        normal, visible = self.surface(points)
+        seen = sample_image(self.photo, self.camera.project(points)[0], self.camera.width, self.camera.height)
+        unseen = sample_image(self.fill, spherical_uv(points, self.fill_centre, self.fill.shape[-1], self.fill.shape[-2]),
+                              self.fill.shape[-1], self.fill.shape[-2], wrap=True)
+        return visible[..., None] * seen + (1.0 - visible[..., None]) * unseen, normal
+
+    def save(self, path: str | Path) -> None:
+        """Write the field to a safetensors file."""
+        from safetensors.torch import save_file
+
+        cam = self.camera
+        tensors = {
+            "sdf_grid": self.sdf_grid, "surface_grid": self.surface_grid, "bounds": self.bounds,
+            "photo": self.photo, "fill": self.fill, "fill_centre": self.fill_centre, "camera_c2w": cam.c2w,
+        }
+        meta = {"format": FIELD_FORMAT, "beta": self.beta,
+                "camera": [cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height]}
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"facelab": json.dumps(meta)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "HeadField":
+        """Read a field written by ``save``."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("facelab", "{}"))
+            if meta.get("format") != FIELD_FORMAT:
+                raise ValueError(f"{path} is not a FaceLab head field (format {meta.get('format')!r}, expected {FIELD_FORMAT!r}).")
+            t = {k: handle.get_tensor(k) for k in handle.keys()}
+        fx, fy, cx, cy, w, h = meta["camera"]
+        camera = Camera(t["camera_c2w"], fx, fy, cx, cy, int(w), int(h))
+        return cls(t["sdf_grid"], t["surface_grid"], t["bounds"], float(meta["beta"]), t["photo"], camera, t["fill"], t["fill_centre"])
+
+
+def sample_image(image: Tensor, uv: Tensor, width: int, height: int, wrap: bool = False) -> Tensor:
+    """Bilinear lookup of image [1, C, h, w] at pixel coordinates uv [..., 2] in a width x height frame.
+
+    Returns [..., C]. With ``wrap`` the horizontal axis is periodic (spherical textures).
+    """
+    flat = uv.reshape(1, 1, -1, 2)
+    u, v = flat[..., 0], flat[..., 1]
+    if wrap:
+        image = torch.cat([image[..., -1:], image, image[..., :1]], dim=-1)  # periodic seam columns
+        u = torch.remainder(u, float(width)) + 1.0
+        width = width + 2
+    grid = torch.stack([u / width, v / height], -1) * 2.0 - 1.0
+    values = F.grid_sample(image, grid, align_corners=False, padding_mode="border")
+    return values.reshape(image.shape[1], -1).T.reshape(*uv.shape[:-1], image.shape[1])
+
+
+def spherical_uv(points: Tensor, centre: Tensor, width: int, height: int) -> Tensor:
+    """Pixel coordinates in a width x height equirectangular texture around ``centre``:
+    azimuth 0 (facing the camera, +z) in the middle column, elevation +90 degrees at the top row."""
+    rel = points - centre
+    azimuth = torch.atan2(rel[..., 0], rel[..., 2])
+    elevation = torch.atan2(rel[..., 1], torch.sqrt(rel[..., 0] ** 2 + rel[..., 2] ** 2))
+    u = (azimuth / (2 * math.pi) + 0.5) * width
+    v = (0.5 - elevation / math.pi) * height
+    return torch.stack([u, v], -1)
+
+
+def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadPlacement, geometry: HeadGeometry,
+                config: AppearanceConfig = AppearanceConfig()) -> HeadField:
+    """Assemble the radiance field from the photo, its person mask and the head geometry."""
+    sdf_grid = torch.from_numpy(geometry.sdf)[None, None]
+    bounds = torch.from_numpy(geometry.bounds)
+    step = float((bounds[1, 0] - bounds[0, 0]) / (sdf_grid.shape[-1] - 1))
+    gz, gy, gx = torch.gradient(sdf_grid[0, 0], spacing=step)
+    normals = F.normalize(torch.stack([gx, gy, gz]), dim=0)
+    photo = _photo_texture(photo_rgb, config.max_texture_side)
+    camera = placement.camera
+    blank = torch.zeros(1, 3, config.fill_height, config.fill_width)
+    centre = torch.tensor([0.0, float(placement.landmarks[168, 1]), 0.0])
+    field = HeadField(sdf_grid, torch.cat([normals, torch.zeros_like(gx)[None]])[None], bounds,
+                      config.beta_voxels * step, photo, camera, blank, centre)
+    mask = torch.from_numpy(np.ascontiguousarray(person_mask, dtype=np.float32))[None, None]
+    visibility = _visibility_grid(field, mask, config)
+    field.surface_grid[0, 3] = visibility
+    field.fill = _fill_texture(field, placement, config)
+    return field
+
+
+def _photo_texture(rgb: np.ndarray, max_side: int) -> Tensor:
+    photo = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+    h, w = photo.shape[-2:]
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        photo = F.interpolate(photo, size=(round(h * scale), round(w * scale)), mode="area")
+    return photo
+
+
+def _input_distance_map(field: HeadField, max_side: int = 384) -> tuple[Tensor, Camera]:
+    """Distance from the input camera to the first surface, per pixel of a downscaled input view."""
+    camera = field.camera
+    low = camera.scaled(min(1.0, max_side / max(camera.width, camera.height)))
+    out = render_image(field, low, MarchSettings(band_samples=8))
+    distance = torch.where(out.alpha[..., 0] > 0.5, out.depth[..., 0] / out.alpha[..., 0].clamp(min=1e-6),
+                           torch.full_like(out.depth[..., 0], 1e9))
+    return distance, low
+
+
+def _visibility(field: HeadField, points: Tensor, normals: Tensor, mask: Tensor, distance: Tensor,
+                low: Camera, config: AppearanceConfig) -> Tensor:
+    """How well the input camera sees each point: depth test x facing x person mask x inside the photo."""
+    cam_pos = field.camera.c2w[:3, 3]
+    uv, _ = low.project(points)
+    to_cam = cam_pos - points
+    dist = to_cam.norm(dim=-1)
+    first = sample_image(distance[None, None], uv, low.width, low.height)[..., 0]
+    tol = config.depth_tolerance * field.voxel_size
+    depth_ok = ((first + tol - dist) / tol).clamp(0.0, 1.0)
+    facing = ((normals * to_cam).sum(-1) / dist - config.facing_from) / (config.facing_to - config.facing_from)
+    person = ((sample_image(mask, uv, low.width, low.height)[..., 0] - 0.3) / 0.4).clamp(0.0, 1.0)
+    inside = ((uv[..., 0] >= 0) & (uv[..., 0] < low.width) & (uv[..., 1] >= 0) & (uv[..., 1] < low.height)).float()
+    return depth_ok * facing.clamp(0.0, 1.0) * person * inside
+
+
+def _visibility_grid(field: HeadField, mask: Tensor, config: AppearanceConfig) -> Tensor:
+    """[D, H, W] visibility on voxels near the surface (zero elsewhere: it is only read at the surface)."""
+    distance, low = _input_distance_map(field)
+    sdf = field.sdf_grid[0, 0]
+    near = torch.nonzero(sdf.abs() < 4 * field.voxel_size)
+    lo, hi = field.bounds
+    counts = torch.tensor(sdf.shape[::-1], dtype=torch.float32)  # (W, H, D)
+    points = lo + near.flip(-1).float() / (counts - 1) * (hi - lo)
+    normals = field.surface_grid[0, :3][:, near[:, 0], near[:, 1], near[:, 2]].T
+    # Test the surface point each voxel stands for, not the voxel centre (which may lie inside).
+    on_surface = points - sdf[near[:, 0], near[:, 1], near[:, 2]][:, None] * normals
+    grid = torch.zeros_like(sdf)
+    grid[near[:, 0], near[:, 1], near[:, 2]] = _visibility(field, on_surface, normals, mask, distance, low, config)
+    return grid
+
+
+def _fill_texture(field: HeadField, placement: HeadPlacement, config: AppearanceConfig, samples: int = 48) -> Tensor:
+    """Spherical texture of the mirrored photo, push-pull filled where neither side was seen."""
+    w, h = config.fill_width, config.fill_height
+    v, u = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    azimuth = (u / w - 0.5) * 2 * math.pi
+    elevation = (0.5 - v / h) * math.pi
+    dirs = torch.stack([torch.sin(azimuth) * torch.cos(elevation), torch.sin(elevation),
+                        torch.cos(azimuth) * torch.cos(elevation)], -1).reshape(-1, 3)
+    reach = float((field.bounds - field.fill_centre).abs().max()) * math.sqrt(3)
+    radii = torch.linspace(reach, 0.0, samples)
+    points = field.fill_centre + dirs[:, None, :] * radii[None, :, None]
+    inside = field.sdf(points) < 0
+    first = torch.where(inside.any(1), inside.float().argmax(1), torch.full((dirs.shape[0],), samples - 1))
+    # Refine between the last outside and first inside sample with one secant step.
+    prev = (first - 1).clamp(min=0)
+    p0 = points[torch.arange(len(first)), prev]
+    p1 = points[torch.arange(len(first)), first]
+    d0, d1 = field.sdf(p0), field.sdf(p1)
+    frac = (d0 / (d0 - d1).clamp(min=1e-6)).clamp(0.0, 1.0)[:, None]
+    surface = p0 + frac * (p1 - p0)
+    normal, visible = field.surface(surface)
+    mirrored = torch.from_numpy(placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
+    _, visible_m = field.surface(mirrored)
+    photo_here = sample_image(field.photo, field.camera.project(surface)[0], field.camera.width, field.camera.height)
+    photo_mirror = sample_image(field.photo, field.camera.project(mirrored)[0], field.camera.width, field.camera.height)
+    weight = visible + (1 - visible) * visible_m
+    colour = (visible[:, None] * photo_here + ((1 - visible) * visible_m)[:, None] * photo_mirror) / weight.clamp(min=1e-6)[:, None]
+    known = (weight > 0.6) & inside.any(1)  # confidently seen: silhouette edges carry background
+    colour = colour.T.reshape(1, 3, h, w)
+    return push_pull_fill(colour, known.reshape(1, 1, h, w).float())

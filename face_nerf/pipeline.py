@@ -1,0 +1,207 @@
+"""Photo in, radiance field and its outputs out: the stages, their timings, and atomic writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from face_nerf.errors import FaceLabError
+from face_nerf.export import (STRIP_YAWS, extract_mesh, render_input_view, render_views, turntable_poses,
+                              write_glb, write_video)
+from face_nerf.field import AppearanceConfig, HeadField, build_field
+from face_nerf.geometry import GeometryConfig, build_head, place_head
+from face_nerf.landmarks import NUM_LANDMARKS, FaceAnalysis, analyse_face
+from face_nerf.photo import Photo, load_photo
+
+BACKEND = "embedded-sdf-field"  # the offline reconstruction: landmark + silhouette SDF, photo-projected albedo
+MAX_FRAMES, MAX_SIZE, MAX_YAW = 240, 1024, 90.0
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Options of a reconstruction run.
+
+    Attributes:
+        frames: turntable frames.
+        size: turntable and strip view size in pixels (square).
+        yaw: turntable sweeps between -yaw and +yaw degrees.
+        fps: turntable frame rate.
+        geometry: head shape options.
+        appearance: albedo options.
+    """
+
+    frames: int = 48
+    size: int = 256
+    yaw: float = 45.0
+    fps: int = 24
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+
+    def __post_init__(self):
+        if not 2 <= self.frames <= MAX_FRAMES:
+            raise FaceLabError(f"frames must be between 2 and {MAX_FRAMES}. Got {self.frames}.")
+        if not 32 <= self.size <= MAX_SIZE:
+            raise FaceLabError(f"size must be between 32 and {MAX_SIZE} pixels. Got {self.size}.")
+        if not 0.0 <= self.yaw <= MAX_YAW:
+            raise FaceLabError(f"yaw must be between 0 and {MAX_YAW:.0f} degrees. Got {self.yaw}.")
+        if not 1 <= self.fps <= 60:
+            raise FaceLabError(f"fps must be between 1 and 60. Got {self.fps}.")
+
+
+@dataclass
+class Reconstruction:
+    """A photo turned into a head radiance field.
+
+    Attributes:
+        field: the radiance field.
+        photo: the photo it came from.
+        analysis: landmarks and person mask.
+        timings: seconds per stage, in order.
+        warnings: messages for the user.
+    """
+
+    field: HeadField
+    photo: Photo
+    analysis: FaceAnalysis
+    timings: dict[str, float]
+    warnings: list[str]
+
+
+@dataclass
+class Outputs:
+    """What a run produced: the rendered arrays, the mesh and the report (written by ``write_outputs``)."""
+
+    frames: np.ndarray  # [N, S, S, 3] uint8 turntable
+    poses: list  # [N] TurntableFrame
+    strip: np.ndarray  # [S, 3S, 3] uint8
+    input_view: np.ndarray  # [H, W, 4] uint8
+    mesh: object  # trimesh.Trimesh
+    report: dict
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str):
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 4)
+
+
+def reconstruct(source, config: ReconstructionConfig = ReconstructionConfig()) -> Reconstruction:
+    """Turn one face photo into a head radiance field.
+
+    Args:
+        source: path, bytes, PIL image or array (see ``load_photo``).
+        config: options.
+
+    Raises:
+        PhotoError: the file is not a usable photo.
+        NoFaceError: no face in it.
+    """
+    timings: dict[str, float] = {}
+    with _stage(timings, "load"):
+        photo = load_photo(source)
+    with _stage(timings, "landmarks"):
+        analysis = analyse_face(photo.rgb)
+    with _stage(timings, "geometry"):
+        placement = place_head(analysis)
+        geometry = build_head(placement, analysis.person_mask, config.geometry)
+    with _stage(timings, "field"):
+        head = build_field(photo.rgb, analysis.person_mask, placement, geometry, config.appearance)
+    return Reconstruction(head, photo, analysis, timings, list(analysis.warnings))
+
+
+def render_outputs(recon: Reconstruction, config: ReconstructionConfig = ReconstructionConfig(),
+                   progress: Callable[[int], None] | None = None) -> Outputs:
+    """Render the turntable, strip and input view and extract the mesh; ``progress(n)`` is called as
+    frames finish."""
+    timings = recon.timings
+    poses = turntable_poses(config.frames, config.yaw)
+    with _stage(timings, "turntable"):
+        frames = render_views(recon.field, poses, config.size, progress=progress)
+    with _stage(timings, "strip"):
+        views = render_views(recon.field, turntable_poses_fixed(STRIP_YAWS), config.size)
+        strip = np.concatenate(list(views), axis=1)
+    with _stage(timings, "input_view"):
+        input_view = render_input_view(recon.field)
+    with _stage(timings, "mesh"):
+        mesh = extract_mesh(recon.field)
+    report = {
+        "backend": BACKEND,
+        "photo": {"source": recon.photo.source, "width": recon.photo.size[0], "height": recon.photo.size[1]},
+        "landmark_count": int(recon.analysis.landmarks.shape[0]),
+        "faces_found": recon.analysis.num_faces,
+        "frames": [{"index": i, "yaw": round(p.yaw, 4), "pitch": round(p.pitch, 4)} for i, p in enumerate(poses)],
+        "strip_yaws": list(STRIP_YAWS),
+        "config": {"frames": config.frames, "size": config.size, "yaw": config.yaw, "fps": config.fps},
+        "mesh": {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))},
+        "warnings": recon.warnings,
+        "timings_s": timings,
+    }
+    assert report["landmark_count"] == NUM_LANDMARKS
+    return Outputs(frames, poses, strip, input_view, mesh, report)
+
+
+def turntable_poses_fixed(yaws) -> list:
+    """Poses at given yaws, pitch 0 (for the 3-view strip)."""
+    from face_nerf.export import TurntableFrame
+
+    return [TurntableFrame(float(y), 0.0) for y in yaws]
+
+
+def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24) -> Path:
+    """Write every output into ``out_dir`` atomically: all files are written to a temporary folder
+    beside it, which then replaces ``out_dir``; if anything fails, ``out_dir`` is left as it was."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
+    try:
+        start = time.perf_counter()
+        write_video(outputs.frames, staging / "turntable.mp4", fps)
+        Image.fromarray(outputs.strip).save(staging / "views.png")
+        Image.fromarray(outputs.input_view, mode="RGBA").save(staging / "input_view.png")
+        write_glb(outputs.mesh, staging / "mesh.glb")
+        recon.field.save(staging / "field.safetensors")
+        outputs.report["timings_s"]["write"] = round(time.perf_counter() - start, 4)
+        (staging / "report.json").write_text(json.dumps(outputs.report, indent=2))
+        _replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put ``new`` in place of ``target`` (which may not exist) with renames only."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if not target.is_dir():
+        raise FaceLabError(f"{target} exists and is not a folder; choose another --out.")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def set_cpu_threads(threads: int | None = None) -> None:
+    """Use ``threads`` torch threads (default: all cores the process may use)."""
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+
+
+__all__ = ["ReconstructionConfig", "Reconstruction", "Outputs", "reconstruct", "render_outputs", "write_outputs", "BACKEND", "asdict"]
