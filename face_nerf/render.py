@@ -202,7 +202,7 @@ class MarchSettings:
     band_samples: int = 12
     max_steps: int = 48
     step_scale: float = 0.9
-    enter_sdf: float = 4.0
+    enter_sdf: float = 6.0
     exit_depth: float = 6.0
     weight_floor: float = 0.02
     chunk: int = 1 << 18
@@ -223,7 +223,8 @@ def sphere_trace(
     Returns:
         t_enter [R]: first distance where sdf < enter_sdf * beta (band start),
         t_surface [R]: where sdf reached ~0, or the closest approach for rays that only graze,
-        found [R] bool: the ray comes within ``enter_sdf * beta`` of the surface.
+        found [R] bool: the ray comes within ``enter_sdf * beta`` of the surface,
+        hit [R] bool: the ray reaches the surface (a grazing ray passes it).
     """
     enter_level = settings.enter_sdf * beta
     t_enter = torch.full_like(t_near, float("inf"))
@@ -267,7 +268,7 @@ def sphere_trace(
     t_surface[index] = t_closest
     reached = torch.isfinite(t_enter)
     t_enter = torch.where(reached, torch.minimum(t_enter, t_surface), t_surface)
-    return t_enter, t_surface, reached
+    return t_enter, t_surface, reached, hit
 
 
 def render_rays(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings = MarchSettings()) -> RenderOutput:
@@ -298,10 +299,15 @@ def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings:
     if rays.numel() == 0:
         return RenderOutput(rgb, alpha, depth, normal)
     o, d = origins[rays], dirs[rays]
-    t_enter, t_surface, found = sphere_trace(field.sdf, o, d, t_near[rays], t_far[rays], field.beta, settings)
+    t_enter, t_surface, found, hit = sphere_trace(field.sdf, o, d, t_near[rays], t_far[rays], field.beta, settings)
     rays, o, d = rays[found], o[found], d[found]
-    start = t_enter[found]
-    stop = torch.minimum(t_surface[found] + settings.exit_depth * field.beta, t_far[rays])
+    start, surface, crosses = t_enter[found], t_surface[found], hit[found]
+    # Past the surface a ray is spent within exit_depth * beta. A grazing ray's density is a bell
+    # around its closest approach, wider than where sdf < enter level: take twice that, both sides.
+    half = 2.0 * (surface - start)
+    start = torch.where(crosses, start, (surface - half).clamp(min=0.0))
+    stop = torch.where(crosses, surface + settings.exit_depth * field.beta, surface + half)
+    stop = torch.minimum(stop, t_far[rays])
     stop = torch.maximum(stop, start + 1e-4)
     # Samples at segment midpoints, so each sample stands for exactly its segment.
     edges = torch.linspace(0.0, 1.0, settings.band_samples + 1)
