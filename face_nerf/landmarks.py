@@ -172,3 +172,12 @@ def _detect_small_faces(rgb: np.ndarray, max_faces: int) -> list[np.ndarray]:
             points[:, 1] += y0
             faces.append(points)
     return faces
+
+
+def nose_yaw_proxy(landmarks: np.ndarray) -> float:
+    """How far the head is turned, seen in 2D: the nose tip's offset from the middle of the face's two
+    sides, over the face's width. Positive when the subject turns to their right (the camera sees more
+    of their left cheek), about sin(yaw) times the nose's depth ratio."""
+    middle = 0.5 * (landmarks[FACE_RIGHT_SIDE, 0] + landmarks[FACE_LEFT_SIDE, 0])
+    width = abs(landmarks[FACE_LEFT_SIDE, 0] - landmarks[FACE_RIGHT_SIDE, 0])
+    return float((middle - landmarks[NOSE_TIP, 0]) / max(width, 1e-6))

@@ -12,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from face_nerf.errors import PhotoError
 
-MAX_FILE_BYTES = 30 * 1024 * 1024  # 30 MB: larger uploads are refused before decoding
+MAX_FILE_BYTES = 30_000_000  # 30 MB: larger uploads are refused before decoding
 MAX_PIXELS = 40_000_000  # 40 MP: larger images are refused (decompression-bomb guard)
 MIN_SIDE = 64  # smaller photos cannot hold a detectable face
 MAX_ASPECT = 8.0  # panoramas and strips are not portraits

@@ -1,0 +1,160 @@
+"""Reconstruction of the example photos, judged the way the acceptance criteria are measured."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from face_nerf.__main__ import main as cli_main
+from face_nerf.errors import FaceLabError
+from face_nerf.field import HeadField
+from face_nerf.landmarks import detect_landmarks, nose_yaw_proxy
+from face_nerf.pipeline import ReconstructionConfig
+from tests.conftest import EXAMPLES
+
+OUTPUT_FILES = {"turntable.mp4", "views.png", "input_view.png", "mesh.glb", "field.safetensors", "report.json"}
+
+
+def face_psnr(run) -> float:
+    """PSNR of input_view.png against the photo inside the landmark hull."""
+    _, _, out, recon, _ = run
+    view = np.asarray(Image.open(out / "input_view.png")).astype(np.float64) / 255.0
+    photo = recon.photo.rgb.astype(np.float64) / 255.0
+    hull = recon.analysis.hull_mask()
+    rendered = view[..., :3] * view[..., 3:] + (1 - view[..., 3:]) * 0.0
+    mse = np.mean((rendered[hull] - photo[hull]) ** 2)
+    return float(10 * np.log10(1.0 / mse))
+
+
+def test_all_outputs_are_written(example_run):
+    _, _, out, _, _ = example_run
+    assert {p.name for p in out.iterdir()} == OUTPUT_FILES
+
+
+def test_input_view_reproduces_the_photo(example_run):
+    _, _, out, recon, _ = example_run
+    view = Image.open(out / "input_view.png")
+    assert view.mode == "RGBA" and view.size == recon.photo.size
+    assert face_psnr(example_run) >= 26.0
+
+
+def test_turntable_frames_show_a_face_turning_with_the_camera(example_run):
+    _, _, _, _, outputs = example_run
+    found, proxies, yaws = 0, [], []
+    for frame, pose in zip(outputs.frames, outputs.poses):
+        faces = detect_landmarks(frame, max_faces=1)
+        if faces:
+            found += 1
+            proxies.append(nose_yaw_proxy(faces[0]))
+            yaws.append(pose.yaw)
+    assert found / len(outputs.frames) >= 0.95
+    assert np.corrcoef(proxies, yaws)[0, 1] >= 0.95
+
+
+def test_video_is_browser_playable_h264(example_run):
+    import imageio.v2 as imageio
+
+    _, _, out, _, outputs = example_run
+    reader = imageio.get_reader(str(out / "turntable.mp4"))
+    meta = reader.get_meta_data()
+    frames = [f for f in reader]
+    reader.close()
+    assert meta["codec"] == "h264" and "yuv420p" in meta.get("pix_fmt", "yuv420p")
+    assert len(frames) == 48 and frames[0].shape == (256, 256, 3)
+    # Loopable: stepping from the last frame back to the first is an ordinary step of the sweep.
+    yaws = [p.yaw for p in outputs.poses]
+    assert yaws[0] - yaws[-1] == pytest.approx(yaws[1] - yaws[0], abs=1e-6)
+    assert max(yaws) == pytest.approx(45.0, abs=0.1) and min(yaws) == pytest.approx(-45.0, abs=0.1)
+
+
+def test_strip_is_three_square_views(example_run):
+    _, _, out, _, _ = example_run
+    strip = np.asarray(Image.open(out / "views.png"))
+    assert strip.shape == (256, 768, 3)
+    # Each view has a head in it (not background only) and the side views mirror roughly in area.
+    background = np.all(np.abs(strip.astype(int) - 237) <= 2, axis=-1)
+    areas = [(~background[:, i * 256:(i + 1) * 256]).mean() for i in range(3)]
+    assert min(areas) > 0.15 and abs(areas[0] - areas[2]) < 0.1
+
+
+def test_mesh_opens_in_trimesh_with_colours(example_run):
+    import trimesh
+
+    _, _, out, _, _ = example_run
+    mesh = trimesh.load(out / "mesh.glb", force="mesh")
+    assert len(mesh.faces) >= 5000
+    colours = mesh.visual.vertex_colors
+    assert colours.shape == (len(mesh.vertices), 4)
+    assert colours[:, :3].std() > 10  # real colours, not one flat default
+
+
+def test_field_round_trips(example_run, tmp_path):
+    _, _, out, recon, _ = example_run
+    loaded = HeadField.load(out / "field.safetensors")
+    points = torch.rand(500, 3) * (loaded.bounds[1] - loaded.bounds[0]) + loaded.bounds[0]
+    assert torch.allclose(loaded.sdf(points), recon.field.sdf(points))
+    assert torch.allclose(loaded.attributes(points)[0], recon.field.attributes(points)[0])
+
+
+def test_report_lists_cameras_timings_and_backend(example_run):
+    _, _, out, _, _ = example_run
+    report = json.loads((out / "report.json").read_text())
+    assert report["backend"] == "embedded-sdf-field" and report["landmark_count"] == 478
+    assert len(report["frames"]) == 48 and {"yaw", "pitch"} <= set(report["frames"][0])
+    assert {"landmarks", "geometry", "field", "turntable", "mesh", "write"} <= set(report["timings_s"])
+
+
+def test_side_views_have_no_holes(example_run):
+    """At +-45 degrees the head's silhouette is solid (no see-through holes) and what the photo did not
+    show is filled with the photo's own colours, not black."""
+    from scipy.ndimage import binary_fill_holes
+
+    from face_nerf.export import view_camera
+    from face_nerf.render import render_image
+
+    _, _, _, recon, _ = example_run
+    for yaw in (-45.0, 45.0):
+        out = render_image(recon.field, view_camera(recon.field, yaw, 0.0, 96))
+        covered = (out.alpha[..., 0] > 0.5).numpy()
+        assert covered.mean() > 0.15
+        assert (binary_fill_holes(covered) == covered).all()
+    fill = recon.field.fill[0]
+    assert fill.mean() > 0.1  # the black turtleneck is really black; the fill as a whole is not
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    import face_nerf.pipeline as pipeline
+
+    out = tmp_path / "result"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier run")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pipeline, "write_glb", broken)
+    with pytest.raises(OSError, match="disk full"):
+        cli_main(["reconstruct", str(EXAMPLES["astronaut"]), "--out", str(out), "--frames", "4", "--size", "64", "--quiet"])
+    assert [p.name for p in tmp_path.iterdir()] == ["result"]
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_cli_writes_outputs_and_reports_bad_input(tmp_path, capsys):
+    out = tmp_path / "small"
+    assert cli_main(["reconstruct", str(EXAMPLES["grace_hopper"]), "--out", str(out), "--frames", "6", "--size", "64", "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == OUTPUT_FILES
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert cli_main(["reconstruct", str(text), "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "not an image" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"frames": 1}, "frames"), ({"size": 8}, "size"), ({"yaw": 120}, "yaw")])
+def test_config_rejects_out_of_range_values(kwargs, message):
+    with pytest.raises(FaceLabError, match=message):
+        ReconstructionConfig(**kwargs)
