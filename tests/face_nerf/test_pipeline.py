@@ -12,22 +12,11 @@ from PIL import Image
 from face_nerf.__main__ import main as cli_main
 from face_nerf.errors import FaceLabError
 from face_nerf.field import HeadField
-from face_nerf.landmarks import detect_landmarks, nose_yaw_proxy
 from face_nerf.pipeline import ReconstructionConfig
+from face_nerf.quality import face_psnr, track_turntable
 from tests.conftest import EXAMPLES
 
 OUTPUT_FILES = {"turntable.mp4", "views.png", "input_view.png", "mesh.glb", "field.safetensors", "report.json"}
-
-
-def face_psnr(run) -> float:
-    """PSNR of input_view.png against the photo inside the landmark hull."""
-    _, _, out, recon, _ = run
-    view = np.asarray(Image.open(out / "input_view.png")).astype(np.float64) / 255.0
-    photo = recon.photo.rgb.astype(np.float64) / 255.0
-    hull = recon.analysis.hull_mask()
-    rendered = view[..., :3] * view[..., 3:] + (1 - view[..., 3:]) * 0.0
-    mse = np.mean((rendered[hull] - photo[hull]) ** 2)
-    return float(10 * np.log10(1.0 / mse))
 
 
 def test_all_outputs_are_written(example_run):
@@ -39,20 +28,25 @@ def test_input_view_reproduces_the_photo(example_run):
     _, _, out, recon, _ = example_run
     view = Image.open(out / "input_view.png")
     assert view.mode == "RGBA" and view.size == recon.photo.size
-    assert face_psnr(example_run) >= 26.0
+    assert face_psnr(np.asarray(view), recon.photo.rgb, recon.analysis.hull_mask()) >= 26.0
 
 
 def test_turntable_frames_show_a_face_turning_with_the_camera(example_run):
     _, _, _, _, outputs = example_run
-    found, proxies, yaws = 0, [], []
-    for frame, pose in zip(outputs.frames, outputs.poses):
-        faces = detect_landmarks(frame, max_faces=1)
-        if faces:
-            found += 1
-            proxies.append(nose_yaw_proxy(faces[0]))
-            yaws.append(pose.yaw)
-    assert found / len(outputs.frames) >= 0.95
-    assert np.corrcoef(proxies, yaws)[0, 1] >= 0.95
+    tracking = track_turntable(outputs.frames, [p.yaw for p in outputs.poses])
+    assert tracking.detection_rate >= 0.95
+    assert tracking.yaw_correlation >= 0.95
+
+
+def test_psnr_rejects_mismatched_sizes():
+    with pytest.raises(ValueError, match="Sizes differ"):
+        face_psnr(np.zeros((4, 4, 4), np.uint8), np.zeros((5, 4, 3), np.uint8), np.ones((5, 4), bool))
+
+
+def test_psnr_of_a_known_error():
+    photo = np.full((8, 8, 3), 100, np.uint8)
+    view = np.concatenate([np.full((8, 8, 3), 110, np.uint8), np.full((8, 8, 1), 255, np.uint8)], -1)
+    assert face_psnr(view, photo, np.ones((8, 8), bool)) == pytest.approx(20 * np.log10(255 / 10), abs=1e-6)
 
 
 def test_video_is_browser_playable_h264(example_run):

@@ -1,0 +1,51 @@
+"""Measurements of a reconstruction against its photo (used by the tests and bench/measure_quality.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from face_nerf.landmarks import detect_landmarks, nose_yaw_proxy
+
+
+def face_psnr(input_view_rgba: np.ndarray, photo_rgb: np.ndarray, face_mask: np.ndarray) -> float:
+    """PSNR (dB) of the rendered input view (composited on black) against the photo, inside face_mask.
+
+    Args:
+        input_view_rgba: [H, W, 4] uint8 straight-alpha render from the photo's camera.
+        photo_rgb: [H, W, 3] uint8 photo.
+        face_mask: [H, W] bool region to compare (e.g. the landmark hull).
+    """
+    if input_view_rgba.shape[:2] != photo_rgb.shape[:2] or face_mask.shape != photo_rgb.shape[:2]:
+        raise ValueError(f"Sizes differ: render {input_view_rgba.shape}, photo {photo_rgb.shape}, mask {face_mask.shape}.")
+    view = input_view_rgba.astype(np.float64) / 255.0
+    rendered = view[..., :3] * view[..., 3:]
+    mse = np.mean((rendered[face_mask] - photo_rgb[face_mask].astype(np.float64) / 255.0) ** 2)
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+@dataclass(frozen=True)
+class TurnTracking:
+    """How the face landmarker sees a turntable.
+
+    Attributes:
+        detection_rate: share of frames with a face found.
+        yaw_correlation: Pearson correlation of the nose-offset yaw proxy with the camera yaw
+            (over frames with a face).
+    """
+
+    detection_rate: float
+    yaw_correlation: float
+
+
+def track_turntable(frames: np.ndarray, yaws: list[float]) -> TurnTracking:
+    """Run the face landmarker on every frame [N, H, W, 3] and compare its head turn with ``yaws``."""
+    proxies, seen = [], []
+    for frame, yaw in zip(frames, yaws):
+        faces = detect_landmarks(frame, max_faces=1)
+        if faces:
+            proxies.append(nose_yaw_proxy(faces[0]))
+            seen.append(yaw)
+    correlation = float(np.corrcoef(proxies, seen)[0, 1]) if len(proxies) > 2 else float("nan")
+    return TurnTracking(len(proxies) / len(frames), correlation)
