@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 
 from face_nerf.errors import FaceLabError
-from face_nerf.export import (STRIP_YAWS, extract_mesh, render_input_view, render_views, turntable_poses,
-                              write_glb, write_video)
+from face_nerf.export import (STRIP_YAWS, TurntableFrame, extract_mesh, render_input_view, render_views,
+                              turntable_poses, write_glb, write_video)
 from face_nerf.field import AppearanceConfig, HeadField, build_field
 from face_nerf.geometry import GeometryConfig, build_head, place_head
-from face_nerf.landmarks import NUM_LANDMARKS, FaceAnalysis, analyse_face
+from face_nerf.landmarks import FaceAnalysis, analyse_face
 from face_nerf.photo import Photo, load_photo
 
 BACKEND = "embedded-sdf-field"  # the offline reconstruction: landmark + silhouette SDF, photo-projected albedo
@@ -130,7 +130,7 @@ def render_outputs(recon: Reconstruction, config: ReconstructionConfig = Reconst
     with _stage(timings, "turntable"):
         frames = render_views(recon.field, poses, config.size, progress=progress)
     with _stage(timings, "strip"):
-        views = render_views(recon.field, turntable_poses_fixed(STRIP_YAWS), config.size)
+        views = render_views(recon.field, [TurntableFrame(yaw, 0.0) for yaw in STRIP_YAWS], config.size)
         strip = np.concatenate(list(views), axis=1)
     with _stage(timings, "input_view"):
         input_view = render_input_view(recon.field)
@@ -148,15 +148,7 @@ def render_outputs(recon: Reconstruction, config: ReconstructionConfig = Reconst
         "warnings": recon.warnings,
         "timings_s": timings,
     }
-    assert report["landmark_count"] == NUM_LANDMARKS
     return Outputs(frames, poses, strip, input_view, mesh, report)
-
-
-def turntable_poses_fixed(yaws) -> list:
-    """Poses at given yaws, pitch 0 (for the 3-view strip)."""
-    from face_nerf.export import TurntableFrame
-
-    return [TurntableFrame(float(y), 0.0) for y in yaws]
 
 
 def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24) -> Path:
@@ -203,5 +195,3 @@ def set_cpu_threads(threads: int | None = None) -> None:
     """Use ``threads`` torch threads (default: all cores the process may use)."""
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
 
-
-__all__ = ["ReconstructionConfig", "Reconstruction", "Outputs", "reconstruct", "render_outputs", "write_outputs", "BACKEND", "asdict"]
