@@ -98,10 +98,14 @@ class HeadField:
         shape = points.shape[:-1]
         return normal.T.reshape(*shape, 3), values[3].clamp(0.0, 1.0).reshape(shape)
 
+    def photo_colour(self, points: Tensor) -> Tensor:
+        """[..., 3] -> [..., 3]: the photo's colour where the input camera projects each point."""
+        return sample_image(self.photo, self.camera.project(points)[0], self.camera.width, self.camera.height)
+
     def attributes(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """[..., 3] -> (albedo [..., 3], unit normal [..., 3])."""
         normal, visible = self.surface(points)
-        seen = sample_image(self.photo, self.camera.project(points)[0], self.camera.width, self.camera.height)
+        seen = self.photo_colour(points)
         unseen = sample_image(self.fill, spherical_uv(points, self.fill_centre, self.fill.shape[-1], self.fill.shape[-2]),
                               self.fill.shape[-1], self.fill.shape[-2], wrap=True)
         return visible[..., None] * seen + (1.0 - visible[..., None]) * unseen, normal
@@ -253,11 +257,10 @@ def _fill_texture(field: HeadField, placement: HeadPlacement, config: Appearance
     d0, d1 = field.sdf(p0), field.sdf(p1)
     frac = (d0 / (d0 - d1).clamp(min=1e-6)).clamp(0.0, 1.0)[:, None]
     surface = p0 + frac * (p1 - p0)
-    normal, visible = field.surface(surface)
+    _, visible = field.surface(surface)
     mirrored = torch.from_numpy(placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
     _, visible_m = field.surface(mirrored)
-    photo_here = sample_image(field.photo, field.camera.project(surface)[0], field.camera.width, field.camera.height)
-    photo_mirror = sample_image(field.photo, field.camera.project(mirrored)[0], field.camera.width, field.camera.height)
+    photo_here, photo_mirror = field.photo_colour(surface), field.photo_colour(mirrored)
     weight = visible + (1 - visible) * visible_m
     colour = (visible[:, None] * photo_here + ((1 - visible) * visible_m)[:, None] * photo_mirror) / weight.clamp(min=1e-6)[:, None]
     known = (weight > 0.6) & inside.any(1)  # confidently seen: silhouette edges carry background

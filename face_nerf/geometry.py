@@ -106,12 +106,10 @@ def _symmetry_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
     """Plane through the midline landmarks, normal pointing to the viewer's right (+x)."""
     mid = points[list(MIDLINE)]
     centre = mid.mean(0)
-    # The plane contains the midline's up direction and the viewing direction; its normal is the
-    # smallest principal axis of the midline points (which are nearly collinear in the frontal plane).
+    # The midline spans the up direction (first principal axis) and, through the nose, some depth; the
+    # plane's normal is whichever of the two minor principal axes points across the face (larger |x|).
     _, _, vt = np.linalg.svd(mid - centre)
-    up = vt[0]
-    normal = np.cross(up, vt[1] if abs(vt[1][0]) < abs(vt[2][0]) else vt[2])
-    normal = normal / np.linalg.norm(normal)
+    normal = max(vt[1:], key=lambda axis: abs(axis[0]))
     if abs(normal[0]) < 0.5:  # degenerate midline fit: fall back to the camera's x axis
         normal = np.array([1.0, 0.0, 0.0])
     if normal[0] < 0:
@@ -177,8 +175,8 @@ def build_head(placement: HeadPlacement, person_mask: np.ndarray, config: Geomet
     Z = zs[:, None, None]  # [D, 1, 1]
     behind_face = Z - (height - 0.03)
     face_sdf = np.maximum((Z - height) / slope, -Z)  # slab between height field and centre plane
-    cranium = _ellipsoid_sdf(X - cranium_centre[0], Y - cranium_centre[1], Z - cranium_centre[2], cranium_radii)
-    neck = np.maximum(_ellipse_sdf(X - 0.5 * lm[CHIN, 0], Z + 0.05, neck_half, 0.3), Y - (chin_y + 0.3))
+    cranium = _ellipsoid_sdf((X - cranium_centre[0], Y - cranium_centre[1], Z - cranium_centre[2]), cranium_radii)
+    neck = np.maximum(_ellipsoid_sdf((X - 0.5 * lm[CHIN, 0], Z + 0.05), (neck_half, 0.3)), Y - (chin_y + 0.3))
 
     sdf = _smooth_min(face_sdf, np.maximum(cranium, behind_face), config.blend)
     sdf = _smooth_min(sdf, np.broadcast_to(neck, sdf.shape), 2 * config.blend)
@@ -244,16 +242,15 @@ def _face_height_field(face: np.ndarray, xs: np.ndarray, ys: np.ndarray, falloff
     return z, np.sqrt(1.0 + gx**2 + gy**2)
 
 
-def _ellipse_sdf(x, z, rx, rz):
-    """Approximate signed distance to an axis-aligned ellipse (exact on the axes)."""
-    k0 = np.sqrt((x / rx) ** 2 + (z / rz) ** 2)
-    k1 = np.sqrt((x / rx**2) ** 2 + (z / rz**2) ** 2)
-    return k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
+def _ellipsoid_sdf(offsets, radii):
+    """Approximate signed distance to an axis-aligned ellipse or ellipsoid (exact on the axes).
 
-
-def _ellipsoid_sdf(x, y, z, radii):
-    k0 = np.sqrt((x / radii[0]) ** 2 + (y / radii[1]) ** 2 + (z / radii[2]) ** 2)
-    k1 = np.sqrt((x / radii[0] ** 2) ** 2 + (y / radii[1] ** 2) ** 2 + (z / radii[2] ** 2) ** 2)
+    Args:
+        offsets: per axis, the coordinate minus the centre (arrays that broadcast together).
+        radii: per axis, the semi-axis length.
+    """
+    k0 = np.sqrt(sum((o / r) ** 2 for o, r in zip(offsets, radii)))
+    k1 = np.sqrt(sum((o / r**2) ** 2 for o, r in zip(offsets, radii)))
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
 
 
