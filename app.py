@@ -1,4 +1,4 @@
-"""FaceLab 3D web app (minimal): photo -> turntable video, 3D mesh and 3-view strip.
+"""FaceLab 3D web app (minimal): photo -> turntable video, 3D mesh and 3-view strip, under a chosen light.
 
 The UI is a thin layer over ``face_nerf``: nothing heavy is loaded at import, ``launch()`` runs only
 under ``__main__``. Port: $PORT or $GRADIO_SERVER_PORT, default 7860.
@@ -16,28 +16,68 @@ from pathlib import Path
 import gradio as gr
 
 from face_nerf.errors import FaceLabError
+from face_nerf.lighting import PRESETS, CustomLight, Lighting
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.*"))
 MAX_UPLOAD = "30mb"
 OUTPUT_TTL_S = 3600  # result folders older than this are removed when a new run starts
 
 
+LIGHTING_CHOICES = [*PRESETS, "custom"]
+
+
+@dataclass
+class Result:
+    """A finished run kept in the browser session, so its light can change without reconstructing."""
+
+    recon: object  # face_nerf.pipeline.Reconstruction
+    outputs: object  # face_nerf.pipeline.Outputs
+    config: object  # face_nerf.pipeline.ReconstructionConfig
+
+
+def parse_lighting(preset: str | None, light: str | None = None, fixed_to: str | None = "world") -> Lighting:
+    """The lighting of a request: a preset name, or a custom light spec ("azimuth=40,elevation=20,...")
+    when ``light`` is given or the preset is "custom"."""
+    preset = (preset or "original").strip().lower()
+    if preset == "custom" or (light or "").strip():
+        if not (light or "").strip():
+            raise FaceLabError("Custom lighting needs a light, e.g. azimuth=40,elevation=20,color=#ffd8a8,intensity=1.2,ambient=0.3.")
+        return Lighting(custom=CustomLight.parse(light), fixed_to=fixed_to or "world")
+    return Lighting(preset, fixed_to=fixed_to or "world")
+
+
+def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:
+    """The custom-light controls as a light spec string."""
+    return f"azimuth={azimuth:g},elevation={elevation:g},color={_hex_colour(colour)},intensity={intensity:g},ambient={ambient:g}"
+
+
+def _hex_colour(colour: str) -> str:
+    """'#rrggbb' or a CSS 'rgb(a)(r, g, b[, a])' string (what colour pickers send) -> '#rrggbb'."""
+    colour = (colour or "#ffffff").strip()
+    if colour.startswith("rgb"):
+        parts = [float(v) for v in colour[colour.index("(") + 1:colour.rindex(")")].split(",")[:3]]
+        return "#" + "".join(f"{max(0, min(255, round(v))):02x}" for v in parts)
+    return colour
+
+
 @dataclass(frozen=True)
 class Services:
-    """What the UI calls into; ``generate`` writes a run's outputs into a fresh folder under ``output_root``."""
+    """What the UI calls into; each run writes its outputs into a fresh folder under ``output_root``."""
 
     output_root: Path
 
-    def generate(self, photo_path: str | None, progress=gr.Progress()) -> tuple[str, str, str, dict]:
-        """Reconstruct a face from a photo; returns (turntable.mp4, mesh.glb, views.png, report)."""
-        from face_nerf.pipeline import ReconstructionConfig, reconstruct, render_outputs, write_outputs
+    def generate(self, photo_path: str | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
+                 progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
+        """Reconstruct a face from a photo under a light; returns (turntable.mp4, mesh.glb, views.png,
+        report, the result kept for relighting)."""
+        from face_nerf.pipeline import ReconstructionConfig, reconstruct, render_outputs
 
         if not photo_path:
             raise gr.Error("No photo yet: upload a face photo or click one of the examples.")
         self._remove_old_runs()
-        config = ReconstructionConfig()
         progress(0.05, desc="Finding the face")
         try:
+            config = ReconstructionConfig(lighting=parse_lighting(lighting, light, fixed_to))
             recon = reconstruct(photo_path, config)
             for warning in recon.warnings:
                 gr.Warning(warning)
@@ -49,9 +89,29 @@ class Services:
 
             outputs = render_outputs(recon, config, progress=frame_done)
             progress(0.95, desc="Writing video and mesh")
-            out = write_outputs(recon, outputs, Path(tempfile.mkdtemp(dir=self.output_root)) / "result", config.fps)
+            return (*self._write(recon, outputs, config), Result(recon, outputs, config))
         except FaceLabError as err:
             raise gr.Error(str(err)) from err
+
+    def relight(self, result: Result | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
+                progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
+        """The last result under another light, without reconstructing."""
+        from face_nerf.pipeline import relight_outputs
+
+        if result is None:
+            raise gr.Error("Nothing to relight yet: generate a face first.")
+        try:
+            progress(0.1, desc="Relighting")
+            outputs = relight_outputs(result.recon, result.outputs, parse_lighting(lighting, light, fixed_to),
+                                      result.config.mesh_lighting)
+            return (*self._write(result.recon, outputs, result.config), Result(result.recon, outputs, result.config))
+        except FaceLabError as err:
+            raise gr.Error(str(err)) from err
+
+    def _write(self, recon, outputs, config) -> tuple[str, str, str, dict]:
+        from face_nerf.pipeline import write_outputs
+
+        out = write_outputs(recon, outputs, Path(tempfile.mkdtemp(dir=self.output_root)) / "result", config.fps)
         return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), outputs.report
 
     def _remove_old_runs(self) -> None:
@@ -62,22 +122,48 @@ class Services:
 
 
 def build_demo(services: Services) -> gr.Blocks:
-    """The page: upload on the left, results on the right; the event is exposed as ``/generate``."""
+    """The page: upload and lighting on the left, results on the right; events ``/generate`` and ``/relight``."""
     with gr.Blocks(title="FaceLab 3D") as demo:
         gr.Markdown("# FaceLab 3D\nOne face photo in: a 3D face radiance field out, as a turntable video and a mesh.")
+        result = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
                 photo = gr.Image(type="filepath", label="Face photo", elem_id="photo", sources=["upload", "webcam", "clipboard"])
                 gr.Examples(EXAMPLES, inputs=photo)
-                run = gr.Button("Generate", variant="primary")
+                lighting = gr.Dropdown(LIGHTING_CHOICES, value="original", label="Lighting", elem_id="lighting",
+                                       info="original = the photo's own light; custom = the controls below")
+                fixed_to = gr.Radio(["world", "camera"], value="world", label="Light fixed to",
+                                    info="world: the light stays put as the head turns; camera: it turns with the view")
+                with gr.Accordion("Custom light", open=False) as custom_box:
+                    azimuth = gr.Slider(-180, 180, value=40, step=1, label="Azimuth (degrees; 0 = from the camera, + = viewer's right)")
+                    elevation = gr.Slider(-90, 90, value=20, step=1, label="Elevation (degrees)")
+                    colour = gr.ColorPicker("#ffd8a8", label="Colour")
+                    intensity = gr.Slider(0, 4, value=1.2, step=0.05, label="Intensity")
+                    ambient = gr.Slider(0, 2, value=0.3, step=0.05, label="Ambient")
+                light = gr.Textbox(visible=False)  # the custom light as a spec string (also the API's input)
+                with gr.Row():
+                    run = gr.Button("Generate", variant="primary")
+                    relight = gr.Button("Relight", elem_id="relight")
             with gr.Column(scale=2):
                 video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="turntable")
                 with gr.Row():
                     mesh = gr.Model3D(label="3D mesh (GLB)", elem_id="mesh")
                     strip = gr.Image(label="Views at -45, 0, +45 degrees", elem_id="strip")
-                report = gr.JSON(label="Report (backend, timings, cameras)")
-        run.click(services.generate, inputs=photo, outputs=[video, mesh, strip, report], api_name="generate",
+                report = gr.JSON(label="Report (backend, lighting, timings, cameras)")
+        controls = [azimuth, elevation, colour, intensity, ambient]
+
+        def spec(choice, *values):
+            return light_spec(*values) if choice == "custom" else ""
+
+        for control in [lighting, *controls]:
+            control.change(spec, [lighting, *controls], light, api_visibility="private", queue=False)
+        lighting.change(lambda choice: gr.Accordion(open=choice == "custom"), lighting, custom_box,
+                        api_visibility="private", queue=False)
+        outs = [video, mesh, strip, report, result]
+        run.click(services.generate, inputs=[photo, lighting, light, fixed_to], outputs=outs, api_name="generate",
                   concurrency_limit=1)
+        relight.click(services.relight, inputs=[result, lighting, light, fixed_to], outputs=outs, api_name="relight",
+                      concurrency_limit=2)
     return demo
 
 

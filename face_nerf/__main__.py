@@ -1,4 +1,5 @@
-"""Command line: python -m face_nerf reconstruct PHOTO --out DIR [--frames N] [--size PX] [--yaw DEG]."""
+"""Command line: python -m face_nerf reconstruct PHOTO --out DIR [--frames N] [--size PX] [--yaw DEG]
+[--lighting PRESET | --light "azimuth=40,elevation=20,color=#ffd8a8,intensity=1.2,ambient=0.3"]."""
 
 from __future__ import annotations
 
@@ -18,19 +19,37 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--size", type=int, default=256, help="turntable and strip view size in pixels (default 256)")
     rec.add_argument("--yaw", type=float, default=45.0, help="turntable sweeps between -yaw and +yaw degrees (default 45)")
     rec.add_argument("--fps", type=int, default=24, help="turntable frame rate (default 24)")
+    rec.add_argument("--lighting", default="original", metavar="PRESET",
+                     help="lighting preset: original (the photo's own light, default), " + ", ".join(_preset_names()[1:]))
+    rec.add_argument("--light", metavar="SPEC", help='custom light instead of a preset, e.g. '
+                     '"azimuth=40,elevation=20,color=#ffd8a8,intensity=1.2,ambient=0.3" (azimuth 0 = from the camera, '
+                     'positive toward the viewer\'s right; degrees)')
+    rec.add_argument("--light-fixed-to", choices=("world", "camera"), default="world",
+                     help="the light stays put as the head turns (world, default) or turns with the camera")
+    rec.add_argument("--mesh-lighting", action="store_true", help="bake the lighting into the mesh colours (default: albedo)")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _preset_names() -> list[str]:
+    from face_nerf.lighting import PRESETS
+
+    return list(PRESETS)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
+    from face_nerf.lighting import CustomLight, Lighting
     from face_nerf.pipeline import ReconstructionConfig, reconstruct, render_outputs, set_cpu_threads, write_outputs
 
     set_cpu_threads()
     try:
-        config = ReconstructionConfig(frames=args.frames, size=args.size, yaw=args.yaw, fps=args.fps)
+        custom = CustomLight.parse(args.light) if args.light else None
+        lighting = Lighting(args.lighting, custom, args.light_fixed_to)
+        config = ReconstructionConfig(frames=args.frames, size=args.size, yaw=args.yaw, fps=args.fps,
+                                      lighting=lighting, mesh_lighting=args.mesh_lighting)
         with tqdm(total=config.frames + 3, desc="reconstruct", unit="step", disable=args.quiet) as bar:
             recon = reconstruct(args.photo, config)
             bar.update(1)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face_nerf.render import Camera, MarchSettings, orbit_camera, render_image, render_rays
+from face_nerf.lighting import linear_to_srgb
+from face_nerf.relight import LightTransfer, lambert_shader, render_transfer, to_uint8
+from face_nerf.render import Camera, MarchSettings, orbit_camera, render_image
 
 FOCAL = 4.2647  # normalised focal length of the turntable camera (~13 degree field of view)
 BACKGROUND = (0.93, 0.93, 0.93)  # turntable and strip background, light grey
@@ -45,31 +47,28 @@ def view_camera(field, yaw: float, pitch: float, size: int) -> Camera:
     return orbit_camera(yaw, pitch, radius, target, FOCAL, size)
 
 
-def render_views(field, poses: list[TurntableFrame], size: int, settings: MarchSettings = MarchSettings(),
-                 progress=None) -> np.ndarray:
-    """Render views as [N, size, size, 3] uint8 over the background; rays of several views go through
-    the renderer together (fewer, larger batches)."""
-    background = torch.tensor(BACKGROUND)
-    frames = []
-    per_batch = max(1, settings.chunk // (size * size))
-    for start in range(0, len(poses), per_batch):
-        batch = poses[start:start + per_batch]
-        rays = [view_camera(field, p.yaw, p.pitch, size).rays() for p in batch]
-        out = render_rays(field, torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays]), settings)
-        image = out.over(background).clamp(0.0, 1.0).reshape(len(batch), size, size, 3)
-        frames.append((image.numpy() * 255.0 + 0.5).astype(np.uint8))
-        if progress is not None:
-            progress(len(batch))
-    return np.concatenate(frames)
+def view_cameras(field, poses: list[TurntableFrame], size: int) -> list[Camera]:
+    """The turntable cameras of ``poses``."""
+    return [view_camera(field, p.yaw, p.pitch, size) for p in poses]
 
 
-def render_input_view(field) -> np.ndarray:
-    """The field from the photo's own camera, at the photo's resolution: [H, W, 4] uint8 RGBA."""
-    out = render_image(field, field.camera)
+def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Tensor | None = None, fixed_to: str = "world",
+                 settings: MarchSettings = MarchSettings(), progress=None) -> tuple[np.ndarray, LightTransfer]:
+    """Render views as [N, size, size, 3] uint8 over the background, lit by the SH light [9, 3] (default:
+    the photo's own), and return their light transfer too, for relighting without rendering again."""
+    transfer = render_transfer(field, view_cameras(field, poses, size), settings, progress)
+    light = field.photo_light if light is None else light
+    return transfer.shade(light, fixed_to, BACKGROUND), transfer
+
+
+def render_input_view(field, light: torch.Tensor | None = None) -> np.ndarray:
+    """The field from the photo's own camera, at the photo's resolution, lit by the SH light [9, 3]
+    (default: the photo's own, which reproduces the photo): [H, W, 4] uint8 straight-alpha RGBA.
+    The input camera has the world's orientation, so world- and camera-fixed lights agree here."""
+    out = render_image(field, field.camera, shader=lambert_shader(field.photo_light if light is None else light))
     alpha = out.alpha.clamp(0.0, 1.0)
-    rgb = (out.rgb / alpha.clamp(min=1e-6)).clamp(0.0, 1.0)  # un-premultiply for straight-alpha PNG
-    rgba = torch.cat([rgb, alpha], -1).numpy()
-    return (rgba * 255.0 + 0.5).astype(np.uint8)
+    rgb = linear_to_srgb(out.rgb / alpha.clamp(min=1e-6))  # un-premultiply for straight-alpha PNG
+    return to_uint8(torch.cat([rgb, alpha], -1))
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: int = 24) -> None:
@@ -88,8 +87,9 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 24) -> None:
             writer.append_data(frame)
 
 
-def extract_mesh(field, max_faces: int = 200_000):
-    """Marching cubes on the SDF grid, coloured with the field's albedo: a ``trimesh.Trimesh``.
+def extract_mesh(field, max_faces: int = 200_000, light: torch.Tensor | None = None):
+    """Marching cubes on the SDF grid, coloured with the field's albedo, or with the albedo shaded by
+    the SH light [9, 3] when one is given: a ``trimesh.Trimesh`` with sRGB vertex colours.
 
     The grid is padded with empty space so the mesh is closed where the head meets the box (the neck).
     """
@@ -110,7 +110,8 @@ def extract_mesh(field, max_faces: int = 200_000):
     faces = faces[:, ::-1]  # keep outward winding after the axis swap
     points = torch.from_numpy(np.ascontiguousarray(verts, dtype=np.float32))
     albedo, normals = field.attributes(points)
-    colours = (albedo.clamp(0.0, 1.0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    colour = albedo if light is None else lambert_shader(light)(albedo, normals)
+    colours = to_uint8(linear_to_srgb(colour))
     rgba = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], 1)
     return trimesh.Trimesh(vertices=verts, faces=faces, vertex_normals=normals.numpy(), vertex_colors=rgba, process=False)
 

@@ -1,9 +1,12 @@
 """The face radiance field: density from a signed distance grid, albedo from the photo, normals from the
 density gradient; how it is built from a photo, saved and loaded.
 
-Albedo at a point p is the photo where the input camera sees p, and a spherical fill texture elsewhere:
-    albedo(p) = v(p) * photo(project(p)) + (1 - v(p)) * fill(direction of p from the head centre)
-where v in [0, 1] is the input camera's visibility of p (depth test, facing, inside the person mask).
+Albedo (linear RGB) at a point p is the photo divided by the photo's own shading where the input camera
+sees p, and a spherical fill texture elsewhere:
+    albedo(p) = v(p) * photo(project(p)) / E_photo(n(p)) + (1 - v(p)) * fill(direction of p from the head centre)
+where v in [0, 1] is the input camera's visibility of p (depth test, facing, inside the person mask) and
+E_photo the irradiance of the SH light estimated from the photo (``delight.py``), so that shading the
+albedo with that light gives the photo back.
 The fill texture holds the mirror image of what the camera saw across the face's symmetry plane
 (cheek sides, ear regions), and a push-pull (pyramid) fill from the surrounding colours where neither
 side was seen (behind the hairline, under the chin), so nothing is left black.
@@ -21,11 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from face_nerf.delight import DelightConfig, Delighting, delight_photo
 from face_nerf.fill import push_pull_fill
 from face_nerf.geometry import HeadGeometry, HeadPlacement
-from face_nerf.render import Camera, MarchSettings, render_image
+from face_nerf.lighting import ambient_light, irradiance, srgb_to_linear
+from face_nerf.render import Camera, MarchSettings, RenderOutput, render_image
 
-FIELD_FORMAT = "facelab-head-field/1"
+FIELD_FORMAT = "facelab-head-field/2"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class AppearanceConfig:
         facing_from, facing_to: visibility ramps from 0 to 1 as cos(normal, view) goes between these.
         max_texture_side: the photo is kept at most this large as the albedo texture.
         beta_voxels: density length scale in voxels (sharpness of the surface).
+        delight: how the photo's light is estimated and taken out of the albedo.
     """
 
     fill_width: int = 384
@@ -47,6 +53,7 @@ class AppearanceConfig:
     facing_to: float = 0.2
     max_texture_side: int = 2048
     beta_voxels: float = 0.5
+    delight: DelightConfig = DelightConfig()
 
 
 @dataclass
@@ -58,10 +65,12 @@ class HeadField:
         surface_grid: [1, 4, D, H, W] unit normal (3) and input-camera visibility (1).
         bounds: [2, 3] world box.
         beta: density length scale (world units).
-        photo: [1, 3, h, w] albedo texture in [0, 1] (the photo).
+        photo: [1, 3, h, w] the photo in linear RGB, its highlights and cast shadows corrected.
         camera: the input camera at the photo's resolution.
-        fill: [1, 3, fill_height, fill_width] spherical fill texture in [0, 1].
+        fill: [1, 3, fill_height, fill_width] spherical fill texture of albedo (linear RGB).
         fill_centre: [3] centre of the spherical parametrisation.
+        photo_light: [9, 3] the SH light estimated from the photo (world frame).
+        irradiance_floor: the photo is divided by max(E_photo, floor).
     """
 
     sdf_grid: Tensor
@@ -72,6 +81,8 @@ class HeadField:
     camera: Camera
     fill: Tensor
     fill_centre: Tensor
+    photo_light: Tensor
+    irradiance_floor: float = 0.2
 
     @property
     def voxel_size(self) -> float:
@@ -102,10 +113,15 @@ class HeadField:
         """[..., 3] -> [..., 3]: the photo's colour where the input camera projects each point."""
         return sample_image(self.photo, self.camera.project(points)[0], self.camera.width, self.camera.height)
 
+    def photo_albedo(self, points: Tensor, normal: Tensor) -> Tensor:
+        """[..., 3] -> [..., 3]: the photo's colour at each point divided by the photo's shading there."""
+        shading = irradiance(normal, self.photo_light).clamp(min=self.irradiance_floor)
+        return self.photo_colour(points) / shading
+
     def attributes(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """[..., 3] -> (albedo [..., 3], unit normal [..., 3])."""
+        """[..., 3] -> (albedo [..., 3] in linear RGB, unit normal [..., 3])."""
         normal, visible = self.surface(points)
-        seen = self.photo_colour(points)
+        seen = self.photo_albedo(points, normal)
         unseen = sample_image(self.fill, spherical_uv(points, self.fill_centre, self.fill.shape[-1], self.fill.shape[-2]),
                               self.fill.shape[-1], self.fill.shape[-2], wrap=True)
         return visible[..., None] * seen + (1.0 - visible[..., None]) * unseen, normal
@@ -118,8 +134,9 @@ class HeadField:
         tensors = {
             "sdf_grid": self.sdf_grid, "surface_grid": self.surface_grid, "bounds": self.bounds,
             "photo": self.photo, "fill": self.fill, "fill_centre": self.fill_centre, "camera_c2w": cam.c2w,
+            "photo_light": self.photo_light,
         }
-        meta = {"format": FIELD_FORMAT, "beta": self.beta,
+        meta = {"format": FIELD_FORMAT, "beta": self.beta, "irradiance_floor": self.irradiance_floor,
                 "camera": [cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height]}
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"facelab": json.dumps(meta)})
 
@@ -135,7 +152,8 @@ class HeadField:
             t = {k: handle.get_tensor(k) for k in handle.keys()}
         fx, fy, cx, cy, w, h = meta["camera"]
         camera = Camera(t["camera_c2w"], fx, fy, cx, cy, int(w), int(h))
-        return cls(t["sdf_grid"], t["surface_grid"], t["bounds"], float(meta["beta"]), t["photo"], camera, t["fill"], t["fill_centre"])
+        return cls(t["sdf_grid"], t["surface_grid"], t["bounds"], float(meta["beta"]), t["photo"], camera, t["fill"],
+                   t["fill_centre"], t["photo_light"], float(meta["irradiance_floor"]))
 
 
 def sample_image(image: Tensor, uv: Tensor, width: int, height: int, wrap: bool = False) -> Tensor:
@@ -166,24 +184,35 @@ def spherical_uv(points: Tensor, centre: Tensor, width: int, height: int) -> Ten
 
 
 def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadPlacement, geometry: HeadGeometry,
-                config: AppearanceConfig = AppearanceConfig()) -> HeadField:
-    """Assemble the radiance field from the photo, its person mask and the head geometry."""
+                config: AppearanceConfig = AppearanceConfig()) -> tuple[HeadField, Delighting | None]:
+    """Assemble the radiance field from the photo, its person mask and the head geometry.
+
+    Returns the field and how its light was taken out (None when ``config.delight`` is disabled).
+    """
     sdf_grid = torch.from_numpy(geometry.sdf)[None, None]
     bounds = torch.from_numpy(geometry.bounds)
     step = float((bounds[1, 0] - bounds[0, 0]) / (sdf_grid.shape[-1] - 1))
     gz, gy, gx = torch.gradient(sdf_grid[0, 0], spacing=step)
     normals = F.normalize(torch.stack([gx, gy, gz]), dim=0)
-    photo = _photo_texture(photo_rgb, config.max_texture_side)
+    photo = srgb_to_linear(_photo_texture(photo_rgb, config.max_texture_side))
     camera = placement.camera
     blank = torch.zeros(1, 3, config.fill_height, config.fill_width)
     centre = torch.tensor([0.0, float(placement.landmarks[168, 1]), 0.0])
+    unit_light = ambient_light(torch.ones(3), 1.0)  # E = 1 everywhere until the photo's light is known
     field = HeadField(sdf_grid, torch.cat([normals, torch.zeros_like(gx)[None]])[None], bounds,
-                      config.beta_voxels * step, photo, camera, blank, centre)
+                      config.beta_voxels * step, photo, camera, blank, centre, unit_light,
+                      config.delight.irradiance_floor)
     mask = torch.from_numpy(np.ascontiguousarray(person_mask, dtype=np.float32))[None, None]
-    visibility = _visibility_grid(field, mask, config)
-    field.surface_grid[0, 3] = visibility
+    view, low = _input_view_low(field)
+    field.surface_grid[0, 3] = _visibility_grid(field, mask, view, low, config)
+    delighting = None
+    if config.delight.enabled:
+        landmarks_px = camera.project(torch.from_numpy(placement.landmarks.astype(np.float32)))[0].numpy()
+        delighting = delight_photo(photo, view, low, person_mask, landmarks_px, config.delight)
+        field.photo = photo * delighting.correction
+        field.photo_light = delighting.estimate.light
     field.fill = _fill_texture(field, placement, config)
-    return field
+    return field, delighting
 
 
 def _photo_texture(rgb: np.ndarray, max_side: int) -> Tensor:
@@ -195,14 +224,17 @@ def _photo_texture(rgb: np.ndarray, max_side: int) -> Tensor:
     return photo
 
 
-def _input_distance_map(field: HeadField, max_side: int = 384) -> tuple[Tensor, Camera]:
-    """Distance from the input camera to the first surface, per pixel of a downscaled input view."""
+def _input_view_low(field: HeadField, max_side: int = 384) -> tuple[RenderOutput, Camera]:
+    """The input view at a low resolution (for depth, normals and coverage) and its camera."""
     camera = field.camera
     low = camera.scaled(min(1.0, max_side / max(camera.width, camera.height)))
-    out = render_image(field, low, MarchSettings(band_samples=8))
-    distance = torch.where(out.alpha[..., 0] > 0.5, out.depth[..., 0] / out.alpha[..., 0].clamp(min=1e-6),
-                           torch.full_like(out.depth[..., 0], 1e9))
-    return distance, low
+    return render_image(field, low, MarchSettings(band_samples=8)), low
+
+
+def _distance_map(view: RenderOutput) -> Tensor:
+    """Distance from the camera to the first surface per pixel (far away where nothing is hit)."""
+    alpha = view.alpha[..., 0]
+    return torch.where(alpha > 0.5, view.depth[..., 0] / alpha.clamp(min=1e-6), torch.full_like(alpha, 1e9))
 
 
 def _visibility(field: HeadField, points: Tensor, normals: Tensor, mask: Tensor, distance: Tensor,
@@ -221,9 +253,9 @@ def _visibility(field: HeadField, points: Tensor, normals: Tensor, mask: Tensor,
     return depth_ok * facing.clamp(0.0, 1.0) * person * inside
 
 
-def _visibility_grid(field: HeadField, mask: Tensor, config: AppearanceConfig) -> Tensor:
+def _visibility_grid(field: HeadField, mask: Tensor, view: RenderOutput, low: Camera, config: AppearanceConfig) -> Tensor:
     """[D, H, W] visibility on voxels near the surface (zero elsewhere: it is only read at the surface)."""
-    distance, low = _input_distance_map(field)
+    distance = _distance_map(view)
     sdf = field.sdf_grid[0, 0]
     near = torch.nonzero(sdf.abs() < 4 * field.voxel_size)
     lo, hi = field.bounds
@@ -257,10 +289,10 @@ def _fill_texture(field: HeadField, placement: HeadPlacement, config: Appearance
     d0, d1 = field.sdf(p0), field.sdf(p1)
     frac = (d0 / (d0 - d1).clamp(min=1e-6)).clamp(0.0, 1.0)[:, None]
     surface = p0 + frac * (p1 - p0)
-    _, visible = field.surface(surface)
+    normal, visible = field.surface(surface)
     mirrored = torch.from_numpy(placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
-    _, visible_m = field.surface(mirrored)
-    photo_here, photo_mirror = field.photo_colour(surface), field.photo_colour(mirrored)
+    normal_m, visible_m = field.surface(mirrored)
+    photo_here, photo_mirror = field.photo_albedo(surface, normal), field.photo_albedo(mirrored, normal_m)
     weight = visible + (1 - visible) * visible_m
     colour = (visible[:, None] * photo_here + ((1 - visible) * visible_m)[:, None] * photo_mirror) / weight.clamp(min=1e-6)[:, None]
     known = (weight > 0.6) & inside.any(1)  # confidently seen: silhouette edges carry background

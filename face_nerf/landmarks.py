@@ -122,15 +122,9 @@ def analyse_face(rgb: np.ndarray) -> FaceAnalysis:
 
 def landmark_hull_mask(landmarks: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """[H, W] bool mask of the convex hull of the landmarks' x, y."""
-    from PIL import Image, ImageDraw
-    from scipy.spatial import ConvexHull
+    from face_nerf.regions import hull_mask
 
-    w, h = image_size
-    points = landmarks[:, :2]
-    hull = points[ConvexHull(points).vertices]
-    canvas = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(canvas).polygon([tuple(p) for p in hull], fill=1)
-    return np.asarray(canvas, dtype=bool)
+    return hull_mask(landmarks[:, :2], image_size)
 
 
 def _to_pixels(face, w: int, h: int) -> np.ndarray:

@@ -16,13 +16,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from face_nerf.delight import Delighting
 from face_nerf.errors import FaceLabError
-from face_nerf.export import (STRIP_YAWS, TurntableFrame, extract_mesh, render_input_view, render_views,
+from face_nerf.export import (BACKGROUND, STRIP_YAWS, TurntableFrame, extract_mesh, render_input_view, render_views,
                               turntable_poses, write_glb, write_video)
 from face_nerf.field import AppearanceConfig, HeadField, build_field
 from face_nerf.geometry import GeometryConfig, build_head, place_head
 from face_nerf.landmarks import FaceAnalysis, analyse_face
+from face_nerf.lighting import Lighting
 from face_nerf.photo import Photo, load_photo
+from face_nerf.relight import LightTransfer
 
 BACKEND = "embedded-sdf-field"  # the offline reconstruction: landmark + silhouette SDF, photo-projected albedo
 MAX_FRAMES, MAX_SIZE, MAX_YAW = 240, 1024, 90.0
@@ -39,6 +42,9 @@ class ReconstructionConfig:
         fps: turntable frame rate.
         geometry: head shape options.
         appearance: albedo options.
+        lighting: how the outputs are lit (default: the photo's own light).
+        mesh_lighting: bake the lighting into the mesh's vertex colours (default: albedo, for viewers
+            that light the mesh themselves).
     """
 
     frames: int = 48
@@ -47,6 +53,8 @@ class ReconstructionConfig:
     fps: int = 24
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    lighting: Lighting = field(default_factory=Lighting)
+    mesh_lighting: bool = False
 
     def __post_init__(self):
         if not 2 <= self.frames <= MAX_FRAMES:
@@ -67,6 +75,7 @@ class Reconstruction:
         field: the radiance field.
         photo: the photo it came from.
         analysis: landmarks and person mask.
+        delighting: the photo's estimated light (None when delighting is off).
         timings: seconds per stage, in order.
         warnings: messages for the user.
     """
@@ -74,13 +83,15 @@ class Reconstruction:
     field: HeadField
     photo: Photo
     analysis: FaceAnalysis
+    delighting: Delighting | None
     timings: dict[str, float]
     warnings: list[str]
 
 
 @dataclass
 class Outputs:
-    """What a run produced: the rendered arrays, the mesh and the report (written by ``write_outputs``)."""
+    """What a run produced: the rendered arrays, the mesh and the report (written by ``write_outputs``),
+    plus the light transfer of the turntable and strip, so ``relight_outputs`` can change the light."""
 
     frames: np.ndarray  # [N, S, S, 3] uint8 turntable
     poses: list  # [N] TurntableFrame
@@ -88,6 +99,9 @@ class Outputs:
     input_view: np.ndarray  # [H, W, 4] uint8
     mesh: object  # trimesh.Trimesh
     report: dict
+    lighting: Lighting
+    turntable_transfer: LightTransfer
+    strip_transfer: LightTransfer
 
 
 @contextmanager
@@ -117,25 +131,27 @@ def reconstruct(source, config: ReconstructionConfig = ReconstructionConfig()) -
         placement = place_head(analysis)
         geometry = build_head(placement, analysis.person_mask, config.geometry)
     with _stage(timings, "field"):
-        head = build_field(photo.rgb, analysis.person_mask, placement, geometry, config.appearance)
-    return Reconstruction(head, photo, analysis, timings, list(analysis.warnings))
+        head, delighting = build_field(photo.rgb, analysis.person_mask, placement, geometry, config.appearance)
+    return Reconstruction(head, photo, analysis, delighting, timings, list(analysis.warnings))
 
 
 def render_outputs(recon: Reconstruction, config: ReconstructionConfig = ReconstructionConfig(),
                    progress: Callable[[int], None] | None = None) -> Outputs:
-    """Render the turntable, strip and input view and extract the mesh; ``progress(n)`` is called as
-    frames finish."""
+    """Render the turntable, strip and input view under ``config.lighting`` and extract the mesh;
+    ``progress(n)`` is called as frames finish."""
     timings = recon.timings
     poses = turntable_poses(config.frames, config.yaw)
+    light = config.lighting.to_sh(recon.field.photo_light)
+    fixed_to = config.lighting.fixed_to
     with _stage(timings, "turntable"):
-        frames = render_views(recon.field, poses, config.size, progress=progress)
+        frames, turntable = render_views(recon.field, poses, config.size, light, fixed_to, progress=progress)
     with _stage(timings, "strip"):
-        views = render_views(recon.field, [TurntableFrame(yaw, 0.0) for yaw in STRIP_YAWS], config.size)
+        views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to)
         strip = np.concatenate(list(views), axis=1)
     with _stage(timings, "input_view"):
-        input_view = render_input_view(recon.field)
+        input_view = render_input_view(recon.field, light)
     with _stage(timings, "mesh"):
-        mesh = extract_mesh(recon.field)
+        mesh = extract_mesh(recon.field, light=light if config.mesh_lighting else None)
     report = {
         "backend": BACKEND,
         "photo": {"source": recon.photo.source, "width": recon.photo.size[0], "height": recon.photo.size[1]},
@@ -144,11 +160,51 @@ def render_outputs(recon: Reconstruction, config: ReconstructionConfig = Reconst
         "frames": [{"index": i, "yaw": round(p.yaw, 4), "pitch": round(p.pitch, 4)} for i, p in enumerate(poses)],
         "strip_yaws": list(STRIP_YAWS),
         "config": {"frames": config.frames, "size": config.size, "yaw": config.yaw, "fps": config.fps},
+        "lighting": _lighting_report(recon, config.lighting, light, config.mesh_lighting),
         "mesh": {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))},
         "warnings": recon.warnings,
         "timings_s": timings,
     }
-    return Outputs(frames, poses, strip, input_view, mesh, report)
+    return Outputs(frames, poses, strip, input_view, mesh, report, config.lighting, turntable, strip_transfer)
+
+
+def relight_outputs(recon: Reconstruction, outputs: Outputs, lighting: Lighting, mesh_lighting: bool = False) -> Outputs:
+    """The same outputs under another light, from the kept light transfer: nothing is reconstructed or
+    ray-marched again except the input view (one image). The mesh is re-coloured only with
+    ``mesh_lighting``."""
+    timings: dict[str, float] = {}
+    light = lighting.to_sh(recon.field.photo_light)
+    with _stage(timings, "relight_turntable"):
+        frames = outputs.turntable_transfer.shade(light, lighting.fixed_to, BACKGROUND)
+    with _stage(timings, "relight_strip"):
+        strip = np.concatenate(list(outputs.strip_transfer.shade(light, lighting.fixed_to, BACKGROUND)), axis=1)
+    with _stage(timings, "relight_input_view"):
+        input_view = render_input_view(recon.field, light)
+    mesh = extract_mesh(recon.field, light=light) if mesh_lighting else outputs.mesh
+    report = dict(outputs.report, lighting=_lighting_report(recon, lighting, light, mesh_lighting),
+                  timings_s={**outputs.report["timings_s"], **timings})
+    return Outputs(frames, outputs.poses, strip, input_view, mesh, report, lighting, outputs.turntable_transfer,
+                   outputs.strip_transfer)
+
+
+def _strip_poses() -> list[TurntableFrame]:
+    return [TurntableFrame(yaw, 0.0) for yaw in STRIP_YAWS]
+
+
+def _lighting_report(recon: Reconstruction, lighting: Lighting, light, mesh_lighting: bool) -> dict:
+    report = {"name": lighting.name, "fixed_to": lighting.fixed_to, "mesh_colours": "lit" if mesh_lighting else "albedo",
+              "sh": [[round(v, 5) for v in row] for row in light.tolist()]}
+    if lighting.custom is not None:
+        report["custom"] = {k: getattr(lighting.custom, k) for k in ("azimuth", "elevation", "color", "intensity", "ambient")}
+    if recon.delighting is not None:
+        estimate = recon.delighting.estimate
+        report["photo_light"] = {
+            "sh": [[round(v, 5) for v in row] for row in estimate.light.tolist()],
+            "skin_albedo": [round(v, 4) for v in estimate.skin_albedo.tolist()],
+            "inlier_share": round(float((estimate.inliers > 0).float().mean()), 4),
+            "relative_rms": round(estimate.rms, 4),
+        }
+    return report
 
 
 def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24) -> Path:

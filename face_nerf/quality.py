@@ -49,3 +49,37 @@ def track_turntable(frames: np.ndarray, yaws: list[float]) -> TurnTracking:
             seen.append(yaw)
     correlation = float(np.corrcoef(proxies, seen)[0, 1]) if len(proxies) > 2 else float("nan")
     return TurnTracking(len(proxies) / len(frames), correlation)
+
+
+@dataclass(frozen=True)
+class FaceLightMeasure:
+    """How a rendered face is lit, measured on the face the landmarker finds.
+
+    Attributes:
+        left_right_ratio: mean luminance of the face's left image half (viewer's left) over its right
+            half, split at the nose tip.
+        red_blue_ratio: mean red over mean blue on the face.
+        landmarks: [478, 3] landmarks found (pixels).
+    """
+
+    left_right_ratio: float
+    red_blue_ratio: float
+    landmarks: np.ndarray
+
+
+def measure_face_light(frame: np.ndarray) -> FaceLightMeasure | None:
+    """Measure the lighting of the face in an [H, W, 3] uint8 render; None when no face is found."""
+    from face_nerf.landmarks import NOSE_TIP, landmark_hull_mask
+
+    faces = detect_landmarks(frame, max_faces=1)
+    if not faces:
+        return None
+    landmarks = faces[0]
+    face = landmark_hull_mask(landmarks, (frame.shape[1], frame.shape[0]))
+    rgb = frame.astype(np.float64) / 255.0
+    luminance = rgb @ np.array([0.2126, 0.7152, 0.0722])
+    left = face & (np.arange(frame.shape[1])[None, :] < landmarks[NOSE_TIP, 0])
+    right = face & ~left
+    ratio = float(luminance[left].mean() / max(luminance[right].mean(), 1e-6))
+    red_blue = float(rgb[face][:, 0].mean() / max(rgb[face][:, 2].mean(), 1e-6))
+    return FaceLightMeasure(ratio, red_blue, landmarks)

@@ -10,6 +10,9 @@ the way nerfacc does it, with three exact-up-to-tolerance shortcuts:
   2. sphere tracing on the signed distance finds where density starts along each ray, so samples are
      only placed in a narrow band around the surface (density decays like exp(-sdf / beta) outside it);
   3. colour and normals are only looked up for samples holding at least 2% of their ray's weight.
+Shading happens per sample, inside the compositing: an optional ``shader(albedo, normal) -> values``
+turns each sample's attributes into what is composited (radiance under a light, or light-transfer
+coefficients, see ``relight.py``); without one the albedo itself is composited.
 ``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over the whole box.
 """
 
@@ -17,10 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor
+
+
+Shader = Callable[[Tensor, Tensor], Tensor]  # (albedo [M, 3], normal [M, 3]) -> [M, C] composited values
 
 
 class RadianceField(Protocol):
@@ -165,7 +171,7 @@ class RenderOutput:
     """Per-ray (or per-pixel, once reshaped) rendering results.
 
     Attributes:
-        rgb: [..., 3] composited albedo colour (before any background).
+        rgb: [..., C] composited shader output, premultiplied by alpha (the albedo, C = 3, without a shader).
         alpha: [..., 1] accumulated opacity = sum of weights, in [0, 1].
         depth: [..., 1] expected ray distance of the surface (0 where alpha is 0).
         normal: [..., 3] composited world-space normal (not renormalised).
@@ -271,26 +277,35 @@ def sphere_trace(
     return t_enter, t_surface, reached, hit
 
 
-def render_rays(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings = MarchSettings()) -> RenderOutput:
+def render_rays(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings = MarchSettings(),
+                shader: Shader | None = None) -> RenderOutput:
     """Volume-render rays through a field, skipping empty space (see module docstring).
 
     Args:
         field: the radiance field.
         origins, dirs: [R, 3] ray origins and unit directions.
         settings: march settings.
+        shader: per-sample (albedo, normal) -> composited values; None composites the albedo.
 
     Returns:
         Per-ray outputs, [R, C] each.
     """
     if origins.shape != dirs.shape or origins.shape[-1] != 3:
         raise ValueError(f"origins and dirs must have a shape of (R, 3). Got {tuple(origins.shape)} and {tuple(dirs.shape)}.")
-    outputs = [_render_chunk(field, o, d, settings) for o, d in zip(origins.split(settings.chunk), dirs.split(settings.chunk))]
+    outputs = [_render_chunk(field, o, d, settings, shader)
+               for o, d in zip(origins.split(settings.chunk), dirs.split(settings.chunk))]
     return RenderOutput(*(torch.cat(parts) for parts in zip(*((r.rgb, r.alpha, r.depth, r.normal) for r in outputs))))
 
 
-def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings) -> RenderOutput:
+def _shade(shader: Shader | None, albedo: Tensor, normals: Tensor) -> Tensor:
+    return albedo if shader is None else shader(albedo, normals)
+
+
+def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings,
+                  shader: Shader | None) -> RenderOutput:
     n_rays = origins.shape[0]
-    rgb = torch.zeros(n_rays, 3)
+    channels = _shade(shader, torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]])).shape[-1]
+    rgb = torch.zeros(n_rays, channels)
     normal = torch.zeros(n_rays, 3)
     alpha = torch.zeros(n_rays, 1)
     depth = torch.zeros(n_rays, 1)
@@ -325,14 +340,15 @@ def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings:
     ray_idx, sample_idx = torch.nonzero(kept, as_tuple=True)
     albedo, normals = field.attributes(points[ray_idx, sample_idx])
     w = kept[ray_idx, sample_idx][:, None]
-    rgb[rays] = torch.zeros(rays.numel(), 3).index_add_(0, ray_idx, w * albedo)
+    rgb[rays] = torch.zeros(rays.numel(), channels).index_add_(0, ray_idx, w * _shade(shader, albedo, normals))
     normal[rays] = torch.zeros(rays.numel(), 3).index_add_(0, ray_idx, w * normals)
     alpha[rays] = total
     depth[rays] = (weights * t_mid).sum(-1, keepdim=True)
     return RenderOutput(rgb, alpha, depth, normal)
 
 
-def render_rays_reference(field: RadianceField, origins: Tensor, dirs: Tensor, samples: int = 4096) -> RenderOutput:
+def render_rays_reference(field: RadianceField, origins: Tensor, dirs: Tensor, samples: int = 4096,
+                          shader: Shader | None = None) -> RenderOutput:
     """Slow twin of ``render_rays``: ``samples`` uniform samples over each ray's whole box segment,
     every sample shaded, no skipping. For tests."""
     t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
@@ -345,16 +361,18 @@ def render_rays_reference(field: RadianceField, origins: Tensor, dirs: Tensor, s
     sigmas = sdf_to_density(field.sdf(points.reshape(-1, 3)).reshape(t_mid.shape), field.beta)
     weights, _ = compositing_weights(sigmas, deltas)
     albedo, normals = field.attributes(points.reshape(-1, 3))
+    values = _shade(shader, albedo, normals)
     w = weights[..., None]
     return RenderOutput(
-        (w * albedo.reshape(*t_mid.shape, 3)).sum(1),
+        (w * values.reshape(*t_mid.shape, values.shape[-1])).sum(1),
         weights.sum(-1, keepdim=True),
         (weights * t_mid).sum(-1, keepdim=True),
         (w * normals.reshape(*t_mid.shape, 3)).sum(1),
     )
 
 
-def render_image(field: RadianceField, camera: Camera, settings: MarchSettings = MarchSettings()) -> RenderOutput:
+def render_image(field: RadianceField, camera: Camera, settings: MarchSettings = MarchSettings(),
+                 shader: Shader | None = None) -> RenderOutput:
     """Render a whole camera image; outputs are [H, W, C]."""
     origins, dirs = camera.rays()
-    return render_rays(field, origins, dirs, settings).reshape(camera.height, camera.width)
+    return render_rays(field, origins, dirs, settings, shader).reshape(camera.height, camera.width)

@@ -16,19 +16,32 @@ def services(tmp_path):
     return app.Services(tmp_path)
 
 
-def test_generate_handler_returns_video_mesh_strip_and_report(services):
-    video, mesh, strip, report = services.generate(str(EXAMPLES["grace_hopper"]), progress=lambda *a, **k: None)
+def _quiet(*args, **kwargs):
+    return None
+
+
+def test_generate_and_relight_handlers(services):
+    video, mesh, strip, report, result = services.generate(str(EXAMPLES["grace_hopper"]), "studio", progress=_quiet)
     assert video.endswith("turntable.mp4") and mesh.endswith("mesh.glb") and strip.endswith("views.png")
-    assert report["backend"] == "embedded-sdf-field"
+    assert report["backend"] == "embedded-sdf-field" and report["lighting"]["name"] == "studio"
+    spec = app.light_spec(-60, 10, "rgba(255, 216, 168, 1)", 1.5, 0.2)
+    assert spec == "azimuth=-60,elevation=10,color=#ffd8a8,intensity=1.5,ambient=0.2"
+    video2, _, strip2, report2, result2 = services.relight(result, "custom", spec, "camera", progress=_quiet)
+    assert video2 != video and report2["lighting"]["name"] == "custom" and report2["lighting"]["fixed_to"] == "camera"
+    assert "relight_turntable" in report2["timings_s"] and result2.recon is result.recon
+    with pytest.raises(gr.Error, match="Choose one of"):
+        services.relight(result, "candle", "", "world", progress=_quiet)
+    with pytest.raises(gr.Error, match="Nothing to relight"):
+        services.relight(None, progress=_quiet)
 
 
 def test_generate_handler_errors_are_readable(services, tmp_path):
     with pytest.raises(gr.Error, match="No photo yet"):
-        services.generate(None, progress=lambda *a, **k: None)
+        services.generate(None, progress=_quiet)
     text = tmp_path / "notes.png"
     text.write_text("not really a png")
     with pytest.raises(gr.Error, match="not an image"):
-        services.generate(str(text), progress=lambda *a, **k: None)
+        services.generate(str(text), progress=_quiet)
     assert not list(tmp_path.glob("*/result"))  # nothing half-written
 
 
@@ -40,9 +53,10 @@ def test_running_app_serves_generate(tmp_path):
     try:
         client = Client(demo.local_url, verbose=False)
         assert "/generate" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        video, mesh, strip, report = client.predict(handle_file(str(EXAMPLES["astronaut"])), api_name="/generate")
+        video, mesh, strip, report = client.predict(handle_file(str(EXAMPLES["astronaut"])), "left", "", "world",
+                                                    api_name="/generate")
         assert str(video).endswith(".mp4") and str(mesh).endswith(".glb") and str(strip).endswith(".png")
         report = report if isinstance(report, dict) else json.loads(report)
-        assert report["landmark_count"] == 478
+        assert report["landmark_count"] == 478 and report["lighting"]["name"] == "left"
     finally:
         demo.close()

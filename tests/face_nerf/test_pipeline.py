@@ -152,3 +152,59 @@ def test_cli_writes_outputs_and_reports_bad_input(tmp_path, capsys):
 def test_config_rejects_out_of_range_values(kwargs, message):
     with pytest.raises(FaceLabError, match=message):
         ReconstructionConfig(**kwargs)
+
+
+def test_original_light_reproduces_the_photo_as_well_as_the_unrelit_field(example_run):
+    from face_nerf.delight import DelightConfig
+    from face_nerf.export import render_input_view
+    from face_nerf.field import AppearanceConfig
+    from face_nerf.pipeline import reconstruct
+
+    _, photo, _, recon, outputs = example_run
+    unrelit = reconstruct(photo, ReconstructionConfig(appearance=AppearanceConfig(delight=DelightConfig(enabled=False))))
+    face = recon.analysis.hull_mask()
+    lit = face_psnr(outputs.input_view, recon.photo.rgb, face)
+    plain = face_psnr(render_input_view(unrelit.field), recon.photo.rgb, face)
+    assert lit >= 26.0 and lit >= plain - 1.0
+    assert outputs.report["lighting"]["name"] == "original" and recon.delighting is not None
+
+
+def test_side_lights_brighten_their_side_without_changing_the_shape(example_run):
+    from face_nerf.lighting import Lighting
+    from face_nerf.pipeline import relight_outputs
+    from face_nerf.quality import measure_face_light
+
+    _, _, _, recon, outputs = example_run
+    assert outputs.poses[0].yaw == 0.0
+    left = relight_outputs(recon, outputs, Lighting("left"))
+    right = relight_outputs(recon, outputs, Lighting("right"))
+    seen_left, seen_right = measure_face_light(left.frames[0]), measure_face_light(right.frames[0])
+    assert seen_left.left_right_ratio >= 1.5
+    assert seen_right.left_right_ratio <= 1 / 1.5
+    face_height = np.ptp(seen_left.landmarks[:, 1])
+    assert np.abs(seen_left.landmarks[:, :2] - seen_right.landmarks[:, :2]).mean() < 0.02 * face_height
+    assert left.report["lighting"]["name"] == "left" and left.mesh is outputs.mesh
+
+
+def test_warm_light_is_redder_than_cool(example_run):
+    from face_nerf.lighting import Lighting
+    from face_nerf.pipeline import relight_outputs
+    from face_nerf.quality import measure_face_light
+
+    _, _, _, recon, outputs = example_run
+    warm = measure_face_light(relight_outputs(recon, outputs, Lighting("warm")).frames[0])
+    cool = measure_face_light(relight_outputs(recon, outputs, Lighting("cool")).frames[0])
+    assert warm.red_blue_ratio > cool.red_blue_ratio
+
+
+def test_cli_lighting_options(tmp_path, capsys):
+    out = tmp_path / "lit"
+    spec = "azimuth=40,elevation=20,color=#ffd8a8,intensity=1.2,ambient=0.3"
+    assert cli_main(["reconstruct", str(EXAMPLES["astronaut"]), "--out", str(out), "--frames", "4", "--size", "64",
+                     "--light", spec, "--light-fixed-to", "camera", "--mesh-lighting", "--quiet"]) == 0
+    lighting = json.loads((out / "report.json").read_text())["lighting"]
+    assert lighting["name"] == "custom" and lighting["fixed_to"] == "camera" and lighting["mesh_colours"] == "lit"
+    assert lighting["custom"]["azimuth"] == 40.0 and len(lighting["sh"]) == 9
+    assert cli_main(["reconstruct", str(EXAMPLES["astronaut"]), "--out", str(tmp_path / "bad"), "--lighting", "candle", "--quiet"]) == 2
+    assert "Choose one of: original" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

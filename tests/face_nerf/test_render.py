@@ -9,21 +9,7 @@ import torch
 
 from face_nerf.render import (Camera, MarchSettings, compositing_weights, look_at, orbit_camera, ray_aabb,
                               render_rays, render_rays_reference, sdf_to_density)
-
-
-class SphereField:
-    """Analytic test field: a sphere whose albedo encodes position, normals exact."""
-
-    def __init__(self, radius: float = 0.5, beta: float = 0.01):
-        self.radius, self.beta = radius, beta
-        self.bounds = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
-
-    def sdf(self, points):
-        return points.norm(dim=-1) - self.radius
-
-    def attributes(self, points):
-        normal = points / points.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-        return (points * 0.5 + 0.5).clamp(0, 1), normal
+from tests.face_nerf.fields import SphereField
 
 
 def test_weights_of_a_three_sample_ray_worked_by_hand():

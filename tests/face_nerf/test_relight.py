@@ -1,0 +1,73 @@
+"""Relighting through light transfer: equal to shading inside the renderer, for world- and camera-fixed lights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from face_nerf.lighting import PRESETS, rotate_sh
+from face_nerf.relight import lambert_shader, render_transfer, to_uint8, transfer_shader
+from face_nerf.render import orbit_camera, render_image, render_rays, render_rays_reference
+from tests.face_nerf.fields import SphereField
+
+
+def _cameras(yaws, size=48):
+    return [orbit_camera(yaw, 0.0, 4.0, torch.zeros(3), 2.0, size) for yaw in yaws]
+
+
+def test_transfer_relighting_equals_shading_in_the_renderer():
+    field = SphereField()
+    light = PRESETS["dramatic"].to_sh()
+    cameras = _cameras([-40.0, 0.0, 25.0])
+    transfer = render_transfer(field, cameras)
+    assert transfer.coeffs.shape[1:] == (9, 3) and transfer.alpha.shape == (3, 48, 48, 1)
+    relit = transfer.radiance(light)
+    for i, camera in enumerate(cameras):
+        direct = render_image(field, camera, shader=lambert_shader(light))
+        # Same samples, same weights; differences are the float16 storage and the clamp at 0.
+        assert torch.allclose(relit[i], direct.rgb.clamp(min=0.0), atol=5e-3)
+
+
+def test_camera_fixed_light_turns_with_the_view():
+    field = SphereField()
+    light = PRESETS["left"].to_sh()
+    camera = _cameras([30.0])[0]
+    transfer = render_transfer(field, [camera])
+    turned = rotate_sh(light, camera.c2w[:3, :3])
+    assert torch.allclose(transfer.radiance(light, "camera"), transfer.radiance(turned, "world"), atol=1e-5)
+    # Facing the camera, a camera-fixed key from the left lights the image's left half at any yaw.
+    image = transfer.radiance(light, "camera")[0].sum(-1)
+    assert image[:, :24].sum() > 2 * image[:, 24:].sum()
+    with pytest.raises(ValueError, match="world' or 'camera"):
+        transfer.radiance(light, "head")
+
+
+def test_shade_composites_over_the_background_in_linear_light():
+    field = SphereField()
+    transfer = render_transfer(field, _cameras([0.0]))
+    frames = transfer.shade(PRESETS["studio"].to_sh(), background=(0.5, 0.5, 0.5))
+    assert frames.shape == (1, 48, 48, 3) and frames.dtype.name == "uint8"
+    assert (frames[0, 0, 0] == to_uint8(torch.tensor(0.5))).all()  # empty corner shows the background
+
+
+def test_shaders_in_the_fast_renderer_match_the_reference_twin():
+    field = SphereField()
+    camera = _cameras([10.0], size=24)[0]
+    origins, dirs = camera.rays()
+    for shader in (lambert_shader(PRESETS["rim"].to_sh()), transfer_shader):
+        fast = render_rays(field, origins, dirs, shader=shader)
+        slow = render_rays_reference(field, origins, dirs, samples=2048, shader=shader)
+        assert fast.rgb.shape == slow.rgb.shape and fast.rgb.shape[-1] in (3, 27)
+        assert torch.allclose(fast.rgb, slow.rgb, atol=0.03)
+
+
+def test_lambert_shader_gradient_reaches_the_light():
+    light = PRESETS["studio"].to_sh().double().requires_grad_()
+    albedo = torch.rand(5, 3, dtype=torch.float64)
+    normal = torch.nn.functional.normalize(torch.randn(5, 3, dtype=torch.float64), dim=-1)
+    assert torch.autograd.gradcheck(lambda l: lambert_shader(l)(albedo, normal), (light,))
+
+
+def test_transfer_rejects_mixed_image_sizes():
+    with pytest.raises(ValueError, match="same image size"):
+        render_transfer(SphereField(), [_cameras([0.0], 32)[0], _cameras([0.0], 48)[0]])
