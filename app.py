@@ -55,7 +55,10 @@ def _hex_colour(colour: str) -> str:
     """'#rrggbb' or a CSS 'rgb(a)(r, g, b[, a])' string (what colour pickers send) -> '#rrggbb'."""
     colour = (colour or "#ffffff").strip()
     if colour.startswith("rgb"):
-        parts = [float(v) for v in colour[colour.index("(") + 1:colour.rindex(")")].split(",")[:3]]
+        try:
+            parts = [float(v) for v in colour[colour.index("(") + 1:colour.rindex(")")].split(",")[:3]]
+        except ValueError:
+            return colour  # CustomLight rejects it with a message naming the expected form
         return "#" + "".join(f"{max(0, min(255, round(v))):02x}" for v in parts)
     return colour
 
