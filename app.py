@@ -10,11 +10,12 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
+from face_nerf.edit import EmbeddedEditor
 from face_nerf.errors import FaceLabError
 from face_nerf.lighting import PRESETS, CustomLight, Lighting
 
@@ -24,6 +25,19 @@ OUTPUT_TTL_S = 3600  # result folders older than this are removed when a new run
 
 
 LIGHTING_CHOICES = [*PRESETS, "custom"]
+EXAMPLE_PROMPTS = ["red lipstick", "blue eyes", "older, with a grey beard and blue eyes", "big smile", "sunglasses",
+                   "marble statue", "zombie", "grey hair, raised eyebrows"]
+
+
+def status_line(report: dict | None) -> str:
+    """What produced a result, for the page: backends and the edits applied."""
+    if not report:
+        return ""
+    edit = report.get("edit") or {}
+    lighting = report.get("lighting") or {}
+    return (f"**Backend:** {report.get('backend')} · **editor:** {edit.get('backend') or 'none'} · "
+            f"**lighting:** {lighting.get('name')} ({lighting.get('fixed_to')}-fixed)  \n"
+            f"**Edits:** {edit.get('summary', 'no edit')}")
 
 
 @dataclass
@@ -63,17 +77,19 @@ def _hex_colour(colour: str) -> str:
     return colour
 
 
-@dataclass(frozen=True)
+@dataclass
 class Services:
-    """What the UI calls into; each run writes its outputs into a fresh folder under ``output_root``."""
+    """What the UI calls into; each run writes its outputs into a fresh folder under ``output_root``.
+    The editor (and its sentence-embedding model, loaded on first need) is shared by all sessions."""
 
     output_root: Path
+    editor: EmbeddedEditor = field(default_factory=EmbeddedEditor)
 
-    def generate(self, photo_path: str | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
-                 progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
-        """Reconstruct a face from a photo under a light; returns (turntable.mp4, mesh.glb, views.png,
-        report, the result kept for relighting)."""
-        from face_nerf.pipeline import ReconstructionConfig, reconstruct, render_outputs
+    def generate(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
+                 fixed_to: str = "world", progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
+        """Reconstruct a face from a photo, edit it by the prompt, light it; returns (turntable.mp4,
+        mesh.glb, views.png, report, the result kept for relighting)."""
+        from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs
 
         if not photo_path:
             raise gr.Error("No photo yet: upload a face photo or click one of the examples.")
@@ -81,9 +97,12 @@ class Services:
         progress(0.05, desc="Finding the face")
         try:
             config = ReconstructionConfig(lighting=parse_lighting(lighting, light, fixed_to))
+            self.editor.parse(prompt or "")  # an unreadable prompt fails before any work
             recon = reconstruct(photo_path, config)
             for warning in recon.warnings:
                 gr.Warning(warning)
+            progress(0.15, desc="Editing")
+            recon = edit_reconstruction(recon, prompt or "", self.editor)
             done = [0]
 
             def frame_done(n: int) -> None:
@@ -133,6 +152,9 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Column(scale=1):
                 photo = gr.Image(type="filepath", label="Face photo", elem_id="photo", sources=["upload", "webcam", "clipboard"])
                 gr.Examples(EXAMPLES, inputs=photo)
+                prompt = gr.Textbox(label="Edit prompt (optional)", elem_id="prompt", max_length=300,
+                                    placeholder="e.g. older, with a grey beard and blue eyes")
+                gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=prompt, label="Example prompts")
                 lighting = gr.Dropdown(LIGHTING_CHOICES, value="original", label="Lighting", elem_id="lighting",
                                        info="original = the photo's own light; custom = the controls below")
                 fixed_to = gr.Radio(["world", "camera"], value="world", label="Light fixed to",
@@ -148,6 +170,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     run = gr.Button("Generate", variant="primary")
                     relight = gr.Button("Relight", elem_id="relight")
             with gr.Column(scale=2):
+                status = gr.Markdown(elem_id="status")
                 video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="turntable")
                 with gr.Row():
                     mesh = gr.Model3D(label="3D mesh (GLB)", elem_id="mesh")
@@ -163,10 +186,11 @@ def build_demo(services: Services) -> gr.Blocks:
         lighting.change(lambda choice: gr.Accordion(open=choice == "custom"), lighting, custom_box,
                         api_visibility="private", queue=False)
         outs = [video, mesh, strip, report, result]
-        run.click(services.generate, inputs=[photo, lighting, light, fixed_to], outputs=outs, api_name="generate",
-                  concurrency_limit=1)
+        run.click(services.generate, inputs=[photo, prompt, lighting, light, fixed_to], outputs=outs,
+                  api_name="generate", concurrency_limit=1
+                  ).then(status_line, report, status, api_visibility="private", queue=False)
         relight.click(services.relight, inputs=[result, lighting, light, fixed_to], outputs=outs, api_name="relight",
-                      concurrency_limit=2)
+                      concurrency_limit=2).then(status_line, report, status, api_visibility="private", queue=False)
     return demo
 
 

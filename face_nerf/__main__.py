@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--size", type=int, default=256, help="turntable and strip view size in pixels (default 256)")
     rec.add_argument("--yaw", type=float, default=45.0, help="turntable sweeps between -yaw and +yaw degrees (default 45)")
     rec.add_argument("--fps", type=int, default=24, help="turntable frame rate (default 24)")
+    rec.add_argument("--prompt", default="", metavar="TEXT",
+                     help='text edit applied before lighting, e.g. "older, grey beard, blue eyes" or "marble statue"')
     rec.add_argument("--lighting", default="original", metavar="PRESET",
                      help="lighting preset: original (the photo's own light, default), " + ", ".join(_preset_names()[1:]))
     rec.add_argument("--light", metavar="SPEC", help='custom light instead of a preset, e.g. '
@@ -42,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from face_nerf.lighting import CustomLight, Lighting
-    from face_nerf.pipeline import ReconstructionConfig, reconstruct, render_outputs, set_cpu_threads, write_outputs
+    from face_nerf.edit import EmbeddedEditor
+    from face_nerf.pipeline import (ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs,
+                                    set_cpu_threads, write_outputs)
 
     set_cpu_threads()
     try:
@@ -50,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         lighting = Lighting(args.lighting, custom, args.light_fixed_to)
         config = ReconstructionConfig(frames=args.frames, size=args.size, yaw=args.yaw, fps=args.fps,
                                       lighting=lighting, mesh_lighting=args.mesh_lighting)
+        editor = EmbeddedEditor()
+        editor.parse(args.prompt)  # a prompt that cannot be read fails before any work
         with tqdm(total=config.frames + 3, desc="reconstruct", unit="step", disable=args.quiet) as bar:
-            recon = reconstruct(args.photo, config)
+            recon = edit_reconstruction(reconstruct(args.photo, config), args.prompt, editor)
             bar.update(1)
             bar.set_description("turntable")
             outputs = render_outputs(recon, config, progress=bar.update)
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in recon.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if recon.edit is not None and recon.edit.applied:
+        print(recon.edit.summary())
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in outputs.report["timings_s"].items())
     print(f"wrote {out} ({timings})")
     return 0

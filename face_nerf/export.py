@@ -47,16 +47,21 @@ def view_camera(field, yaw: float, pitch: float, size: int) -> Camera:
     return orbit_camera(yaw, pitch, radius, target, FOCAL, size)
 
 
-def view_cameras(field, poses: list[TurntableFrame], size: int) -> list[Camera]:
-    """The turntable cameras of ``poses``."""
-    return [view_camera(field, p.yaw, p.pitch, size) for p in poses]
-
-
 def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Tensor | None = None, fixed_to: str = "world",
                  settings: MarchSettings = MarchSettings(), progress=None) -> tuple[np.ndarray, LightTransfer]:
     """Render views as [N, size, size, 3] uint8 over the background, lit by the SH light [9, 3] (default:
-    the photo's own), and return their light transfer too, for relighting without rendering again."""
-    transfer = render_transfer(field, view_cameras(field, poses, size), settings, progress)
+    the photo's own), and return their light transfer too, for relighting without rendering again.
+
+    Each distinct pose is rendered once: a yaw = max_yaw sin(2 pi i / N) sweep passes every yaw twice,
+    so a turntable costs about half its frame count. ``progress(n)`` counts frames."""
+    keys = [(round(p.yaw, 6), round(p.pitch, 6)) for p in poses]
+    distinct = list(dict.fromkeys(keys))
+    per_view = len(poses) / len(distinct)
+    counted = None if progress is None else (lambda n: progress(n * per_view))
+    cameras = [view_camera(field, yaw, pitch, size) for yaw, pitch in distinct]
+    transfer = render_transfer(field, cameras, settings, counted)
+    if len(distinct) < len(poses):
+        transfer.order = torch.tensor([distinct.index(k) for k in keys])
     light = field.photo_light if light is None else light
     return transfer.shade(light, fixed_to, BACKGROUND), transfer
 

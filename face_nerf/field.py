@@ -28,6 +28,7 @@ from face_nerf.delight import DelightConfig, Delighting, delight_photo
 from face_nerf.fill import push_pull_fill
 from face_nerf.geometry import HeadGeometry, HeadPlacement
 from face_nerf.lighting import ambient_light, irradiance, srgb_to_linear
+from face_nerf.regions import head_region_grid, photo_region_labels
 from face_nerf.render import Camera, MarchSettings, RenderOutput, render_image
 
 FIELD_FORMAT = "facelab-head-field/2"
@@ -71,6 +72,10 @@ class HeadField:
         fill_centre: [3] centre of the spherical parametrisation.
         photo_light: [9, 3] the SH light estimated from the photo (world frame).
         irradiance_floor: the photo is divided by max(E_photo, floor).
+        landmarks: [478, 3] world landmarks (for edits).
+        photo_labels: [h, w] uint8 semantic region of each photo texel (``regions.REGIONS``).
+        region_grid: [D, H, W] uint8 semantic region of each voxel near the surface (0 elsewhere).
+        overlay_grid: [1, 4, D, H, W] albedo (3) and its coverage (1) of added objects (glasses), or None.
     """
 
     sdf_grid: Tensor
@@ -83,6 +88,10 @@ class HeadField:
     fill_centre: Tensor
     photo_light: Tensor
     irradiance_floor: float = 0.2
+    landmarks: Tensor | None = None
+    photo_labels: Tensor | None = None
+    region_grid: Tensor | None = None
+    overlay_grid: Tensor | None = None
 
     @property
     def voxel_size(self) -> float:
@@ -124,7 +133,12 @@ class HeadField:
         seen = self.photo_albedo(points, normal)
         unseen = sample_image(self.fill, spherical_uv(points, self.fill_centre, self.fill.shape[-1], self.fill.shape[-2]),
                               self.fill.shape[-1], self.fill.shape[-2], wrap=True)
-        return visible[..., None] * seen + (1.0 - visible[..., None]) * unseen, normal
+        albedo = visible[..., None] * seen + (1.0 - visible[..., None]) * unseen
+        if self.overlay_grid is not None:
+            over = F.grid_sample(self.overlay_grid, self._grid_coords(points), align_corners=True, padding_mode="border")
+            over = over.reshape(4, -1).T.reshape(*points.shape[:-1], 4)
+            albedo = albedo + over[..., 3:].clamp(0.0, 1.0) * (over[..., :3] - albedo)
+        return albedo, normal
 
     def save(self, path: str | Path) -> None:
         """Write the field to a safetensors file."""
@@ -136,6 +150,9 @@ class HeadField:
             "photo": self.photo, "fill": self.fill, "fill_centre": self.fill_centre, "camera_c2w": cam.c2w,
             "photo_light": self.photo_light,
         }
+        for name in ("landmarks", "photo_labels", "region_grid", "overlay_grid"):
+            if getattr(self, name) is not None:
+                tensors[name] = getattr(self, name)
         meta = {"format": FIELD_FORMAT, "beta": self.beta, "irradiance_floor": self.irradiance_floor,
                 "camera": [cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height]}
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"facelab": json.dumps(meta)})
@@ -153,7 +170,8 @@ class HeadField:
         fx, fy, cx, cy, w, h = meta["camera"]
         camera = Camera(t["camera_c2w"], fx, fy, cx, cy, int(w), int(h))
         return cls(t["sdf_grid"], t["surface_grid"], t["bounds"], float(meta["beta"]), t["photo"], camera, t["fill"],
-                   t["fill_centre"], t["photo_light"], float(meta["irradiance_floor"]))
+                   t["fill_centre"], t["photo_light"], float(meta["irradiance_floor"]), t.get("landmarks"),
+                   t.get("photo_labels"), t.get("region_grid"), t.get("overlay_grid"))
 
 
 def sample_image(image: Tensor, uv: Tensor, width: int, height: int, wrap: bool = False) -> Tensor:
@@ -206,13 +224,26 @@ def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadP
     view, low = _input_view_low(field)
     field.surface_grid[0, 3] = _visibility_grid(field, mask, view, low, config)
     delighting = None
+    landmarks_px = camera.project(torch.from_numpy(placement.landmarks.astype(np.float32)))[0].numpy()
     if config.delight.enabled:
-        landmarks_px = camera.project(torch.from_numpy(placement.landmarks.astype(np.float32)))[0].numpy()
         delighting = delight_photo(photo, view, low, person_mask, landmarks_px, config.delight)
         field.photo = photo * delighting.correction
         field.photo_light = delighting.estimate.light
     field.fill = _fill_texture(field, placement, config)
+    _add_regions(field, photo_rgb, person_mask, placement, landmarks_px)
     return field, delighting
+
+
+def _add_regions(field: HeadField, photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadPlacement,
+                 landmarks_px: np.ndarray) -> None:
+    """Semantic regions: per photo texel and per voxel near the surface (see ``regions.py``)."""
+    labels = photo_region_labels(landmarks_px, person_mask, photo_rgb)
+    field.landmarks = torch.from_numpy(placement.landmarks.astype(np.float32))
+    field.region_grid = head_region_grid(labels, field.sdf_grid[0, 0], field.surface_grid[0], field.bounds,
+                                         field.camera, placement.mirror, placement.landmarks)
+    h, w = field.photo.shape[-2:]
+    labels_t = torch.from_numpy(labels)[None, None].float()
+    field.photo_labels = F.interpolate(labels_t, size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
 
 
 def _photo_texture(rgb: np.ndarray, max_side: int) -> Tensor:
@@ -269,9 +300,10 @@ def _visibility_grid(field: HeadField, mask: Tensor, view: RenderOutput, low: Ca
     return grid
 
 
-def _fill_texture(field: HeadField, placement: HeadPlacement, config: AppearanceConfig, samples: int = 48) -> Tensor:
-    """Spherical texture of the mirrored photo, push-pull filled where neither side was seen."""
-    w, h = config.fill_width, config.fill_height
+def fill_surface_points(field: HeadField, samples: int = 48) -> tuple[Tensor, Tensor]:
+    """Where each texel of the spherical fill texture lands on the head: points [h * w, 3] (row-major)
+    and whether the texel's ray from the centre meets the head at all [h * w]."""
+    h, w = field.fill.shape[-2:]
     v, u = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
     azimuth = (u / w - 0.5) * 2 * math.pi
     elevation = (0.5 - v / h) * math.pi
@@ -288,13 +320,20 @@ def _fill_texture(field: HeadField, placement: HeadPlacement, config: Appearance
     p1 = points[torch.arange(len(first)), first]
     d0, d1 = field.sdf(p0), field.sdf(p1)
     frac = (d0 / (d0 - d1).clamp(min=1e-6)).clamp(0.0, 1.0)[:, None]
-    surface = p0 + frac * (p1 - p0)
+    return p0 + frac * (p1 - p0), inside.any(1)
+
+
+def _fill_texture(field: HeadField, placement: HeadPlacement, config: AppearanceConfig) -> Tensor:
+    """Spherical texture of the mirrored photo, push-pull filled where neither side was seen."""
+    w, h = config.fill_width, config.fill_height
+    field.fill = torch.zeros(1, 3, h, w)
+    surface, hits = fill_surface_points(field)
     normal, visible = field.surface(surface)
     mirrored = torch.from_numpy(placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
     normal_m, visible_m = field.surface(mirrored)
     photo_here, photo_mirror = field.photo_albedo(surface, normal), field.photo_albedo(mirrored, normal_m)
     weight = visible + (1 - visible) * visible_m
     colour = (visible[:, None] * photo_here + ((1 - visible) * visible_m)[:, None] * photo_mirror) / weight.clamp(min=1e-6)[:, None]
-    known = (weight > 0.6) & inside.any(1)  # confidently seen: silhouette edges carry background
+    known = (weight > 0.6) & hits  # confidently seen: silhouette edges carry background
     colour = colour.T.reshape(1, 3, h, w)
     return push_pull_fill(colour, known.reshape(1, 1, h, w).float())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from face_nerf.delight import Delighting
+from face_nerf.edit import EditResult, Editor, EmbeddedEditor
 from face_nerf.errors import FaceLabError
 from face_nerf.export import (BACKGROUND, STRIP_YAWS, TurntableFrame, extract_mesh, render_input_view, render_views,
                               turntable_poses, write_glb, write_video)
@@ -78,6 +80,7 @@ class Reconstruction:
         delighting: the photo's estimated light (None when delighting is off).
         timings: seconds per stage, in order.
         warnings: messages for the user.
+        edit: the text edit applied to ``field`` (None: the field as reconstructed).
     """
 
     field: HeadField
@@ -86,6 +89,7 @@ class Reconstruction:
     delighting: Delighting | None
     timings: dict[str, float]
     warnings: list[str]
+    edit: EditResult | None = None
 
 
 @dataclass
@@ -135,6 +139,19 @@ def reconstruct(source, config: ReconstructionConfig = ReconstructionConfig()) -
     return Reconstruction(head, photo, analysis, delighting, timings, list(analysis.warnings))
 
 
+def edit_reconstruction(recon: Reconstruction, prompt: str, editor: Editor | None = None, seed: int = 0) -> Reconstruction:
+    """The reconstruction with its field edited by a text prompt (the same one for an empty prompt).
+
+    Raises:
+        PromptError: the prompt cannot be read (the message names the words and suggests edits).
+    """
+    editor = editor or EmbeddedEditor()
+    start = time.perf_counter()
+    result = editor.edit(recon.field, prompt, seed)
+    timings = dict(recon.timings, edit=round(time.perf_counter() - start, 4))
+    return dataclasses.replace(recon, field=result.field, timings=timings, edit=result)
+
+
 def render_outputs(recon: Reconstruction, config: ReconstructionConfig = ReconstructionConfig(),
                    progress: Callable[[int], None] | None = None) -> Outputs:
     """Render the turntable, strip and input view under ``config.lighting`` and extract the mesh;
@@ -161,6 +178,7 @@ def render_outputs(recon: Reconstruction, config: ReconstructionConfig = Reconst
         "strip_yaws": list(STRIP_YAWS),
         "config": {"frames": config.frames, "size": config.size, "yaw": config.yaw, "fps": config.fps},
         "lighting": _lighting_report(recon, config.lighting, light, config.mesh_lighting),
+        "edit": _edit_report(recon.edit),
         "mesh": {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))},
         "warnings": recon.warnings,
         "timings_s": timings,
@@ -185,6 +203,14 @@ def relight_outputs(recon: Reconstruction, outputs: Outputs, lighting: Lighting,
                   timings_s={**outputs.report["timings_s"], **timings})
     return Outputs(frames, outputs.poses, strip, input_view, mesh, report, lighting, outputs.turntable_transfer,
                    outputs.strip_transfer)
+
+
+def _edit_report(edit: EditResult | None) -> dict:
+    if edit is None:
+        return {"backend": None, "applied": [], "summary": "no edit"}
+    return {"backend": edit.backend, "summary": edit.summary(),
+            "applied": [{"target": a.target, "change": a.change, "strength": a.strength, "level": a.level,
+                         "phrase": a.phrase, "matched": a.matched} for a in edit.applied]}
 
 
 def _strip_poses() -> list[TurntableFrame]:

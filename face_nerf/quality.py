@@ -83,3 +83,43 @@ def measure_face_light(frame: np.ndarray) -> FaceLightMeasure | None:
     ratio = float(luminance[left].mean() / max(luminance[right].mean(), 1e-6))
     red_blue = float(rgb[face][:, 0].mean() / max(rgb[face][:, 2].mean(), 1e-6))
     return FaceLightMeasure(ratio, red_blue, landmarks)
+
+
+def region_masks(frame: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Semantic region masks of a rendered face ([H, W, 3] uint8) found by the landmarker and the
+    person segmenter, as ``regions.REGIONS`` name -> [H, W] bool; None when no face is found."""
+    from face_nerf.landmarks import segment_person
+    from face_nerf.regions import REGION_ID, photo_region_labels
+
+    faces = detect_landmarks(frame, max_faces=1)
+    if not faces:
+        return None
+    labels = photo_region_labels(faces[0], segment_person(frame), frame)
+    return {name: labels == i for name, i in REGION_ID.items()}
+
+
+def mean_lab(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[3] mean CIELAB (L*, a*, b*) of an sRGB uint8 frame over a mask."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(frame.astype(np.float64) / 255.0)[mask].mean(0)
+
+
+def mean_delta_e(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> float:
+    """Mean CIE76 colour difference between two sRGB uint8 frames over a mask."""
+    from skimage.color import rgb2lab
+
+    diff = rgb2lab(before.astype(np.float64) / 255.0) - rgb2lab(after.astype(np.float64) / 255.0)
+    return float(np.linalg.norm(diff[mask], axis=-1).mean())
+
+
+def mouth_width_ratio(frame: np.ndarray) -> float | None:
+    """Mouth width (corner to corner) over the distance between the iris centres, on a rendered face."""
+    from face_nerf.regions import IRIS_CENTRES, MOUTH_CORNERS
+
+    faces = detect_landmarks(frame, max_faces=1)
+    if not faces:
+        return None
+    lm = faces[0][:, :2]
+    eyes = np.linalg.norm(lm[IRIS_CENTRES["right"][0]] - lm[IRIS_CENTRES["left"][0]])
+    return float(np.linalg.norm(lm[MOUTH_CORNERS[0]] - lm[MOUTH_CORNERS[1]]) / eyes)

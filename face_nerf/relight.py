@@ -40,12 +40,15 @@ class LightTransfer:
         pixels: [M] their flat index into N * H * W.
         alpha: [N, H, W, 1] opacity.
         rotations: [N, 3, 3] camera-to-world rotation of each view (for lights fixed to the camera).
+        order: [F] which view each output frame shows (frames may repeat views: a turntable sweeps
+            through each yaw twice), or None for one frame per view.
     """
 
     coeffs: Tensor
     pixels: Tensor
     alpha: Tensor
     rotations: Tensor
+    order: Tensor | None = None
 
     def radiance(self, light: Tensor, fixed_to: str = "world") -> Tensor:
         """[N, H, W, 3] premultiplied linear radiance under the SH light [9, 3].
@@ -72,7 +75,8 @@ class LightTransfer:
         """[N, H, W, 3] uint8 sRGB views under the light, over an sRGB background colour."""
         bg = srgb_to_linear(torch.tensor(background))
         linear = self.radiance(light, fixed_to) + (1.0 - self.alpha) * bg
-        return to_uint8(linear_to_srgb(linear))
+        views = to_uint8(linear_to_srgb(linear))
+        return views if self.order is None else views[self.order.numpy()]
 
 
 def render_transfer(field, cameras: list[Camera], settings: MarchSettings = MarchSettings(), progress=None) -> LightTransfer:

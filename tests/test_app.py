@@ -21,9 +21,12 @@ def _quiet(*args, **kwargs):
 
 
 def test_generate_and_relight_handlers(services):
-    video, mesh, strip, report, result = services.generate(str(EXAMPLES["grace_hopper"]), "studio", progress=_quiet)
+    video, mesh, strip, report, result = services.generate(str(EXAMPLES["grace_hopper"]), "blue eyes", "studio",
+                                                           progress=_quiet)
     assert video.endswith("turntable.mp4") and mesh.endswith("mesh.glb") and strip.endswith("views.png")
     assert report["backend"] == "embedded-sdf-field" and report["lighting"]["name"] == "studio"
+    assert report["edit"]["summary"] == "applied: irises -> #2a62d8 (normal)"
+    assert "embedded-editor" in app.status_line(report) and "irises" in app.status_line(report)
     spec = app.light_spec(-60, 10, "rgba(255, 216, 168, 1)", 1.5, 0.2)
     assert spec == "azimuth=-60,elevation=10,color=#ffd8a8,intensity=1.5,ambient=0.2"
     video2, _, strip2, report2, result2 = services.relight(result, "custom", spec, "camera", progress=_quiet)
@@ -33,6 +36,8 @@ def test_generate_and_relight_handlers(services):
         services.relight(result, "candle", "", "world", progress=_quiet)
     with pytest.raises(gr.Error, match="Nothing to relight"):
         services.relight(None, progress=_quiet)
+    with pytest.raises(gr.Error, match="Could not understand 'qzx blorp'"):
+        services.generate(str(EXAMPLES["grace_hopper"]), "qzx blorp", progress=_quiet)
 
 
 def test_generate_handler_errors_are_readable(services, tmp_path):
@@ -53,10 +58,11 @@ def test_running_app_serves_generate(tmp_path):
     try:
         client = Client(demo.local_url, verbose=False)
         assert "/generate" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        video, mesh, strip, report = client.predict(handle_file(str(EXAMPLES["astronaut"])), "left", "", "world",
+        video, mesh, strip, report = client.predict(handle_file(str(EXAMPLES["astronaut"])), "red lips", "left", "", "world",
                                                     api_name="/generate")
         assert str(video).endswith(".mp4") and str(mesh).endswith(".glb") and str(strip).endswith(".png")
         report = report if isinstance(report, dict) else json.loads(report)
         assert report["landmark_count"] == 478 and report["lighting"]["name"] == "left"
+        assert report["edit"]["applied"][0]["target"] == "lips"
     finally:
         demo.close()

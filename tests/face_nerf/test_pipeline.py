@@ -208,3 +208,16 @@ def test_cli_lighting_options(tmp_path, capsys):
     assert cli_main(["reconstruct", str(EXAMPLES["astronaut"]), "--out", str(tmp_path / "bad"), "--lighting", "candle", "--quiet"]) == 2
     assert "Choose one of: original" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_prompt_edits_and_rejects_unknown_words(tmp_path, capsys):
+    out = tmp_path / "edited"
+    assert cli_main(["reconstruct", str(EXAMPLES["grace_hopper"]), "--out", str(out), "--frames", "4", "--size", "64",
+                     "--prompt", "red lips, sunglasses", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [a["target"] for a in report["edit"]["applied"]] == ["lips", "sunglasses"]
+    assert "applied: lips -> #c8102e" in capsys.readouterr().out
+    assert cli_main(["reconstruct", str(EXAMPLES["grace_hopper"]), "--out", str(tmp_path / "bad"), "--prompt", "qzx blorp", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "qzx, blorp" in err and "Nearest supported edits" in err
+    assert not (tmp_path / "bad").exists()

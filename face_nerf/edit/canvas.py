@@ -1,0 +1,241 @@
+"""Where edits land: the field's albedo textures with their semantic regions, and its geometry.
+
+Albedo edits change the two textures the field's albedo comes from, the photo texture (stored as
+albedo x the photo's shading) and the spherical fill texture, so every view of the field agrees.
+Geometry edits move the signed distance grid, and the photo texture and its labels with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
+from torch import Tensor
+
+from face_nerf.field import HeadField, fill_surface_points
+from face_nerf.lighting import LUMA, irradiance
+from face_nerf.regions import REGION_ID
+from face_nerf.render import MarchSettings, render_image
+
+
+@dataclass
+class EditCanvas:
+    """A field being edited.
+
+    Attributes:
+        field: the field (a copy; its tensors are replaced as edits land).
+        photo_albedo: [3, h, w] albedo of the photo texels (linear RGB).
+        photo_shading: [3, h, w] the photo's shading there (photo = albedo x shading).
+        fill_albedo: [3, fh, fw] the fill texture.
+        fill_labels: [fh, fw] uint8 region of each fill texel.
+        photo_points: [h, w, 3] surface point seen at each photo texel (for 3D patterns).
+        fill_points: [fh, fw, 3] surface point of each fill texel.
+    """
+
+    field: HeadField
+    photo_albedo: Tensor
+    photo_shading: Tensor
+    fill_albedo: Tensor
+    fill_labels: Tensor
+    photo_points: Tensor
+    fill_points: Tensor
+
+    @classmethod
+    def open(cls, field: HeadField) -> "EditCanvas":
+        """Prepare a copy of ``field`` for editing."""
+        if field.photo_labels is None or field.region_grid is None or field.landmarks is None:
+            raise ValueError("This field has no semantic regions (made before edits existed); reconstruct it again.")
+        field = _copy(field)
+        shading, points = _photo_shading_and_points(field)
+        fh, fw = field.fill.shape[-2:]
+        fill_points, _ = fill_surface_points(field)
+        fill_labels = _region_at(field, fill_points).reshape(fh, fw)
+        return cls(field, field.photo[0] / shading, shading, field.fill[0].clone(), fill_labels, points,
+                   fill_points.reshape(fh, fw, 3))
+
+    def weights(self, regions: tuple[str, ...], blur: float = 1.0) -> tuple[Tensor, Tensor]:
+        """Soft masks [h, w] and [fh, fw] of the union of ``regions`` (``blur`` in photo pixels at 512 px)."""
+        ids = [REGION_ID[r] for r in regions]
+        scale = self.photo_albedo.shape[-1] / 512.0
+        masks = []
+        for labels, sigma in ((self.field.photo_labels, blur * scale), (self.fill_labels, blur * 0.5)):
+            hard = np.isin(labels.numpy(), ids).astype(np.float32)
+            masks.append(torch.from_numpy(gaussian_filter(hard, sigma) if sigma > 0.3 else hard))
+        return masks[0], masks[1]
+
+    def paint(self, regions: tuple[str, ...], change, strength: float = 1.0, blur: float = 1.0) -> None:
+        """albedo <- lerp(albedo, change(albedo, points), strength x region weight), on both textures.
+
+        ``change`` maps albedo [3, ...] and surface points [..., 3] to new albedo [3, ...].
+        """
+        w_photo, w_fill = self.weights(regions, blur)
+        for name, weight, points in (("photo_albedo", w_photo, self.photo_points), ("fill_albedo", w_fill, self.fill_points)):
+            albedo = getattr(self, name)
+            amount = (weight * strength).clamp(0.0, 1.0)[None]
+            if amount.max() <= 0:
+                continue
+            setattr(self, name, albedo + amount * (change(albedo, points).clamp(0.0, 1.0) - albedo))
+
+    def mean_albedo(self, regions: tuple[str, ...]) -> Tensor:
+        """[3] mean albedo of the photo texels of ``regions`` (or of the fill when the photo has none)."""
+        w_photo, w_fill = self.weights(regions, blur=0.0)
+        for albedo, w in ((self.photo_albedo, w_photo), (self.fill_albedo, w_fill)):
+            if w.sum() > 0:
+                return (albedo * w).sum((1, 2)) / w.sum()
+        return torch.full((3,), 0.5)
+
+    def close(self) -> HeadField:
+        """The edited field."""
+        self.field.photo = (self.photo_albedo * self.photo_shading)[None]
+        self.field.fill = self.fill_albedo[None]
+        return self.field
+
+
+def luminance(albedo: Tensor) -> Tensor:
+    """[3, ...] -> [1, ...] linear luminance."""
+    return torch.einsum("c...,c->...", albedo, LUMA)[None]
+
+
+def recolour(target: Tensor, reference_luminance: float, detail: float = 1.0):
+    """A change that gives the albedo the colour ``target`` [3] (linear), keeping its light/dark detail
+    relative to ``reference_luminance`` (the region's mean) to the power ``detail``."""
+    def change(albedo: Tensor, points: Tensor) -> Tensor:
+        relative = (luminance(albedo) / max(reference_luminance, 1e-4)).clamp(0.0, 3.0) ** detail
+        return target.view(3, *[1] * (albedo.dim() - 1)) * relative
+    return change
+
+
+def value_noise(points: Tensor, scale: float, seed: int, octaves: int = 3) -> Tensor:
+    """Smooth 3D noise in [0, 1] at points [..., 3] (``scale`` = features per world unit): the same
+    texture on every view because it lives on the surface, not on the images."""
+    gen = torch.Generator().manual_seed(seed)
+    total, norm = torch.zeros(points.shape[:-1]), 0.0
+    for octave in range(octaves):
+        freq, amp = scale * 2 ** octave, 0.5 ** octave
+        lattice = torch.rand(1, 1, 24, 24, 24, generator=gen)
+        coords = torch.remainder(points * freq / 24.0, 1.0) * 2 - 1
+        total = total + amp * F.grid_sample(lattice, coords.reshape(1, 1, 1, -1, 3), align_corners=False,
+                                            padding_mode="reflection").reshape(points.shape[:-1])
+        norm += amp
+    return total / norm
+
+
+# --- geometry -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Handle:
+    """A smooth local move of the head: points near ``centre`` shift by ``offset`` (Gaussian falloff)."""
+
+    centre: tuple[float, float, float]
+    offset: tuple[float, float, float]
+    radius: float
+
+
+def _displacement(points: Tensor, handles: list[Handle]) -> Tensor:
+    """[..., 3] -> [..., 3] sum of the handles' Gaussian-weighted offsets."""
+    total = torch.zeros_like(points)
+    for h in handles:
+        d2 = ((points - torch.tensor(h.centre)) ** 2).sum(-1, keepdim=True)
+        total = total + torch.exp(-0.5 * d2 / h.radius ** 2) * torch.tensor(h.offset)
+    return total
+
+
+def deform(canvas: EditCanvas, handles: list[Handle]) -> None:
+    """Move the head's surface by the handles: the SDF, normals, visibility and region grids are
+    resampled at x - d(x), and the photo texture and labels at the matching image positions."""
+    field = canvas.field
+    sdf = field.sdf_grid[0, 0]
+    d, h, w = sdf.shape
+    lo, hi = field.bounds
+    axes = [torch.linspace(float(lo[i]), float(hi[i]), n) for i, n in ((2, d), (1, h), (0, w))]
+    zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
+    points = torch.stack([xx, yy, zz], -1)
+    source = points - _displacement(points, handles)
+    coords = field._grid_coords(source.reshape(-1, 3))
+    new_sdf = F.grid_sample(field.sdf_grid, coords, align_corners=True, padding_mode="border").reshape(d, h, w)
+    visibility = F.grid_sample(field.surface_grid[:, 3:], coords, align_corners=True, padding_mode="border").reshape(d, h, w)
+    regions = F.grid_sample(field.region_grid[None, None].float(), coords, mode="nearest", align_corners=True,
+                            padding_mode="border").reshape(d, h, w).to(torch.uint8)
+    step = field.voxel_size
+    gz, gy, gx = torch.gradient(new_sdf, spacing=step)
+    field.sdf_grid = new_sdf[None, None]
+    field.surface_grid = torch.cat([F.normalize(torch.stack([gx, gy, gz]), dim=0), visibility[None]])[None]
+    field.region_grid = regions
+    if field.overlay_grid is not None:
+        field.overlay_grid = F.grid_sample(field.overlay_grid, coords, align_corners=True, padding_mode="border").reshape(1, 4, d, h, w)
+    # The photo texture moves with the surface it shows: sample it where each texel's point came from.
+    seen = canvas.photo_points
+    moved_from = seen - _displacement(seen, handles)
+    uv = field.camera.project(moved_from.reshape(-1, 3))[0]
+    tex_h, tex_w = canvas.photo_albedo.shape[-2:]
+    scale = torch.tensor([tex_w / field.camera.width, tex_h / field.camera.height])
+    grid = (uv * scale / torch.tensor([tex_w, tex_h]) * 2 - 1).reshape(1, tex_h, tex_w, 2)
+    canvas.photo_albedo = F.grid_sample(canvas.photo_albedo[None], grid, align_corners=False, padding_mode="border")[0]
+    labels = F.grid_sample(field.photo_labels[None, None].float(), grid, mode="nearest", align_corners=False,
+                           padding_mode="border")[0, 0]
+    field.photo_labels = labels.to(torch.uint8)
+
+
+def add_object(canvas: EditCanvas, object_fn) -> None:
+    """Union an object with the head: ``object_fn(points [N, 3])`` gives its signed distance [N] and
+    albedo [N, 3] (linear), which the field's overlay grid keeps."""
+    field = canvas.field
+    sdf = field.sdf_grid[0, 0]
+    d, h, w = sdf.shape
+    lo, hi = field.bounds
+    axes = [torch.linspace(float(lo[i]), float(hi[i]), n) for i, n in ((2, d), (1, h), (0, w))]
+    zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
+    points = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
+    obj, colour = object_fn(points)
+    obj = obj.reshape(d, h, w)
+    step = field.voxel_size
+    new_sdf = torch.minimum(sdf, obj)
+    gz, gy, gx = torch.gradient(new_sdf, spacing=step)
+    visibility = torch.where(obj < sdf, torch.zeros_like(sdf), field.surface_grid[0, 3])
+    field.sdf_grid = new_sdf[None, None]
+    field.surface_grid = torch.cat([F.normalize(torch.stack([gx, gy, gz]), dim=0), visibility[None]])[None]
+    coverage = torch.sigmoid((sdf - obj) / step * 2.0) * (obj < 4 * step)
+    colour = colour.T.reshape(3, d, h, w)
+    layer = torch.cat([colour, coverage[None]])[None]
+    if field.overlay_grid is None:
+        field.overlay_grid = layer
+    else:
+        keep = field.overlay_grid
+        field.overlay_grid = torch.where(layer[:, 3:] > keep[:, 3:], layer, keep)
+
+
+def _copy(field: HeadField) -> HeadField:
+    from dataclasses import fields as dataclass_fields
+
+    values = {}
+    for f in dataclass_fields(field):
+        v = getattr(field, f.name)
+        values[f.name] = v.clone() if isinstance(v, Tensor) else v
+    return HeadField(**values)
+
+
+def _photo_shading_and_points(field: HeadField, max_side: int = 384) -> tuple[Tensor, Tensor]:
+    """The photo's shading [3, h, w] at each photo texel and the surface point it shows [h, w, 3]."""
+    cam = field.camera
+    low = cam.scaled(min(1.0, max_side / max(cam.width, cam.height)))
+    out = render_image(field, low, MarchSettings(band_samples=8))
+    alpha = out.alpha.clamp(min=1e-6)
+    origins, dirs = low.rays()
+    depth = torch.where(out.alpha > 0.5, out.depth / alpha, torch.full_like(out.depth, 1e3))
+    points = origins.reshape(low.height, low.width, 3) + dirs.reshape(low.height, low.width, 3) * depth
+    normal = F.normalize(out.normal, dim=-1)
+    shading = irradiance(normal, field.photo_light).clamp(min=field.irradiance_floor)
+    shading = torch.where(out.alpha > 0.5, shading, torch.ones_like(shading))
+    h, w = field.photo.shape[-2:]
+    up = lambda t: F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    return up(shading), up(points).permute(1, 2, 0)
+
+
+def _region_at(field: HeadField, points: Tensor) -> Tensor:
+    """uint8 region label [N] of the nearest voxel to each point."""
+    grid = field.region_grid[None, None].float()
+    return F.grid_sample(grid, field._grid_coords(points), mode="nearest", align_corners=True,
+                         padding_mode="border").reshape(-1).to(torch.uint8)
