@@ -5,12 +5,12 @@ Usage: python bench/bench_edit.py [--size 256] [--frames 48] [--threads 2] [--ph
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, turntable_arguments
+
 sys.path.insert(0, str(ROOT))
 
 PROMPTS = ("red lipstick", "blue eyes", "grey hair", "big smile", "older, with a grey beard and blue eyes",
@@ -18,18 +18,12 @@ PROMPTS = ("red lipstick", "blue eyes", "grey hair", "big smile", "older, with a
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--photo", default=str(ROOT / "assets" / "examples" / "astronaut.png"))
-    args = parser.parse_args()
+    args = turntable_arguments(__doc__)
 
     import torch
 
     from face_nerf.edit import EmbeddedEditor
     from face_nerf.export import render_views, turntable_poses
-
     from face_nerf.pipeline import reconstruct
 
     torch.set_num_threads(args.threads)

@@ -6,24 +6,19 @@ Usage: python bench/bench_relight.py [--size 256] [--frames 48] [--threads 2] [-
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, turntable_arguments
+
 sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--photo", default=str(ROOT / "assets" / "examples" / "astronaut.png"))
-    args = parser.parse_args()
+    args = turntable_arguments(__doc__)
 
     import torch
 

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from face_nerf.lighting import CustomLight, Lighting
     from face_nerf.edit import EmbeddedEditor
+    from face_nerf.lighting import CustomLight, Lighting
     from face_nerf.pipeline import (ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs,
                                     set_cpu_threads, write_outputs)
 

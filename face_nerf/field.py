@@ -98,6 +98,19 @@ class HeadField:
         """Edge length of one grid cell (world units)."""
         return float((self.bounds[1, 0] - self.bounds[0, 0]) / (self.sdf_grid.shape[-1] - 1))
 
+    def voxel_points(self) -> Tensor:
+        """[D, H, W, 3] world position of every grid voxel."""
+        d, h, w = self.sdf_grid.shape[-3:]
+        lo, hi = self.bounds
+        axes = [torch.linspace(float(lo[i]), float(hi[i]), n) for i, n in ((2, d), (1, h), (0, w))]
+        zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
+        return torch.stack([xx, yy, zz], -1)
+
+    def set_sdf(self, sdf: Tensor, visibility: Tensor) -> None:
+        """Replace the signed distance grid [D, H, W]; normals follow from its gradient."""
+        self.sdf_grid = sdf[None, None]
+        self.surface_grid = surface_grid(sdf, visibility, self.voxel_size)
+
     def _grid_coords(self, points: Tensor) -> Tensor:
         """World points [..., 3] -> grid_sample coordinates [1, 1, 1, M, 3] in [-1, 1] inside the box."""
         scale = 2.0 / (self.bounds[1] - self.bounds[0])
@@ -210,18 +223,16 @@ def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadP
     sdf_grid = torch.from_numpy(geometry.sdf)[None, None]
     bounds = torch.from_numpy(geometry.bounds)
     step = float((bounds[1, 0] - bounds[0, 0]) / (sdf_grid.shape[-1] - 1))
-    gz, gy, gx = torch.gradient(sdf_grid[0, 0], spacing=step)
-    normals = F.normalize(torch.stack([gx, gy, gz]), dim=0)
     photo = srgb_to_linear(_photo_texture(photo_rgb, config.max_texture_side))
     camera = placement.camera
     blank = torch.zeros(1, 3, config.fill_height, config.fill_width)
     centre = torch.tensor([0.0, float(placement.landmarks[168, 1]), 0.0])
     unit_light = ambient_light(torch.ones(3), 1.0)  # E = 1 everywhere until the photo's light is known
-    field = HeadField(sdf_grid, torch.cat([normals, torch.zeros_like(gx)[None]])[None], bounds,
+    field = HeadField(sdf_grid, surface_grid(sdf_grid[0, 0], torch.zeros_like(sdf_grid[0, 0]), step), bounds,
                       config.beta_voxels * step, photo, camera, blank, centre, unit_light,
                       config.delight.irradiance_floor)
     mask = torch.from_numpy(np.ascontiguousarray(person_mask, dtype=np.float32))[None, None]
-    view, low = _input_view_low(field)
+    view, low = input_view_low(field)
     field.surface_grid[0, 3] = _visibility_grid(field, mask, view, low, config)
     delighting = None
     landmarks_px = camera.project(torch.from_numpy(placement.landmarks.astype(np.float32)))[0].numpy()
@@ -255,7 +266,13 @@ def _photo_texture(rgb: np.ndarray, max_side: int) -> Tensor:
     return photo
 
 
-def _input_view_low(field: HeadField, max_side: int = 384) -> tuple[RenderOutput, Camera]:
+def surface_grid(sdf: Tensor, visibility: Tensor, step: float) -> Tensor:
+    """[1, 4, D, H, W]: unit normals from the gradient of the SDF grid [D, H, W], and visibility."""
+    gz, gy, gx = torch.gradient(sdf, spacing=step)
+    return torch.cat([F.normalize(torch.stack([gx, gy, gz]), dim=0), visibility[None]])[None]
+
+
+def input_view_low(field: HeadField, max_side: int = 384) -> tuple[RenderOutput, Camera]:
     """The input view at a low resolution (for depth, normals and coverage) and its camera."""
     camera = field.camera
     low = camera.scaled(min(1.0, max_side / max(camera.width, camera.height)))

@@ -70,6 +70,7 @@ class FaceLightMeasure:
 def measure_face_light(frame: np.ndarray) -> FaceLightMeasure | None:
     """Measure the lighting of the face in an [H, W, 3] uint8 render; None when no face is found."""
     from face_nerf.landmarks import NOSE_TIP, landmark_hull_mask
+    from face_nerf.lighting import LUMA
 
     faces = detect_landmarks(frame, max_faces=1)
     if not faces:
@@ -77,7 +78,7 @@ def measure_face_light(frame: np.ndarray) -> FaceLightMeasure | None:
     landmarks = faces[0]
     face = landmark_hull_mask(landmarks, (frame.shape[1], frame.shape[0]))
     rgb = frame.astype(np.float64) / 255.0
-    luminance = rgb @ np.array([0.2126, 0.7152, 0.0722])
+    luminance = rgb @ LUMA.double().numpy()
     left = face & (np.arange(frame.shape[1])[None, :] < landmarks[NOSE_TIP, 0])
     right = face & ~left
     ratio = float(luminance[left].mean() / max(luminance[right].mean(), 1e-6))

@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
-from face_nerf.field import HeadField, fill_surface_points
+from face_nerf.field import HeadField, fill_surface_points, input_view_low
 from face_nerf.lighting import LUMA, irradiance
 from face_nerf.regions import REGION_ID
-from face_nerf.render import MarchSettings, render_image
 
 
 @dataclass
@@ -147,22 +146,15 @@ def deform(canvas: EditCanvas, handles: list[Handle]) -> None:
     """Move the head's surface by the handles: the SDF, normals, visibility and region grids are
     resampled at x - d(x), and the photo texture and labels at the matching image positions."""
     field = canvas.field
-    sdf = field.sdf_grid[0, 0]
-    d, h, w = sdf.shape
-    lo, hi = field.bounds
-    axes = [torch.linspace(float(lo[i]), float(hi[i]), n) for i, n in ((2, d), (1, h), (0, w))]
-    zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
-    points = torch.stack([xx, yy, zz], -1)
+    d, h, w = field.sdf_grid.shape[-3:]
+    points = field.voxel_points()
     source = points - _displacement(points, handles)
     coords = field._grid_coords(source.reshape(-1, 3))
     new_sdf = F.grid_sample(field.sdf_grid, coords, align_corners=True, padding_mode="border").reshape(d, h, w)
     visibility = F.grid_sample(field.surface_grid[:, 3:], coords, align_corners=True, padding_mode="border").reshape(d, h, w)
     regions = F.grid_sample(field.region_grid[None, None].float(), coords, mode="nearest", align_corners=True,
                             padding_mode="border").reshape(d, h, w).to(torch.uint8)
-    step = field.voxel_size
-    gz, gy, gx = torch.gradient(new_sdf, spacing=step)
-    field.sdf_grid = new_sdf[None, None]
-    field.surface_grid = torch.cat([F.normalize(torch.stack([gx, gy, gz]), dim=0), visibility[None]])[None]
+    field.set_sdf(new_sdf, visibility)
     field.region_grid = regions
     if field.overlay_grid is not None:
         field.overlay_grid = F.grid_sample(field.overlay_grid, coords, align_corners=True, padding_mode="border").reshape(1, 4, d, h, w)
@@ -185,18 +177,10 @@ def add_object(canvas: EditCanvas, object_fn) -> None:
     field = canvas.field
     sdf = field.sdf_grid[0, 0]
     d, h, w = sdf.shape
-    lo, hi = field.bounds
-    axes = [torch.linspace(float(lo[i]), float(hi[i]), n) for i, n in ((2, d), (1, h), (0, w))]
-    zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
-    points = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
-    obj, colour = object_fn(points)
+    obj, colour = object_fn(field.voxel_points().reshape(-1, 3))
     obj = obj.reshape(d, h, w)
     step = field.voxel_size
-    new_sdf = torch.minimum(sdf, obj)
-    gz, gy, gx = torch.gradient(new_sdf, spacing=step)
-    visibility = torch.where(obj < sdf, torch.zeros_like(sdf), field.surface_grid[0, 3])
-    field.sdf_grid = new_sdf[None, None]
-    field.surface_grid = torch.cat([F.normalize(torch.stack([gx, gy, gz]), dim=0), visibility[None]])[None]
+    field.set_sdf(torch.minimum(sdf, obj), torch.where(obj < sdf, torch.zeros_like(sdf), field.surface_grid[0, 3]))
     coverage = torch.sigmoid((sdf - obj) / step * 2.0) * (obj < 4 * step)
     colour = colour.T.reshape(3, d, h, w)
     layer = torch.cat([colour, coverage[None]])[None]
@@ -219,9 +203,7 @@ def _copy(field: HeadField) -> HeadField:
 
 def _photo_shading_and_points(field: HeadField, max_side: int = 384) -> tuple[Tensor, Tensor]:
     """The photo's shading [3, h, w] at each photo texel and the surface point it shows [h, w, 3]."""
-    cam = field.camera
-    low = cam.scaled(min(1.0, max_side / max(cam.width, cam.height)))
-    out = render_image(field, low, MarchSettings(band_samples=8))
+    out, low = input_view_low(field, max_side)
     alpha = out.alpha.clamp(min=1e-6)
     origins, dirs = low.rays()
     depth = torch.where(out.alpha > 0.5, out.depth / alpha, torch.full_like(out.depth, 1e3))
