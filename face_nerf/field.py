@@ -75,7 +75,9 @@ class HeadField:
         landmarks: [478, 3] world landmarks (for edits).
         photo_labels: [h, w] uint8 semantic region of each photo texel (``regions.REGIONS``).
         region_grid: [D, H, W] uint8 semantic region of each voxel near the surface (0 elsewhere).
-        overlay_grid: [1, 4, D, H, W] albedo (3) and its coverage (1) of added objects (glasses), or None.
+        overlay_grid: [1, 4, d, h, w] albedo (3) and its coverage (1) of added objects (glasses), or None;
+            it covers only the sub-box ``overlay_bounds`` of the grid's lattice, so lookups skip the rest.
+        overlay_bounds: [2, 3] world box of ``overlay_grid`` (voxel centres of the main grid).
     """
 
     sdf_grid: Tensor
@@ -92,6 +94,7 @@ class HeadField:
     photo_labels: Tensor | None = None
     region_grid: Tensor | None = None
     overlay_grid: Tensor | None = None
+    overlay_bounds: Tensor | None = None
 
     @property
     def voxel_size(self) -> float:
@@ -148,10 +151,53 @@ class HeadField:
                               self.fill.shape[-1], self.fill.shape[-2], wrap=True)
         albedo = visible[..., None] * seen + (1.0 - visible[..., None]) * unseen
         if self.overlay_grid is not None:
-            over = F.grid_sample(self.overlay_grid, self._grid_coords(points), align_corners=True, padding_mode="border")
-            over = over.reshape(4, -1).T.reshape(*points.shape[:-1], 4)
-            albedo = albedo + over[..., 3:].clamp(0.0, 1.0) * (over[..., :3] - albedo)
+            albedo = self._overlay(points, albedo)
         return albedo, normal
+
+    def _overlay(self, points: Tensor, albedo: Tensor) -> Tensor:
+        """Blend the added objects' albedo over ``albedo`` [..., 3] at ``points`` [..., 3]."""
+        lo, hi = self.overlay_bounds
+        flat, out = points.reshape(-1, 3), albedo.reshape(-1, 3).clone()
+        inside = torch.nonzero(((flat >= lo) & (flat <= hi)).all(-1)).squeeze(-1)
+        scale = 2.0 / (hi - lo).clamp(min=1e-9)
+        coords = torch.addcmul(-1.0 - lo * scale, flat[inside], scale).reshape(1, 1, 1, -1, 3)
+        over = F.grid_sample(self.overlay_grid, coords, align_corners=True).reshape(4, -1).T
+        base = out[inside]
+        out[inside] = base + over[:, 3:].clamp(0.0, 1.0) * (over[:, :3] - base)
+        return out.reshape(albedo.shape)
+
+    def full_overlay(self) -> Tensor | None:
+        """The overlay on the whole grid [1, 4, D, H, W] (zero coverage outside its box), or None."""
+        if self.overlay_grid is None:
+            return None
+        start = self._lattice_index(self.overlay_bounds[0])
+        full = torch.zeros(1, 4, *self.sdf_grid.shape[-3:])
+        d, h, w = self.overlay_grid.shape[-3:]
+        full[..., start[2]:start[2] + d, start[1]:start[1] + h, start[0]:start[0] + w] = self.overlay_grid
+        return full
+
+    def set_overlay(self, layer: Tensor | None) -> None:
+        """Keep the overlay [1, 4, D, H, W] cropped to its covered voxels and one voxel around them."""
+        covered = torch.nonzero(layer[0, 3] > 0) if layer is not None else torch.empty(0, 3)
+        if covered.shape[0] == 0:
+            self.overlay_grid = self.overlay_bounds = None
+            return
+        dims = torch.tensor(self.sdf_grid.shape[-3:])
+        first = (covered.amin(0) - 1).clamp(min=0)
+        last = torch.minimum(covered.amax(0) + 1, dims - 1)
+        (z0, y0, x0), (z1, y1, x1) = first.tolist(), last.tolist()
+        self.overlay_grid = layer[..., z0:z1 + 1, y0:y1 + 1, x0:x1 + 1].contiguous()
+        lo, step = self.bounds[0], self._lattice_step()
+        self.overlay_bounds = torch.stack([lo + first.flip(0) * step, lo + last.flip(0) * step])
+
+    def _lattice_step(self) -> Tensor:
+        """[3] voxel spacing along x, y, z."""
+        d, h, w = self.sdf_grid.shape[-3:]
+        return (self.bounds[1] - self.bounds[0]) / torch.tensor([w - 1, h - 1, d - 1])
+
+    def _lattice_index(self, point: Tensor) -> list[int]:
+        """Integer (x, y, z) voxel index of a lattice point [3]."""
+        return torch.round((point - self.bounds[0]) / self._lattice_step()).long().tolist()
 
     def save(self, path: str | Path) -> None:
         """Write the field to a safetensors file."""
@@ -163,7 +209,7 @@ class HeadField:
             "photo": self.photo, "fill": self.fill, "fill_centre": self.fill_centre, "camera_c2w": cam.c2w,
             "photo_light": self.photo_light,
         }
-        for name in ("landmarks", "photo_labels", "region_grid", "overlay_grid"):
+        for name in ("landmarks", "photo_labels", "region_grid", "overlay_grid", "overlay_bounds"):
             if getattr(self, name) is not None:
                 tensors[name] = getattr(self, name)
         meta = {"format": FIELD_FORMAT, "beta": self.beta, "irradiance_floor": self.irradiance_floor,
@@ -184,7 +230,7 @@ class HeadField:
         camera = Camera(t["camera_c2w"], fx, fy, cx, cy, int(w), int(h))
         return cls(t["sdf_grid"], t["surface_grid"], t["bounds"], float(meta["beta"]), t["photo"], camera, t["fill"],
                    t["fill_centre"], t["photo_light"], float(meta["irradiance_floor"]), t.get("landmarks"),
-                   t.get("photo_labels"), t.get("region_grid"), t.get("overlay_grid"))
+                   t.get("photo_labels"), t.get("region_grid"), t.get("overlay_grid"), t.get("overlay_bounds"))
 
 
 def sample_image(image: Tensor, uv: Tensor, width: int, height: int, wrap: bool = False) -> Tensor:
@@ -269,7 +315,10 @@ def _photo_texture(rgb: np.ndarray, max_side: int) -> Tensor:
 def surface_grid(sdf: Tensor, visibility: Tensor, step: float) -> Tensor:
     """[1, 4, D, H, W]: unit normals from the gradient of the SDF grid [D, H, W], and visibility."""
     gz, gy, gx = torch.gradient(sdf, spacing=step)
-    return torch.cat([F.normalize(torch.stack([gx, gy, gz]), dim=0), visibility[None]])[None]
+    grad = torch.stack([gx, gy, gz])
+    # rsqrt of the summed squares, not F.normalize: a norm over the leading dim is ~40x slower on CPU.
+    normal = grad * torch.rsqrt((grad * grad).sum(0).clamp(min=1e-24))
+    return torch.cat([normal, visibility[None]])[None]
 
 
 def input_view_low(field: HeadField, max_side: int = 384) -> tuple[RenderOutput, Camera]:

@@ -157,7 +157,8 @@ def deform(canvas: EditCanvas, handles: list[Handle]) -> None:
     field.set_sdf(new_sdf, visibility)
     field.region_grid = regions
     if field.overlay_grid is not None:
-        field.overlay_grid = F.grid_sample(field.overlay_grid, coords, align_corners=True, padding_mode="border").reshape(1, 4, d, h, w)
+        overlay = F.grid_sample(field.full_overlay(), coords, align_corners=True, padding_mode="border")
+        field.set_overlay(overlay.reshape(1, 4, d, h, w))
     # The photo texture moves with the surface it shows: sample it where each texel's point came from.
     seen = canvas.photo_points
     moved_from = seen - _displacement(seen, handles)
@@ -171,24 +172,37 @@ def deform(canvas: EditCanvas, handles: list[Handle]) -> None:
     field.photo_labels = labels.to(torch.uint8)
 
 
-def add_object(canvas: EditCanvas, object_fn) -> None:
-    """Union an object with the head: ``object_fn(points [N, 3])`` gives its signed distance [N] and
-    albedo [N, 3] (linear), which the field's overlay grid keeps."""
-    field = canvas.field
+def add_object(field: HeadField, object_fn, box: Tensor) -> None:
+    """Union an object with the head field (in place): ``object_fn(points [N, 3])`` gives its signed distance [N] and
+    albedo [N, 3] (linear), which the field's overlay grid keeps.
+
+    The object must lie inside the world box ``box`` [2, 3], so the distance to the box is a lower
+    bound of the distance to the object, like ``object_fn`` itself (a union or intersection of exact
+    distances is only a bound); the larger of the two is used. Where the box is farther than both the
+    head and the overlay's reach, that is the box distance and the head's surface wins, so only the
+    other voxels are evaluated.
+    """
     sdf = field.sdf_grid[0, 0]
-    d, h, w = sdf.shape
-    obj, colour = object_fn(field.voxel_points().reshape(-1, 3))
-    obj = obj.reshape(d, h, w)
     step = field.voxel_size
+    points = field.voxel_points()
+    to_box = _box_distance(points, box)
+    reach = 6 * step  # coverage reaches 4 voxels, and trilinear lookups one more
+    todo = to_box < torch.maximum(sdf, torch.full_like(sdf, reach))
+    obj = to_box.clone()
+    colour = torch.zeros(*sdf.shape, 3)
+    inner, colour[todo] = object_fn(points[todo])
+    obj[todo] = torch.where(to_box[todo] > 0, torch.maximum(inner, to_box[todo]), inner)  # inside: signed
     field.set_sdf(torch.minimum(sdf, obj), torch.where(obj < sdf, torch.zeros_like(sdf), field.surface_grid[0, 3]))
     coverage = torch.sigmoid((sdf - obj) / step * 2.0) * (obj < 4 * step)
-    colour = colour.T.reshape(3, d, h, w)
-    layer = torch.cat([colour, coverage[None]])[None]
-    if field.overlay_grid is None:
-        field.overlay_grid = layer
-    else:
-        keep = field.overlay_grid
-        field.overlay_grid = torch.where(layer[:, 3:] > keep[:, 3:], layer, keep)
+    layer = torch.cat([colour.permute(3, 0, 1, 2), coverage[None]])[None]
+    keep = field.full_overlay()
+    field.set_overlay(layer if keep is None else torch.where(layer[:, 3:] > keep[:, 3:], layer, keep))
+
+
+def _box_distance(points: Tensor, box: Tensor) -> Tensor:
+    """[..., 3] -> [...] Euclidean distance to the box [2, 3] (0 inside)."""
+    outside = torch.maximum(box[0] - points, points - box[1]).clamp(min=0)
+    return outside.norm(dim=-1)
 
 
 def _copy(field: HeadField) -> HeadField:

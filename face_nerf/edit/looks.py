@@ -214,17 +214,18 @@ def glasses(canvas: EditCanvas, request: EditRequest) -> str:
         t = (((p - a) @ ab) / (ab @ ab)).clamp(0, 1)
         return (p - (a + t[:, None] * ab)).norm(dim=-1) - r
 
+    y = float(right_eye[1] + left_eye[1]) / 2 + 0.02
+    bridge = [torch.tensor([float(right_eye[0]) + 0.13, y, front]), torch.tensor([float(left_eye[0]) - 0.13, y, front])]
+    temples = [(torch.tensor([float(eye[0]) + sign * 0.13, float(eye[1]), front]),
+                torch.tensor([float(ear[0]) + sign * 0.01, float(ear[1]) + 0.03, float(ear[2]) - 0.05]))
+               for eye, ear, sign in ((right_eye, ear_r, -1.0), (left_eye, ear_l, 1.0))]
+
     def parts(p: Tensor) -> tuple[Tensor, Tensor]:
         slab = (p[:, 2] - front).abs() - depth / 2
         rims = torch.minimum(rect(p, right_eye), rect(p, left_eye))
         frames = torch.maximum(rims.abs() - rim / 2, slab)
-        y = float(right_eye[1] + left_eye[1]) / 2 + 0.02
-        inner_r = torch.tensor([float(right_eye[0]) + 0.13, y, front])
-        inner_l = torch.tensor([float(left_eye[0]) - 0.13, y, front])
-        frames = torch.minimum(frames, capsule(p, inner_r, inner_l, rim / 2))
-        for eye, ear, sign in ((right_eye, ear_r, -1.0), (left_eye, ear_l, 1.0)):
-            hinge = torch.tensor([float(eye[0]) + sign * 0.13, float(eye[1]), front])
-            back = torch.tensor([float(ear[0]) + sign * 0.01, float(ear[1]) + 0.03, float(ear[2]) - 0.05])
+        frames = torch.minimum(frames, capsule(p, *bridge, rim / 2))
+        for hinge, back in temples:
             frames = torch.minimum(frames, capsule(p, hinge, back, rim / 2))
         lenses = torch.maximum(rims, (p[:, 2] - front).abs() - 0.004) if sun else torch.full_like(frames, 1e3)
         return frames, lenses
@@ -234,7 +235,11 @@ def glasses(canvas: EditCanvas, request: EditRequest) -> str:
         lens = torch.tensor([0.008, 0.008, 0.012])
         return torch.minimum(frames, lenses), torch.where((lenses < frames)[:, None], lens, frame_colour)
 
-    add_object(canvas, glasses_object)
+    extent = torch.tensor([half[0], half[1], depth / 2])
+    corners = [torch.tensor([float(eye[0]), float(eye[1]), front]) + sign * extent
+               for eye in (right_eye, left_eye) for sign in (-1.0, 1.0)]
+    ends = torch.stack(corners + bridge + [end for temple in temples for end in temple])
+    add_object(canvas.field, glasses_object, torch.stack([ends.amin(0) - rim, ends.amax(0) + rim]))
     return "dark lenses" if sun else "clear lenses"
 
 
