@@ -63,6 +63,7 @@ FILLER = {"a", "an", "the", "make", "makes", "made", "give", "gives", "add", "ad
           "some", "and", "in", "on", "paint", "painted", "coloured", "colored", "color", "colour", "in", "pair",
           "man", "woman", "so", "that", "she", "he", "they", "head", "this", "too", "set"}
 CHANGE_WORDS = {"darker": 0.55, "lighter": 1.6, "brighter": 1.4}
+NEGATION = re.compile(r"\b(no|not|without|remov(?:e|ed|es|ing)|delete|don'?t|never|minus|less|fewer|take off|get rid)\b")
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,17 @@ def tokenize(clause: str) -> tuple[list[str], list[str]]:
 
 
 def read_clause(clause: str) -> tuple[list[EditRequest], list[str]]:
-    """Edit requests of one clause and its unknown words."""
+    """Edit requests of one clause and its unknown words.
+
+    Raises:
+        PromptError: the clause asks to remove or avoid something (read word for word, "no beard" would
+            add one).
+    """
+    negated = sorted(set(NEGATION.findall(clause)))
+    if negated:
+        raise PromptError(f"{clause!r} asks to remove or avoid something ({', '.join(negated)}); edits can only add "
+                          "or change things. Leave it out (the photo's own look stays), or ask for the change itself, "
+                          "e.g. 'younger' for fewer wrinkles, 'frown' instead of 'not smiling'.")
     tokens, unknown = tokenize(clause)
     fixes = next((t[1:] for t in tokens if t.startswith("~")), "")
     tokens = [t for t in tokens if not t.startswith("~")]

@@ -75,6 +75,19 @@ def test_unknown_prompt_names_the_words_and_suggests_edits(editor):
         editor.parse("happy")
 
 
+@pytest.mark.parametrize("prompt, word", [("no beard", "no"), ("older, without glasses", "without"),
+                                          ("remove the moustache", "remove"), ("don't smile", "don't"),
+                                          ("take off the sunglasses", "take off"), ("less wrinkles", "less")])
+def test_asking_to_remove_something_is_refused_not_read_as_adding_it(editor, prompt, word):
+    with pytest.raises(PromptError, match=rf"asks to remove or avoid something \({word}\); edits can only add"):
+        editor.parse(prompt)
+
+
+def test_words_that_merely_contain_a_negation_are_fine():
+    requests, unknown = read_clause("notably older")  # "not" inside a word
+    assert [r.target for r in requests] == ["older"] and unknown == ["notably"]
+
+
 def test_empty_and_over_long_prompts(editor):
     assert editor.parse("") == [] and editor.parse("  , ") == []
     with pytest.raises(PromptError, match=f"keep it under {MAX_PROMPT_CHARS}"):
