@@ -249,14 +249,14 @@ def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, 
         recon.field.save(staging / "field.safetensors")
         outputs.report["timings_s"]["write"] = round(time.perf_counter() - start, 4)
         (staging / "report.json").write_text(json.dumps(outputs.report, indent=2))
-        _replace_dir(staging, out_dir)
+        replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def replace_dir(new: Path, target: Path) -> None:
     """Put ``new`` in place of ``target`` (which may not exist) with renames only."""
     if not target.exists():
         os.rename(new, target)

@@ -1,68 +1,124 @@
-"""The app: the handler called directly, and the running app through gradio_client's /generate."""
+"""The app: its handlers called directly, and the running app through gradio_client."""
 
 from __future__ import annotations
 
 import json
 
 import gradio as gr
+import numpy as np
 import pytest
 
 import app
 from tests.conftest import EXAMPLES
 
 
-@pytest.fixture()
-def services(tmp_path):
-    return app.Services(tmp_path)
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    return app.Services(tmp_path_factory.mktemp("outputs"))
+
+
+@pytest.fixture(scope="module")
+def created(services):
+    """(video, mesh, strip, judgement, result) of one Generate with a prompt and a preset."""
+    return services.generate(str(EXAMPLES["grace_hopper"]), "blue eyes", "studio", progress=_quiet)
 
 
 def _quiet(*args, **kwargs):
     return None
 
 
-def test_generate_and_relight_handlers(services):
-    video, mesh, strip, report, result = services.generate(str(EXAMPLES["grace_hopper"]), "blue eyes", "studio",
-                                                           progress=_quiet)
+def test_generate_makes_every_artefact_and_a_judgement(created):
+    video, mesh, strip, judgement, result = created
     assert video.endswith("turntable.mp4") and mesh.endswith("mesh.glb") and strip.endswith("views.png")
+    report = result.outputs.report
     assert report["backend"] == "embedded-sdf-field" and report["lighting"]["name"] == "studio"
     assert report["edit"]["summary"] == "applied: irises -> #2a62d8 (normal)"
-    assert "embedded-editor" in app.status_line(report) and "irises" in app.status_line(report)
+    assert judgement["backend"] == "embedded-judge" and judgement["face_found"]
+    assert 0 <= judgement["quality"]["mos"] <= 100 and judgement["quality"]["level"] in ("bad", "poor", "fair", "good", "excellent")
+    line = app.status_line(report, result.judged)
+    assert "embedded-editor" in line and "irises" in line and "embedded-judge" in line
+    assert [f.rsplit("/", 1)[-1] for f in result.files] == ["turntable.mp4", "mesh.glb", "views.png", "report.json",
+                                                            "judge.json"]
+
+
+def test_judge_panel_contents(created):
+    result = created[4]
+    scores, categories, summary, strip_heat, frame_heat, slider = app.panel(result.judged)
+    assert scores.data[0].x[0] == result.judged.result.quality.mos
+    assert len(categories.data[0].y) == 9 and "embedded-judge" in summary
+    assert strip_heat.shape == result.judged.result.strip.shape and frame_heat.ndim == 3
+    assert app.frame_overlay(result.judged, 99).shape == frame_heat.shape  # clamped to the last frame
+    assert app.panel(None)[0] is None
+
+
+def test_relight_and_compare(services, created):
+    video, *_, result = created
     spec = app.light_spec(-60, 10, "rgba(255, 216, 168, 1)", 1.5, 0.2)
     assert spec == "azimuth=-60,elevation=10,color=#ffd8a8,intensity=1.5,ambient=0.2"
-    video2, _, strip2, report2, result2 = services.relight(result, "custom", spec, "camera", progress=_quiet)
-    assert video2 != video and report2["lighting"]["name"] == "custom" and report2["lighting"]["fixed_to"] == "camera"
-    assert "relight_turntable" in report2["timings_s"] and result2.recon is result.recon
+    video2, _, _, judgement2, result2 = services.relight(result, "custom", spec, "camera", progress=_quiet)
+    assert video2 != video and result2.outputs.report["lighting"]["fixed_to"] == "camera"
+    assert result2.recon is result.recon and judgement2["backend"] == "embedded-judge"
+    side_by_side = services.compare(result, "original vs edited")
+    strip_h, strip_w = result.outputs.strip.shape[:2]
+    assert side_by_side.shape[1] == strip_w and side_by_side.shape[0] > 2 * strip_h
+    assert not np.array_equal(side_by_side[-strip_h:], side_by_side[36:36 + strip_h])  # the edit shows
+    assert services.compare(result, "two lighting presets", "warm").shape == side_by_side.shape
     with pytest.raises(gr.Error, match="Choose one of"):
         services.relight(result, "candle", "", "world", progress=_quiet)
     with pytest.raises(gr.Error, match="Nothing to relight"):
         services.relight(None, progress=_quiet)
-    with pytest.raises(gr.Error, match="Could not understand 'qzx blorp'"):
-        services.generate(str(EXAMPLES["grace_hopper"]), "qzx blorp", progress=_quiet)
+    with pytest.raises(gr.Error, match="Nothing to compare"):
+        services.compare(None)
 
 
 def test_generate_handler_errors_are_readable(services, tmp_path):
     with pytest.raises(gr.Error, match="No photo yet"):
         services.generate(None, progress=_quiet)
-    text = tmp_path / "notes.png"
-    text.write_text("not really a png")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not really a jpeg")
     with pytest.raises(gr.Error, match="not an image"):
         services.generate(str(text), progress=_quiet)
-    assert not list(tmp_path.glob("*/result"))  # nothing half-written
+    with pytest.raises(gr.Error, match="keep it under 300"):
+        services.generate(str(EXAMPLES["astronaut"]), "older " * 400, progress=_quiet)
+    with pytest.raises(gr.Error, match="Could not understand 'qzx blorp'"):
+        services.generate(str(EXAMPLES["astronaut"]), "qzx blorp", progress=_quiet)
+    with pytest.raises(gr.Error, match="Output size must be one of"):
+        services.generate(str(EXAMPLES["astronaut"]), size=1000, progress=_quiet)
 
 
-def test_running_app_serves_generate(tmp_path):
+def test_judge_and_ask_handlers(services, created, tmp_path):
+    judgement, judged = services.judge_video(created[0], progress=_quiet)
+    assert judgement["face_found"] and judged.frames.shape[0] == len(judgement["frame_indices"])
+    assert "badness" in services.ask(judgement, "Which region is worst?")
+    assert "cannot answer" in services.ask(json.dumps(judgement), "What is the capital of France?")
+    with pytest.raises(gr.Error, match="not a judgement"):
+        services.ask({"quality": 3}, "Why?")
+    with pytest.raises(gr.Error, match="No video yet"):
+        services.judge_video(None, progress=_quiet)
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 2000)
+    with pytest.raises(gr.Error, match="could not be read"):
+        services.judge_video(str(bad), progress=_quiet)
+
+
+def test_running_app_serves_generate_judge_and_ask(tmp_path):
     from gradio_client import Client, handle_file
 
     demo = app.build_demo(app.Services(tmp_path))
     demo.queue().launch(prevent_thread_lock=True, allowed_paths=[str(tmp_path)], quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
-        assert "/generate" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        video, mesh, strip, report = client.predict(handle_file(str(EXAMPLES["astronaut"])), "red lips", "left", "", "world",
-                                                    api_name="/generate")
+        endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert {"/generate", "/judge", "/ask", "/relight"} <= set(endpoints)
+        video, mesh, strip, judgement = client.predict(handle_file(str(EXAMPLES["astronaut"])), "red lips", "left",
+                                                       api_name="/generate")
         assert str(video).endswith(".mp4") and str(mesh).endswith(".glb") and str(strip).endswith(".png")
-        report = report if isinstance(report, dict) else json.loads(report)
-        assert report["landmark_count"] == 478 and report["lighting"]["name"] == "left"
-        assert report["edit"]["applied"][0]["target"] == "lips"
+        judgement = judgement if isinstance(judgement, dict) else json.loads(judgement)
+        assert judgement["backend"] == "embedded-judge"
+        again = client.predict(handle_file(str(video)), api_name="/judge")
+        again = again if isinstance(again, dict) else json.loads(again)
+        assert again["face_found"] and again["quality"]["level"]
+        answer = client.predict(again, "Which region is worst?", api_name="/ask")
+        assert "badness" in answer
     finally:
         demo.close()

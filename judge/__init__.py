@@ -1,0 +1,1 @@
+"""Judges of 3D face turntables: quality and authenticity scores, distortions, heatmaps."""

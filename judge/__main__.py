@@ -1,0 +1,85 @@
+"""Command line: python -m judge VIDEO --out DIR  (judge.json, heatmaps.npz, overlay.png)
+             python -m judge VIDEO --ask "Is the mouth distorted?"
+
+VIDEO: an mp4/webm/gif turntable, a folder of frames, or one image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from face_nerf.errors import FaceLabError
+from judge.frames import MAX_FRAMES
+from judge.result import JudgeResult
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m judge", description="Judge a 3D face turntable: quality and "
+                                     "authenticity scores, distortions, heatmaps.")
+    parser.add_argument("video", help="mp4/webm/gif turntable, a folder of frames, or one image")
+    parser.add_argument("--out", help="output folder for judge.json, heatmaps.npz, overlay.png (replaced atomically)")
+    parser.add_argument("--ask", metavar="QUESTION", help='a question about the result, e.g. "Which region is worst?"')
+    parser.add_argument("--max-frames", type=int, default=MAX_FRAMES, help=f"frames analysed at most (default {MAX_FRAMES})")
+    return parser
+
+
+def write_judgement(result: JudgeResult, out_dir: str | Path) -> Path:
+    """Write judge.json, heatmaps.npz (``frames`` T x H x W, ``views`` the strip map) and overlay.png
+    into ``out_dir``, replacing it atomically."""
+    from PIL import Image
+
+    from face_nerf.pipeline import replace_dir
+    from judge.heatmap import overlay
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
+    try:
+        (staging / "judge.json").write_text(result.to_json())
+        np.savez_compressed(staging / "heatmaps.npz", frames=result.frame_heatmaps.astype(np.float32),
+                            views=result.strip_heatmap.astype(np.float32))
+        Image.fromarray(overlay(result.strip, result.strip_heatmap)).save(staging / "overlay.png")
+        replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.out and not args.ask:
+        print("error: give --out DIR to write the judgement, --ask QUESTION, or both.", file=sys.stderr)
+        return 2
+    from face_nerf.pipeline import set_cpu_threads
+    from judge.analytic import EmbeddedJudge
+    from judge.ask import ask
+    from judge.frames import load_clip
+
+    set_cpu_threads()
+    try:
+        result = EmbeddedJudge().judge(load_clip(args.video, max_frames=args.max_frames))
+        if args.out:
+            write_judgement(result, args.out)
+    except FaceLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"[{result.backend}] {result.summary}")
+    if args.out:
+        print(f"wrote {args.out}")
+    if args.ask:
+        answer = ask(result, args.ask)
+        print(answer.text)
+        return 0 if answer.answered else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Measurable evidence of distortions in a face turntable, per pixel, per face region and per frame.
+
+Every measure is a map [T, H, W] in its own unit (the calibration turns them into "how unusual
+compared with clean turntables"):
+
+- ``blur``: local detail, fine-scale gradient energy over coarse-scale gradient energy (a blurred
+  image has as little fine detail as coarse; lower is blurrier).
+- ``noise``: local noise level (Immerkaer's Laplacian-difference estimator, in luma units).
+- ``blockiness``: luma steps at 8-pixel block borders beyond the steps beside them (JPEG blocks).
+- ``exposure``: clipped pixels (luma within 1.5% of black or white).
+- ``colour``: opponent colour (red-green, yellow-blue) offsets; the calibration compares each
+  region's colour with clean ones.
+- ``flicker``: change of a pixel from the mean of its two temporal neighbours, beyond what the
+  head's motion explains (divided by the local gradient).
+- ``holes``: likeness to a plain background's colour in flat areas (background showing through).
+- ``smear``: coherence of the local gradient orientation (streaks point one way).
+- ``fringe``: colour edges where the brightness has none (colours bled or shifted past edges), as
+  the local chroma gradient over the local luma gradient.
+- ``nonrigid``: landmark displacement left after the best rigid (similarity) motion of the whole
+  face, splatted around the landmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import convolve, gaussian_filter, sobel
+
+from judge.result import JUDGE_REGIONS
+from judge.track import FaceTrack, background_colour
+
+MAP_MEASURES = ("blur", "noise", "blockiness", "exposure", "colour", "flicker", "holes", "smear", "fringe", "nonrigid")
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Raw evidence of one clip.
+
+    Attributes:
+        maps: measure name -> [T, H, W] float32 map.
+        region_values: [T, R, M] mean of each measure's map over each region in each frame (NaN where
+            the region is absent), measures in ``MAP_MEASURES`` order.
+        person_values: [T, M] mean of each measure over the whole person (face, hair, neck; the whole
+            frame where no person is found), so global evidence survives frames without landmarks.
+        flicker_series: [T] frame-to-frame luma change of the face not explained by a smooth turn.
+        colour_cast: [2] opponent colour of a plain background (0 when the background is not plain).
+        detection_rate: fraction of frames with a face.
+        landmark_jitter: frame-to-frame landmark jitter after rigid motion, in face heights.
+        yaw: [T] head turn proxy per frame (NaN without a face), positive = subject's right side seen.
+    """
+
+    maps: dict[str, np.ndarray]
+    region_values: np.ndarray
+    person_values: np.ndarray
+    flicker_series: np.ndarray
+    colour_cast: np.ndarray
+    detection_rate: float
+    landmark_jitter: float
+    yaw: np.ndarray
+
+
+def gather_evidence(frames: np.ndarray, track: FaceTrack) -> Evidence:
+    """All measures of a clip [T, H, W, 3] uint8 with its face track."""
+    rgb = frames.astype(np.float32) / 255.0
+    luma = rgb @ LUMA
+    fine = _local(np.hypot(sobel(luma, 2), sobel(luma, 1)), 3.0)
+    smooth = gaussian_filter(luma, (0, 1.5, 1.5))
+    coarse = _local(np.hypot(sobel(smooth, 2), sobel(smooth, 1)), 3.0)
+    maps = {
+        "blur": fine / (coarse + 0.02),
+        "noise": _local(np.abs(convolve(luma, IMMERKAER[None])), 2.0) * np.sqrt(np.pi / 2) / 6,
+        "blockiness": _blockiness(luma),
+        "exposure": _local(((luma < 0.015) | (luma > 0.985)).astype(np.float32), 2.0),
+        "colour": np.stack([rgb[..., 0] - rgb[..., 1], 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]], -1),
+        "flicker": _temporal_residual(luma, fine),
+        "holes": _background_likeness(frames, coarse),
+        "smear": _coherence(luma),
+        "fringe": _fringe(rgb, fine),
+        "nonrigid": _nonrigid_map(track, luma.shape),
+    }
+    region_values = _region_means(maps, track)
+    bg, spread = background_colour(frames)
+    cast = np.zeros(2, np.float32)
+    if spread <= 6.0:
+        bg = bg / 255.0
+        cast = np.array([bg[0] - bg[1], 0.5 * (bg[0] + bg[1]) - bg[2]], np.float32)
+    return Evidence(maps, region_values, _person_means(maps, track), _flicker_series(luma, track), cast, float(track.found.mean()),
+                    _landmark_jitter(track), _yaw(track))
+
+
+def _local(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian local mean over each frame (not across frames)."""
+    return gaussian_filter(x, (0, sigma, sigma))
+
+
+def _blockiness(luma: np.ndarray) -> np.ndarray:
+    """Steps across 8-pixel block borders beyond the mean step beside them, spread over the block."""
+    out = np.zeros_like(luma)
+    for axis in (1, 2):
+        step = np.abs(np.diff(luma, axis=axis))
+        n = step.shape[axis]
+        border = np.arange(7, n - 1, 8)
+        at = np.take(step, border, axis=axis)
+        beside = 0.5 * (np.take(step, border - 1, axis=axis) + np.take(step, border + 1, axis=axis))
+        excess = np.clip(at - beside, 0, None)
+        spread = np.zeros_like(luma)
+        index = [slice(None)] * 3
+        index[axis] = border
+        spread[tuple(index)] = excess
+        out += spread
+    return _local(out, 4.0) * 8.0
+
+
+def _temporal_residual(luma: np.ndarray, detail: np.ndarray) -> np.ndarray:
+    """|Y_t - (Y_{t-1} + Y_{t+1}) / 2| over the local gradient (a turn moves edges, not flat areas)."""
+    if luma.shape[0] < 3:
+        return np.zeros_like(luma)
+    middle = np.abs(luma[1:-1] - 0.5 * (luma[:-2] + luma[2:]))
+    residual = np.concatenate([middle[:1], middle, middle[-1:]])
+    return _local(residual, 2.0) / (detail + 0.05)
+
+
+def _background_likeness(frames: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    """1 where a pixel has the plain background's colour and no texture, 0 elsewhere (0 everywhere when
+    the background is not plain)."""
+    colour, spread = background_colour(frames)
+    if spread > 6.0:
+        return np.zeros(frames.shape[:3], np.float32)
+    distance = np.abs(frames.astype(np.float32) - colour).max(-1)
+    flat = np.clip(1.0 - texture / 0.05, 0.0, 1.0)
+    return _local(np.exp(-(distance / 10.0) ** 2) * flat, 1.5)
+
+
+def _coherence(luma: np.ndarray) -> np.ndarray:
+    """Structure-tensor coherence ((l1 - l2) / (l1 + l2))^2, weighted by how much structure there is."""
+    gx, gy = sobel(luma, 2), sobel(luma, 1)
+    jxx, jyy, jxy = _local(gx * gx, 3.0), _local(gy * gy, 3.0), _local(gx * gy, 3.0)
+    trace = jxx + jyy
+    diff = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2)
+    return (diff / (trace + 1e-3)) ** 2 * np.clip(trace / 0.01, 0.0, 1.0)
+
+
+def _fringe(rgb: np.ndarray, luma_detail: np.ndarray) -> np.ndarray:
+    """Local chroma gradient (red-green and blue-yellow) over the local luma gradient."""
+    red_green = rgb[..., 0] - rgb[..., 1]
+    blue_yellow = rgb[..., 2] - 0.5 * (rgb[..., 0] + rgb[..., 1])
+    chroma = np.hypot(sobel(red_green, 2), sobel(red_green, 1)) + np.hypot(sobel(blue_yellow, 2), sobel(blue_yellow, 1))
+    return _local(chroma, 3.0) / (luma_detail + 0.05)
+
+
+def rigid_residuals(landmarks: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """[T, 478] distance of each landmark from the clip's mean shape after the best similarity
+    transform (3D Procrustes) of each frame, in face heights; NaN where no face.
+
+    The mean shape is re-estimated twice from the aligned frames. A rigid turn leaves ~0; a region that
+    slides or pulses independently of the head leaves its landmarks' residuals.
+    """
+    out = np.full(landmarks.shape[:2], np.nan, np.float32)
+    shapes = landmarks[found].astype(np.float64)
+    if len(shapes) < 2:
+        return out
+    shapes = shapes - shapes.mean(1, keepdims=True)
+    shapes /= np.sqrt((shapes ** 2).sum((1, 2), keepdims=True) / shapes.shape[1])
+    reference = shapes[0]
+    for _ in range(3):
+        aligned = np.stack([_align(s, reference) for s in shapes])
+        reference = aligned.mean(0)
+    face_h = np.linalg.norm(reference[10] - reference[152])
+    out[found] = np.linalg.norm(aligned - reference, axis=-1) / face_h
+    return out
+
+
+def _align(shape: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``shape`` [N, 3] rotated and scaled onto ``reference`` (both centred) by least squares."""
+    u, s, vt = np.linalg.svd(shape.T @ reference)
+    d = np.sign(np.linalg.det(u @ vt))
+    rotation = u @ np.diag([1.0, 1.0, d]) @ vt
+    scale = (s * np.array([1.0, 1.0, d])).sum() / (shape ** 2).sum()
+    return scale * shape @ rotation
+
+
+def _nonrigid_map(track: FaceTrack, shape: tuple[int, int, int]) -> np.ndarray:
+    """Rigid-motion residuals splatted around each landmark (Gaussian, ~4% of the face height)."""
+    residual = rigid_residuals(track.landmarks, track.found)
+    out = np.zeros(shape, np.float32)
+    weight = np.zeros(shape, np.float32)
+    t, h, w = shape
+    for i in np.nonzero(track.found)[0]:
+        xy = np.round(track.landmarks[i, :, :2]).astype(int)
+        keep = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        np.add.at(out[i], (xy[keep, 1], xy[keep, 0]), residual[i, keep])
+        np.add.at(weight[i], (xy[keep, 1], xy[keep, 0]), 1.0)
+    face_h = np.nanmedian(np.linalg.norm(track.landmarks[:, 10, :2] - track.landmarks[:, 152, :2], axis=-1)) \
+        if track.found.any() else h
+    sigma = max(1.0, 0.04 * float(face_h))
+    return _local(out, sigma) / (_local(weight, sigma) + 1e-3)
+
+
+def _region_means(maps: dict[str, np.ndarray], track: FaceTrack) -> np.ndarray:
+    """[T, R, M] mean of each measure over each region (colour: its length, the mean offset's size is
+    compared by the calibration per component, so use the red-green component here)."""
+    t, r = track.regions.shape[:2]
+    out = np.full((t, r, len(MAP_MEASURES)), np.nan, np.float32)
+    area = track.regions.sum((2, 3)).astype(np.float32)
+    present = area >= 12
+    masks = track.regions.reshape(t, r, -1).astype(np.float32)
+    for m, name in enumerate(MAP_MEASURES):
+        values = maps[name][..., 0] if name == "colour" else maps[name]
+        sums = np.einsum("trp,tp->tr", masks, values.reshape(t, -1))
+        out[..., m] = np.where(present, sums / np.maximum(area, 1.0), np.nan)
+    return out
+
+
+def _person_means(maps: dict[str, np.ndarray], track: FaceTrack) -> np.ndarray:
+    """[T, M] mean of each measure over the person (the whole frame where the segmenter saw nobody)."""
+    person = (track.person > 0.5) | track.face
+    person[person.reshape(len(person), -1).sum(1) < 12] = True
+    weight = person.reshape(len(person), -1).astype(np.float32)
+    values = [(maps[n][..., 0] if n == "colour" else maps[n]).reshape(len(person), -1) for n in MAP_MEASURES]
+    return np.stack([(v * weight).sum(1) / weight.sum(1) for v in values], -1).astype(np.float32)
+
+
+def region_colours(maps: dict[str, np.ndarray], track: FaceTrack) -> np.ndarray:
+    """[T, R, 2] mean opponent colour of each region in each frame (NaN where absent)."""
+    t, r = track.regions.shape[:2]
+    area = track.regions.sum((2, 3)).astype(np.float32)
+    masks = track.regions.reshape(t, r, -1).astype(np.float32)
+    sums = np.einsum("trp,tpc->trc", masks, maps["colour"].reshape(t, -1, 2))
+    return np.where((area >= 12)[..., None], sums / np.maximum(area, 1.0)[..., None], np.nan)
+
+
+def _flicker_series(luma: np.ndarray, track: FaceTrack) -> np.ndarray:
+    """[T] |m_t - (m_{t-1} + m_{t+1}) / 2| of the mean luma over the person (a smooth turn changes the
+    mean smoothly; flicker jumps)."""
+    weight = np.maximum(track.person, 1e-3)
+    means = (luma * weight).sum((1, 2)) / weight.sum((1, 2))
+    if len(means) < 3:
+        return np.zeros_like(means)
+    middle = np.abs(means[1:-1] - 0.5 * (means[:-2] + means[2:]))
+    return np.concatenate([middle[:1], middle, middle[-1:]])
+
+
+def _landmark_jitter(track: FaceTrack) -> float:
+    """Median frame-to-frame second difference of rigid-aligned residual vectors, in face heights."""
+    residual = rigid_residuals(track.landmarks, track.found)
+    if np.isfinite(residual).sum() == 0 or residual.shape[0] < 3:
+        return 0.0
+    second = np.abs(residual[1:-1] - 0.5 * (residual[:-2] + residual[2:]))
+    return float(np.nanmedian(second)) if np.isfinite(second).any() else 0.0
+
+
+def _yaw(track: FaceTrack) -> np.ndarray:
+    from face_nerf.landmarks import nose_yaw_proxy
+
+    return np.array([nose_yaw_proxy(lm) if ok else np.nan for lm, ok in zip(track.landmarks, track.found)], np.float32)

@@ -1,0 +1,70 @@
+"""Distortion heatmaps: from per-pixel evidence to maps in [0, 1], overlays, and how well a map finds a
+region (NSS, AUC)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+Z_FLOOR = 3.0  # pixel z-scores below this are what clean turntables show anyway
+Z_SCALE = 6.0  # z above the floor that gives a map value of 1 - 1/e
+
+
+def distortion_heatmaps(pixel_z: dict[str, np.ndarray], global_z: np.ndarray, person: np.ndarray,
+                        region_weights: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """[T, H, W] float32 maps in [0, 1]: mostly how much each face region is to blame, refined by the
+    pixels whose evidence stands out from the face as a whole.
+
+    Args:
+        pixel_z: measure -> [T, H, W] z-scores against clean baselines (``Calibration.pixel_z``).
+        global_z: [M] the face-wide z of each measure (subtracted, so a global change is not a hot spot).
+        person: [T, H, W] bool, the person (face, hair, neck): maps are 0 elsewhere.
+        region_weights: [R] in [0, 1], each region's share of the blame.
+        regions: [T, R, H, W] bool.
+    """
+    standout = np.max(np.stack([z - g for z, g in zip(pixel_z.values(), global_z)]), axis=0)
+    pixel = 1.0 - np.exp(-np.clip(standout - Z_FLOOR, 0.0, None) / Z_SCALE)
+    pixel = gaussian_filter(pixel * person, (0, 2.0, 2.0))
+    by_region = np.einsum("r,trhw->thw", region_weights.astype(np.float32), regions.astype(np.float32))
+    return np.clip(0.75 * by_region + 0.25 * pixel, 0.0, 1.0).astype(np.float32)
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """[H, W, 3] uint8: ``image`` with ``heatmap`` [H, W] in [0, 1] laid over it in a dark-red-to-yellow
+    colour map (transparent where the map is 0)."""
+    if image.shape[:2] != heatmap.shape:
+        raise ValueError(f"Heatmap must have the image's size {image.shape[:2]}. Got {heatmap.shape}.")
+    h = np.clip(heatmap, 0.0, 1.0)[..., None]
+    colour = np.concatenate([np.clip(2.0 * h, 0, 1), np.clip(2.0 * h - 0.7, 0, 1), np.clip(3.0 * h - 2.4, 0, 1)], -1)
+    weight = alpha * np.clip(2.5 * h, 0, 1)
+    return (image.astype(np.float32) * (1 - weight) + 255.0 * colour * weight).round().astype(np.uint8)
+
+
+def nss(heatmap: np.ndarray, target: np.ndarray) -> float:
+    """Normalised scanpath saliency: mean of the z-scored map over the target pixels (bool [H, W])."""
+    std = heatmap.std()
+    if std < 1e-9 or not target.any():
+        return 0.0
+    return float(((heatmap - heatmap.mean()) / std)[target].mean())
+
+
+def auc(heatmap: np.ndarray, target: np.ndarray) -> float:
+    """Area under the ROC curve of the map as a detector of the target pixels (ties count half)."""
+    positives, negatives = heatmap[target], heatmap[~target]
+    if positives.size == 0 or negatives.size == 0:
+        return 0.5
+    ranks = _ranks(np.concatenate([positives, negatives]))
+    return float((ranks[:positives.size].sum() - positives.size * (positives.size + 1) / 2)
+                 / (positives.size * negatives.size))
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties averaged."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    unique, start, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    for s, c in zip(start[counts > 1], counts[counts > 1]):
+        ranks[order[s:s + c]] = s + (c + 1) / 2
+    return ranks

@@ -1,0 +1,128 @@
+"""Faces through a clip: landmarks per frame, the person's silhouette, and the judge's face regions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from judge.result import JUDGE_REGIONS
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """The face in every analysed frame.
+
+    Attributes:
+        landmarks: [T, 478, 3] float32 pixels (x right, y down, z depth scaled like x); NaN where no face.
+        found: [T] bool, a face was found.
+        person: [T, H, W] float32 in [0, 1], the person's silhouette.
+        regions: [T, R, H, W] bool masks of ``JUDGE_REGIONS`` (all False where no face).
+        face: [T, H, W] bool, inside the face oval.
+    """
+
+    landmarks: np.ndarray
+    found: np.ndarray
+    person: np.ndarray
+    regions: np.ndarray
+    face: np.ndarray
+
+    def region(self, name: str) -> np.ndarray:
+        """[T, H, W] bool mask of one region."""
+        return self.regions[:, JUDGE_REGIONS.index(name)]
+
+
+def track_faces(frames: np.ndarray) -> FaceTrack:
+    """Landmarks (each frame on its own, so their jitter is evidence), silhouettes and regions.
+
+    Args:
+        frames: [T, H, W, 3] uint8.
+    """
+    import mediapipe as mp
+
+    t, h, w = frames.shape[:3]
+    landmarks = np.full((t, 478, 3), np.nan, np.float32)
+    person = np.zeros((t, h, w), np.float32)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                         min_detection_confidence=0.5) as mesh, \
+            mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
+        for i, frame in enumerate(frames):
+            frame = np.ascontiguousarray(frame)
+            found = mesh.process(frame).multi_face_landmarks
+            if found:
+                landmarks[i] = [[p.x * w, p.y * h, p.z * w] for p in found[0].landmark]
+            person[i] = np.clip(np.asarray(segmenter.process(frame).segmentation_mask, np.float32), 0, 1)
+    person = np.minimum(person, _unlike_background(frames))
+    found = ~np.isnan(landmarks[:, 0, 0])
+    regions = np.zeros((t, len(JUDGE_REGIONS), h, w), bool)
+    face = np.zeros((t, h, w), bool)
+    loops = RegionLoops.from_mediapipe()
+    for i in np.nonzero(found)[0]:
+        regions[i], face[i] = frame_regions(landmarks[i], person[i] > 0.5, loops)
+    return FaceTrack(landmarks, found, person, regions, face)
+
+
+def background_colour(frames: np.ndarray) -> tuple[np.ndarray, float]:
+    """Median colour [3] of the frames' borders and how uniform they are (median abs deviation, levels)."""
+    border = np.concatenate([frames[:, :4].reshape(-1, 3), frames[:, -4:].reshape(-1, 3),
+                             frames[:, :, :4].reshape(-1, 3), frames[:, :, -4:].reshape(-1, 3)]).astype(np.float32)
+    median = np.median(border, axis=0)
+    return median, float(np.median(np.abs(border - median).max(-1)))
+
+
+def _unlike_background(frames: np.ndarray) -> np.ndarray:
+    """[T, H, W] 1 where a pixel differs from a plain background, 0 where it matches it; all 1 when the
+    background is not plain (then the segmenter alone decides)."""
+    colour, spread = background_colour(frames)
+    if spread > 6.0:
+        return np.ones(frames.shape[:3], np.float32)
+    distance = np.abs(frames.astype(np.float32) - colour).max(-1)
+    return np.clip((distance - 6.0) / 6.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class RegionLoops:
+    """Landmark index groups the regions are drawn from (read once from mediapipe's mesh topology)."""
+
+    oval: tuple[int, ...]
+    brows: tuple[tuple[int, ...], tuple[int, ...]]
+    nose: tuple[int, ...]
+
+    @classmethod
+    def from_mediapipe(cls) -> "RegionLoops":
+        from face_nerf.regions import face_oval_loop, landmark_groups
+
+        groups = landmark_groups()
+        return cls(face_oval_loop(), (groups["right_eyebrow"], groups["left_eyebrow"]), groups["nose"] + (98, 327))
+
+
+def frame_regions(landmarks: np.ndarray, person: np.ndarray, loops: RegionLoops) -> tuple[np.ndarray, np.ndarray]:
+    """The judge's regions in one frame from its landmarks [478, 3] and person mask [H, W] bool:
+    ([R, H, W] bool in ``JUDGE_REGIONS`` order, [H, W] bool face oval). Regions do not overlap."""
+    from face_nerf.regions import LEFT_EYE, LIPS_OUTER, RIGHT_EYE, hull_mask, polygon_mask
+
+    h, w = person.shape
+    xy = landmarks[:, :2].astype(np.float64)
+    ys = np.arange(h, dtype=np.float64)[:, None]
+
+    def scaled(indices, factor) -> np.ndarray:  # a landmark polygon grown about its centre
+        points = xy[list(indices)]
+        centre = points.mean(0)
+        return polygon_mask(centre + (points - centre) * np.asarray(factor), (w, h))
+
+    oval = polygon_mask(xy[list(loops.oval)], (w, h))
+    eyes = scaled(RIGHT_EYE, (1.3, 2.2)) | scaled(LEFT_EYE, (1.3, 2.2))
+    brows = hull_mask(xy[list(loops.brows[0])], (w, h)) | hull_mask(xy[list(loops.brows[1])], (w, h))
+    nose = hull_mask(xy[list(loops.nose)], (w, h))
+    mouth = scaled(LIPS_OUTER, (1.1, 1.25))
+    brow_top = xy[list(loops.brows[0] + loops.brows[1]), 1].min()
+    eye_bottom, lip_bottom = xy[[145, 374], 1].max(), xy[17, 1]
+    jaw = 0.5 * (xy[172, 1] + xy[397, 1])
+    outside = person & ~scaled(loops.oval, 1.04)
+    ordered = {"forehead": oval & (ys < eye_bottom), "cheeks": oval & (ys >= eye_bottom) & (ys <= lip_bottom),
+               "chin": oval & (ys > lip_bottom), "hair": outside & (ys <= jaw), "neck": outside & (ys > jaw),
+               "nose": nose, "eyebrows": brows & (ys < eye_bottom), "eyes": eyes, "mouth": mouth}
+    label = np.full((h, w), -1, np.int8)
+    for name, mask in ordered.items():  # later ones win where they overlap
+        label[mask] = JUDGE_REGIONS.index(name)
+    return label[None] == np.arange(len(JUDGE_REGIONS))[:, None, None], oval

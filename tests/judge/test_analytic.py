@@ -1,0 +1,73 @@
+"""The embedded judge on our own turntables, clean and degraded, and on clips it cannot judge."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from judge.analytic import BACKEND, EmbeddedJudge
+from judge.degrade import clip_region_masks, degrade
+from judge.frames import load_clip
+from judge.heatmap import nss
+from judge.result import VIEW_NAMES
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return EmbeddedJudge()
+
+
+@pytest.fixture(scope="module")
+def judged(example_run, judge):
+    """(frames, clean result) for each example photo's 48-frame turntable."""
+    frames = example_run[4].frames
+    return frames, judge.judge(load_clip(frames))
+
+
+def test_a_clean_turntable_is_judged_whole(judged):
+    frames, result = judged
+    t, h, w = frames.shape[:3]
+    assert result.backend == BACKEND and result.face_found and result.consistency_available
+    assert result.frame_heatmaps.shape == (t, h, w) and result.frame_heatmaps.dtype == np.float32
+    assert 0.0 <= result.frame_heatmaps.min() and result.frame_heatmaps.max() <= 1.0
+    assert result.strip.shape == (h, 3 * w, 3) and result.strip_heatmap.shape == (h, 3 * w)
+    assert [v.name for v in result.views] == list(VIEW_NAMES)
+    assert result.quality.mos >= 60 and result.authenticity.mos >= 60
+    assert result.top_category() == "No Distortion"
+    assert json.loads(result.to_json())["quality"]["level"] == result.quality.level
+
+
+def test_global_noise_lowers_quality_more_than_authenticity(judged, judge):
+    frames, clean = judged
+    noisy = judge.judge(load_clip(degrade(frames, "noise", 4, seed=1)))
+    assert clean.quality.mos - noisy.quality.mos >= 15
+    assert clean.quality.mos - noisy.quality.mos > clean.authenticity.mos - noisy.authenticity.mos
+    assert noisy.top_category() == "Blurring/Exposure/Grain"
+
+
+def test_a_hole_in_the_mouth_lowers_authenticity_and_is_found_there(judged, judge):
+    frames, clean = judged
+    mask = clip_region_masks(frames)["mouth"]
+    holed = judge.judge(load_clip(degrade(frames, "hole", 5, mask, seed=2)))
+    assert clean.authenticity.mos - holed.authenticity.mos > clean.quality.mos - holed.quality.mos
+    assert holed.authenticity.mos < clean.authenticity.mos - 15
+    assert "Overlap/Blending" in [d.category for d in holed.distortions]
+    target = mask > 0.5
+    frames_with_mouth = [i for i in range(len(frames)) if target[i].sum() >= 20]
+    assert np.mean([nss(holed.frame_heatmaps[i], target[i]) for i in frames_with_mouth]) > 1.5
+
+
+def test_no_face_is_a_clear_result_not_a_crash(judge):
+    result = judge.judge(load_clip(np.full((6, 96, 96, 3), 200, np.uint8)))
+    assert not result.face_found and result.quality.mos == 0.0 and result.distortions == []
+    assert "No face was found" in result.summary and result.frame_heatmaps.shape == (6, 96, 96)
+
+
+def test_a_single_image_has_no_3d_consistency_evidence(judged, judge):
+    frames, _ = judged
+    result = judge.judge(load_clip(frames[len(frames) // 2]))
+    assert result.face_found and not result.consistency_available and result.views == []
+    assert "nonrigid" not in result.measures and "flicker" not in result.measures
+    assert "3D consistency" in result.summary

@@ -1,0 +1,80 @@
+"""Fitting the judge's calibration: the regressions, the targets, and reading the stored file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from judge.calibration import (CALIBRATION_PATH, TARGETS, Calibration, RawEvidence, _logistic, _nonnegative_ridge,
+                               feature_names, fit_calibration, score_targets)
+from judge.evidence import MAP_MEASURES
+from judge.result import CATEGORIES, JUDGE_REGIONS
+
+
+def test_nonnegative_ridge_recovers_nonnegative_weights_and_never_goes_below_zero():
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 4))
+    w = np.array([1.0, 0.0, 0.5, 3.0])
+    assert np.allclose(_nonnegative_ridge(x, x @ w - 5.0, 1e-9), np.append(w, -5.0), atol=1e-6)  # free constant
+    fitted = _nonnegative_ridge(x, x @ np.array([1.0, -2.0, 0.5, 3.0]), 1e-9)
+    assert (fitted[:4] >= 0).all() and fitted[1] == 0.0
+
+
+def test_logistic_separates_two_clouds():
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(-2, 1, (40, 2)), rng.normal(2, 1, (40, 2))])
+    y = np.r_[np.zeros(40), np.ones(40)]
+    w = _logistic(np.hstack([x, np.ones((80, 1))]), y, 0.1)
+    p = 1 / (1 + np.exp(-(np.hstack([x, np.ones((80, 1))]) @ w)))
+    assert ((p > 0.5) == y).mean() > 0.95
+
+
+def test_score_targets_follow_the_written_rule():
+    q, a = score_targets([("none", 0), ("technical", 2), ("structure", 5)])
+    clean, primary, secondary = TARGETS["clean"], TARGETS["primary"], TARGETS["secondary"]
+    assert np.allclose(q, [clean, clean - 2 * primary, clean - 5 * secondary])
+    assert np.allclose(a, [clean, clean - 2 * secondary, clean - 5 * primary])
+
+
+def _raw(rng, noisy_region: str | None = None, amount: float = 0.0) -> RawEvidence:
+    t, r, m = 6, len(JUDGE_REGIONS), len(MAP_MEASURES)
+    values = 1.0 + 0.05 * rng.normal(size=(t, r, m))
+    if noisy_region:
+        values[:, JUDGE_REGIONS.index(noisy_region), MAP_MEASURES.index("noise")] += amount
+    return RawEvidence(values.astype(np.float32), 0.01 * rng.normal(size=(t, r, 2)).astype(np.float32),
+                       values.mean(1).astype(np.float32), np.zeros(t, np.float32), np.zeros(2, np.float32), np.ones(t, bool), 0.0)
+
+
+def test_a_fitted_calibration_finds_a_local_distortion_and_scores_it_lower(tmp_path):
+    rng = np.random.default_rng(2)
+    samples = [(_raw(rng), "No Distortion", "none", 0) for _ in range(60)]
+    for region, category in (("mouth", "Mouth"), ("hair", "Hair")):
+        samples += [(_raw(rng, region, 0.3 * s), category, "technical", s) for s in (1, 2, 3, 4, 5) for _ in range(12)]
+    cal = fit_calibration(samples, fitted_on="test")
+    assert len(cal.category_weights) == len(CATEGORIES) and len(cal.feature_mean) == len(CATEGORIES)
+    real = [CATEGORIES.index(c) for c in CATEGORIES if c != "No Distortion"]
+    clean = [cal.predict(cal.features(_raw(rng))) for _ in range(20)]
+    q_mouth, a_mouth, p_mouth = cal.predict(cal.features(_raw(rng, "mouth", 1.2)))
+    assert sum(p[real].max() >= 0.5 for _, _, p in clean) <= 2  # nothing found on (nearly) all clean clips
+    assert CATEGORIES[int(np.argmax(p_mouth))] == "Mouth" and p_mouth.max() > 0.5
+    q_clean = np.mean([q for q, _, _ in clean])
+    assert q_mouth < q_clean - 20 and a_mouth > q_mouth
+    cal.save(tmp_path / "c.json")
+    assert Calibration.load(tmp_path / "c.json") == cal
+
+
+def test_fitting_needs_clean_clips():
+    with pytest.raises(ValueError, match="clean clips"):
+        fit_calibration([(_raw(np.random.default_rng(3), "mouth", 1.0), "Mouth", "technical", 3)])
+
+
+def test_a_missing_calibration_says_how_to_make_one(tmp_path):
+    with pytest.raises(RuntimeError, match="judge_ladders.py --fit"):
+        Calibration.load(tmp_path / "missing.json")
+
+
+def test_the_shipped_calibration_matches_the_features():
+    cal = Calibration.load(CALIBRATION_PATH)
+    assert np.asarray(cal.category_weights).shape[0] == len(CATEGORIES)
+    assert np.asarray(cal.median).shape == (len(JUDGE_REGIONS), len(MAP_MEASURES))
+    assert "judge_ladders" in cal.fitted_on

@@ -1,0 +1,1 @@
+"""The web app's services (what the Gradio events call)."""

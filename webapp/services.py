@@ -1,0 +1,277 @@
+"""What the web app's events call: create, relight, compare, judge and ask. No Gradio layout here;
+errors a user can act on become ``gr.Error`` messages, everything is written into a per-session folder
+that is removed when the session ends."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from face_nerf.edit import EmbeddedEditor
+from face_nerf.errors import FaceLabError
+from face_nerf.lighting import CustomLight, Lighting
+
+OUTPUT_TTL_S = 3600  # session folders untouched this long are removed when a new run starts
+SIZES = (128, 256, 384, 512)
+MAX_FRAMES = 96
+
+
+@dataclass
+class Judged:
+    """A judgement kept in the session with the frames it analysed (for the heatmap viewer)."""
+
+    result: object  # judge.result.JudgeResult
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    json_path: str
+
+
+@dataclass
+class Result:
+    """A finished creation kept in the browser session, so its light can change without reconstructing."""
+
+    recon: object  # face_nerf.pipeline.Reconstruction (edited)
+    base: object  # the reconstruction before the edit (for the compare view)
+    outputs: object  # face_nerf.pipeline.Outputs
+    config: object  # face_nerf.pipeline.ReconstructionConfig
+    judged: Judged | None = None
+    files: list[str] = field(default_factory=list)
+
+
+def parse_lighting(preset: str | None, light: str | None = None, fixed_to: str | None = "world") -> Lighting:
+    """The lighting of a request: a preset name, or a custom light spec ("azimuth=40,elevation=20,...")
+    when ``light`` is given or the preset is "custom"."""
+    preset = (preset or "original").strip().lower()
+    if preset == "custom" or (light or "").strip():
+        if not (light or "").strip():
+            raise FaceLabError("Custom lighting needs a light, e.g. azimuth=40,elevation=20,color=#ffd8a8,intensity=1.2,ambient=0.3.")
+        return Lighting(custom=CustomLight.parse(light), fixed_to=fixed_to or "world")
+    return Lighting(preset, fixed_to=fixed_to or "world")
+
+
+def status_line(report: dict | None, judged: Judged | None = None) -> str:
+    """What produced a result, for the page: backends and the edits applied."""
+    if not report:
+        return ""
+    edit = report.get("edit") or {}
+    lighting = report.get("lighting") or {}
+    judge = f" · **judge:** {judged.result.backend}" if judged else ""
+    return (f"**Backend:** {report.get('backend')} · **editor:** {edit.get('backend') or 'none'} · "
+            f"**lighting:** {lighting.get('name')} ({lighting.get('fixed_to')}-fixed){judge}  \n"
+            f"**Edits:** {edit.get('summary', 'no edit')}")
+
+
+@dataclass
+class Services:
+    """Shared by all sessions: the editor (its sentence-embedding model loads on first need) and the
+    judge (its calibration loads on first need)."""
+
+    output_root: Path
+    editor: EmbeddedEditor = field(default_factory=EmbeddedEditor)
+    _judge: object = None
+
+    @property
+    def judge(self):
+        from judge.analytic import EmbeddedJudge
+
+        if self._judge is None:
+            self._judge = EmbeddedJudge()
+        return self._judge
+
+    # --- create ------------------------------------------------------------------------------------
+
+    def generate(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
+                 fixed_to: str = "world", size: int = 256, frames: int = 48, request: gr.Request | None = None,
+                 progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
+        """Photo -> edited, lit 3D face -> (turntable.mp4, mesh.glb, views.png, judgement as JSON, the
+        result kept for relighting)."""
+        from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs
+
+        if not photo_path:
+            raise gr.Error("No photo yet: upload a face photo or click one of the examples.")
+        size, frames = self._check_size(size, frames)
+        self._remove_old_runs()
+        progress(0.02, desc="Reading the prompt")
+        try:
+            config = ReconstructionConfig(frames=frames, size=size, lighting=parse_lighting(lighting, light, fixed_to))
+            self.editor.parse(prompt or "")  # an unreadable prompt fails before any work
+            progress(0.05, desc="Finding the face")
+            base = reconstruct(photo_path, config)
+            for warning in base.warnings:
+                gr.Warning(warning)
+            progress(0.15, desc="Editing")
+            recon = edit_reconstruction(base, prompt or "", self.editor)
+            done = [0]
+
+            def frame_done(n: int) -> None:
+                done[0] += n
+                progress(0.2 + 0.55 * done[0] / config.frames, desc="Rendering the turntable")
+
+            outputs = render_outputs(recon, config, progress=frame_done)
+            progress(0.8, desc="Judging the turntable")
+            result = Result(recon, base, outputs, config)
+            return self._finish(result, request, progress)
+        except FaceLabError as err:
+            raise gr.Error(str(err)) from err
+
+    def relight(self, result: Result | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
+                request: gr.Request | None = None, progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
+        """The last result under another light, without reconstructing (judged again)."""
+        from face_nerf.pipeline import relight_outputs
+
+        if result is None:
+            raise gr.Error("Nothing to relight yet: generate a face first.")
+        try:
+            progress(0.1, desc="Relighting")
+            outputs = relight_outputs(result.recon, result.outputs, parse_lighting(lighting, light, fixed_to),
+                                      result.config.mesh_lighting)
+            return self._finish(Result(result.recon, result.base, outputs, result.config), request, progress)
+        except FaceLabError as err:
+            raise gr.Error(str(err)) from err
+
+    def compare(self, result: Result | None, mode: str = "original vs edited", preset: str = "studio") -> np.ndarray:
+        """Two 3-view strips one above the other: before and after the edit, or the current light and
+        ``preset``; each labelled."""
+        from face_nerf.export import STRIP_YAWS, TurntableFrame, render_views
+        from face_nerf.pipeline import relight_outputs
+
+        if result is None:
+            raise gr.Error("Nothing to compare yet: generate a face first.")
+        current = result.outputs.strip
+        try:
+            if mode == "original vs edited":
+                light = result.config.lighting.to_sh(result.base.field.photo_light)
+                views, _ = render_views(result.base.field, [TurntableFrame(y, 0.0) for y in STRIP_YAWS],
+                                        result.config.size, light, result.config.lighting.fixed_to)
+                other, labels = np.concatenate(list(views), 1), ("original", "edited: " + (result.recon.edit.summary()
+                                                                                          if result.recon.edit else "no edit"))
+                return _stack_labelled([other, current], labels)
+            relit = relight_outputs(result.recon, result.outputs, parse_lighting(preset), result.config.mesh_lighting)
+            return _stack_labelled([current, relit.strip], (f"lighting: {result.outputs.lighting.name}", f"lighting: {preset}"))
+        except FaceLabError as err:
+            raise gr.Error(str(err)) from err
+
+    # --- judge -------------------------------------------------------------------------------------
+
+    def judge_video(self, path: str | None, request: gr.Request | None = None,
+                    progress=gr.Progress()) -> tuple[dict, Judged]:
+        """Any turntable video (or image) -> (judgement as JSON, the judgement kept for the panel)."""
+        from judge.frames import load_clip
+
+        if not path:
+            raise gr.Error("No video yet: upload a turntable video (mp4, webm, gif) or an image.")
+        progress(0.1, desc="Reading the video")
+        try:
+            clip = load_clip(path)
+            progress(0.3, desc="Judging")
+            result = self.judge.judge(clip)
+        except FaceLabError as err:
+            raise gr.Error(str(err)) from err
+        if not result.face_found:
+            gr.Warning(result.summary)
+        folder = self._new_folder(request)
+        judged = self._keep_judgement(result, clip.frames, folder)
+        return result.to_dict(), judged
+
+    @staticmethod
+    def ask(judgement: dict | str | None, question: str) -> str:
+        """Answer a question about a judgement (its JSON)."""
+        from judge.ask import ask
+        from judge.result import JudgeResult
+
+        if not judgement:
+            raise gr.Error("Nothing judged yet: generate a face or judge a video first.")
+        try:
+            data = json.loads(judgement) if isinstance(judgement, str) else judgement
+            result = JudgeResult.from_dict(data)
+        except (ValueError, TypeError, KeyError) as err:
+            raise gr.Error(f"That is not a judgement from this app ({err}); pass the JSON /judge or /generate returned.") from err
+        return ask(result, question or "").text
+
+    # --- sessions ----------------------------------------------------------------------------------
+
+    def end_session(self, request: gr.Request) -> None:
+        """Remove the session's folder (called when the browser tab closes)."""
+        if request is not None and request.session_hash:
+            shutil.rmtree(self.output_root / _safe(request.session_hash), ignore_errors=True)
+
+    def _finish(self, result: Result, request, progress) -> tuple[str, str, str, dict, Result]:
+        from face_nerf.pipeline import write_outputs
+
+        progress(0.85, desc="Judging the turntable")
+        judgement = self.judge.judge(_clip_of(result.outputs.frames))
+        progress(0.95, desc="Writing video, mesh and judgement")
+        folder = self._new_folder(request)
+        out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
+        result.judged = self._keep_judgement(judgement, result.outputs.frames, out)
+        result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json")] + \
+            [result.judged.json_path]
+        return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), result
+
+    def _keep_judgement(self, result, frames: np.ndarray, folder: Path) -> Judged:
+        path = folder / "judge.json"
+        path.write_text(result.to_json())
+        analysed = frames[result.frame_indices] if len(frames) != len(result.frame_indices) else frames
+        if analysed.shape[1:3] != result.frame_heatmaps.shape[1:3]:
+            from PIL import Image
+
+            h, w = result.frame_heatmaps.shape[1:3]
+            analysed = np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BOX)) for f in analysed])
+        return Judged(result, analysed, str(path))
+
+    def _new_folder(self, request) -> Path:
+        session = _safe(request.session_hash) if request is not None and request.session_hash else "no-session"
+        root = self.output_root / session
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=root))
+
+    @staticmethod
+    def _check_size(size, frames) -> tuple[int, int]:
+        try:
+            size, frames = int(size), int(frames)
+        except (TypeError, ValueError) as err:
+            raise gr.Error(f"Size and frames must be whole numbers ({err}).") from err
+        if size not in SIZES:
+            raise gr.Error(f"Output size must be one of {', '.join(map(str, SIZES))} pixels. Got {size}.")
+        if not 8 <= frames <= MAX_FRAMES:
+            raise gr.Error(f"Frames must be between 8 and {MAX_FRAMES}. Got {frames}.")
+        return size, frames
+
+    def _remove_old_runs(self) -> None:
+        cutoff = time.time() - OUTPUT_TTL_S
+        for run in self.output_root.iterdir():
+            if run.is_dir() and run.stat().st_mtime < cutoff:
+                shutil.rmtree(run, ignore_errors=True)
+
+
+def _clip_of(frames: np.ndarray):
+    from judge.frames import load_clip
+
+    return load_clip(frames)
+
+
+def _safe(name: str) -> str:
+    return "".join(c for c in name if c.isalnum() or c in "-_")[:64] or "session"
+
+
+def _stack_labelled(strips: list[np.ndarray], labels: tuple[str, str]) -> np.ndarray:
+    """Strips one above the other, each under a label bar."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width = max(s.shape[1] for s in strips)
+    rows = []
+    for strip, label in zip(strips, labels):
+        bar = Image.new("RGB", (width, 36), (30, 30, 30))
+        try:
+            font = ImageFont.load_default(size=22)
+        except TypeError:
+            font = ImageFont.load_default()
+        ImageDraw.Draw(bar).text((10, 5), label[:120], fill=(255, 255, 255), font=font)
+        rows += [np.asarray(bar), np.pad(strip, ((0, 0), (0, width - strip.shape[1]), (0, 0)), constant_values=255)]
+    return np.concatenate(rows, 0)
