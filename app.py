@@ -15,9 +15,10 @@ import gradio as gr
 import numpy as np
 
 from face_nerf.lighting import PRESETS
-from webapp.services import MAX_FRAMES, SIZES, Judged, Result, Services, parse_lighting, status_line
+from webapp.services import MAX_FRAMES, SIZES, Judged, Services, parse_lighting, status_line
 
-__all__ = ["Services", "Result", "Judged", "parse_lighting", "status_line", "light_spec", "build_demo", "main"]
+__all__ = ["Services", "Judged", "parse_lighting", "status_line", "light_spec", "panel", "frame_overlay", "build_demo",
+           "main"]
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.*"))
 MAX_UPLOAD = "200mb"  # videos for the judge; photos have their own 30 MB limit with a clear message
@@ -38,6 +39,22 @@ try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
 except ImportError:
     def gpu(fn):
         return fn
+
+
+class PhotoInput(gr.Image):
+    """An image upload whose unreadable files (a text file renamed .jpg, a damaged photo) get a message
+    in the page instead of a bare error."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError) as err:
+            name = getattr(payload, "orig_name", None) or "The file"
+            raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
+                           "or WebP photo of a face.") from err
 
 
 def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:
@@ -115,12 +132,12 @@ def build_demo(services: Services) -> gr.Blocks:
         gr.Markdown("# FaceLab 3D\nOne face photo in: a 3D face you can edit with words, relight, download, "
                     "and have judged.")
         with gr.Tab("Create", id="create"):
-            result = gr.State(None)
+            result = gr.State(None)  # tokens of what Services keeps (bounded memory)
             judged = gr.State(None)
             with gr.Row():
                 with gr.Column(scale=1):
-                    photo = gr.Image(type="filepath", label="Face photo", elem_id="photo",
-                                     sources=["upload", "webcam", "clipboard"])
+                    photo = PhotoInput(type="filepath", label="Face photo", elem_id="photo", image_mode=None,
+                                       sources=["upload", "webcam", "clipboard"])
                     gr.Examples(EXAMPLES, inputs=photo, label="Example photos (public domain)")
                     prompt = gr.Textbox(label="Edit prompt (optional)", elem_id="prompt", max_length=300,
                                         placeholder="e.g. older, with a grey beard and blue eyes")
@@ -181,10 +198,17 @@ def build_demo(services: Services) -> gr.Blocks:
         lighting.change(lambda choice: gr.Accordion(open=choice == "custom"), lighting, custom_box,
                         api_visibility="private", queue=False)
 
-        def after_create(res: Result | None):
+        def after_create(token: str | None):
+            res = services.result(token)
             report = res.outputs.report if res else None
             return (status_line(report, res.judged if res else None), res.files if res else None,
-                    res.judged if res else None, *panel(res.judged if res else None))
+                    token, *panel(res.judged if res else None))
+
+        def show_panel(token: str | None):
+            return panel(services.judged(token))
+
+        def show_frame(token: str | None, index: float):
+            return frame_overlay(services.judged(token), index)
 
         create_outputs = [video, mesh, strip, judgement, result]
         shown = [status, downloads, judged, *create_panel]
@@ -198,14 +222,14 @@ def build_demo(services: Services) -> gr.Blocks:
                              api_visibility="private", concurrency_limit=1, concurrency_id="heavy")
         judge_button.click(services.judge_video, upload, [judge_json, judged_upload], api_name="judge",
                            concurrency_limit=1, concurrency_id="heavy"
-                           ).then(panel, judged_upload, judge_panel, api_visibility="private", queue=False)
+                           ).then(show_panel, judged_upload, judge_panel, api_visibility="private", queue=False)
         # The API's /ask (judgement JSON, question) -> answer; declared before the panels' own ask events.
         hidden_json, hidden_question, hidden_answer = gr.JSON(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False)
         gr.Button(visible=False).click(services.ask, [hidden_json, hidden_question], hidden_answer, api_name="ask")
         for state, panel_parts, question, ask, answer, source in (
                 (judged, create_panel, create_question, create_ask, create_answer, judgement),
                 (judged_upload, judge_panel, judge_question, judge_ask, judge_answer, judge_json)):
-            panel_parts[-1].change(frame_overlay, [state, panel_parts[-1]], panel_parts[-2],
+            panel_parts[-1].change(show_frame, [state, panel_parts[-1]], panel_parts[-2],
                                    api_visibility="private", queue=False)
             for trigger in (ask.click, question.submit):
                 trigger(services.ask, [source, question], answer, api_visibility="private", queue=False)
@@ -219,7 +243,9 @@ def main() -> None:
     set_cpu_threads()
     root = Path(os.environ.get("FACELAB_OUTPUTS", Path(tempfile.gettempdir()) / "facelab-outputs"))
     root.mkdir(parents=True, exist_ok=True)
-    demo = build_demo(Services(root))
+    services = Services(root)
+    services.warm_up()
+    demo = build_demo(services)
     port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)))
     demo.queue(max_size=40, default_concurrency_limit=1).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port, max_file_size=MAX_UPLOAD,

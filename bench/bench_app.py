@@ -71,7 +71,8 @@ def main() -> None:
     server = start_server(args.port, tmp / "outputs")
     url = f"http://127.0.0.1:{args.port}/"
     try:
-        print(f"server up; RSS {rss_mb(server.pid):.0f} MB before any request")
+        started = rss_mb(server.pid)
+        print(f"server up (models loaded at start); RSS {started:.0f} MB before any request")
         client = Client(url, verbose=False)
         start = time.perf_counter()
         client.predict(handle_file(str(EXAMPLE)), "red lipstick", "studio", api_name="/generate")
@@ -99,7 +100,8 @@ def main() -> None:
               f"server alive: {server.poll() is None}; RSS peak-ish now {rss_mb(server.pid):.0f} MB")
         time.sleep(5)
         after = rss_mb(server.pid)
-        print(f"RSS 5 s later: {after:.0f} MB ({after - base:+.0f} MB from after warm-up)")
+        print(f"RSS 5 s later: {after:.0f} MB ({after - base:+.0f} MB from after warm-up, {after - started:+.0f} MB "
+              f"from start; the server keeps the last 2 results in memory for relight and compare)")
 
         for name, value in bad_inputs(tmp).items():
             photo, prompt = (EXAMPLE, value) if isinstance(value, str) else (value, "")

@@ -27,8 +27,9 @@ def _quiet(*args, **kwargs):
     return None
 
 
-def test_generate_makes_every_artefact_and_a_judgement(created):
-    video, mesh, strip, judgement, result = created
+def test_generate_makes_every_artefact_and_a_judgement(services, created):
+    video, mesh, strip, judgement, token = created
+    result = services.result(token)
     assert video.endswith("turntable.mp4") and mesh.endswith("mesh.glb") and strip.endswith("views.png")
     report = result.outputs.report
     assert report["backend"] == "embedded-sdf-field" and report["lighting"]["name"] == "studio"
@@ -41,8 +42,8 @@ def test_generate_makes_every_artefact_and_a_judgement(created):
                                                             "judge.json"]
 
 
-def test_judge_panel_contents(created):
-    result = created[4]
+def test_judge_panel_contents(services, created):
+    result = services.result(created[4])
     scores, categories, summary, strip_heat, frame_heat, slider = app.panel(result.judged)
     assert scores.data[0].x[0] == result.judged.result.quality.mos
     assert len(categories.data[0].y) == 9 and "embedded-judge" in summary
@@ -52,19 +53,21 @@ def test_judge_panel_contents(created):
 
 
 def test_relight_and_compare(services, created):
-    video, *_, result = created
+    video, *_, token = created
+    result = services.result(token)
     spec = app.light_spec(-60, 10, "rgba(255, 216, 168, 1)", 1.5, 0.2)
     assert spec == "azimuth=-60,elevation=10,color=#ffd8a8,intensity=1.5,ambient=0.2"
-    video2, _, _, judgement2, result2 = services.relight(result, "custom", spec, "camera", progress=_quiet)
+    video2, _, _, judgement2, token2 = services.relight(token, "custom", spec, "camera", progress=_quiet)
+    result2 = services.result(token2)
     assert video2 != video and result2.outputs.report["lighting"]["fixed_to"] == "camera"
     assert result2.recon is result.recon and judgement2["backend"] == "embedded-judge"
-    side_by_side = services.compare(result, "original vs edited")
+    side_by_side = services.compare(token, "original vs edited")
     strip_h, strip_w = result.outputs.strip.shape[:2]
     assert side_by_side.shape[1] == strip_w and side_by_side.shape[0] > 2 * strip_h
     assert not np.array_equal(side_by_side[-strip_h:], side_by_side[36:36 + strip_h])  # the edit shows
-    assert services.compare(result, "two lighting presets", "warm").shape == side_by_side.shape
+    assert services.compare(token, "two lighting presets", "warm").shape == side_by_side.shape
     with pytest.raises(gr.Error, match="Choose one of"):
-        services.relight(result, "candle", "", "world", progress=_quiet)
+        services.relight(token, "candle", "", "world", progress=_quiet)
     with pytest.raises(gr.Error, match="Nothing to relight"):
         services.relight(None, progress=_quiet)
     with pytest.raises(gr.Error, match="Nothing to compare"):
@@ -87,7 +90,8 @@ def test_generate_handler_errors_are_readable(services, tmp_path):
 
 
 def test_judge_and_ask_handlers(services, created, tmp_path):
-    judgement, judged = services.judge_video(created[0], progress=_quiet)
+    judgement, token = services.judge_video(created[0], progress=_quiet)
+    judged = services.judged(token)
     assert judgement["face_found"] and judged.frames.shape[0] == len(judgement["frame_indices"])
     assert "badness" in services.ask(judgement, "Which region is worst?")
     assert "cannot answer" in services.ask(json.dumps(judgement), "What is the capital of France?")
@@ -99,6 +103,24 @@ def test_judge_and_ask_handlers(services, created, tmp_path):
     bad.write_bytes(b"\x00" * 2000)
     with pytest.raises(gr.Error, match="could not be read"):
         services.judge_video(str(bad), progress=_quiet)
+
+
+def test_kept_results_are_bounded_and_say_when_something_was_dropped():
+    kept = app.Services.__dataclass_fields__["kept"].default_factory()
+    kept.capacity = 2
+    tokens = [kept.put(i) for i in range(3)]
+    assert len(kept) == 2 and kept.get(tokens[2]) == 2 and kept.get(None) is None
+    with pytest.raises(gr.Error, match="no longer kept"):
+        kept.get(tokens[0])
+
+
+def test_photo_input_names_an_unreadable_file(tmp_path):
+    from gradio.data_classes import FileData
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not a photo")
+    with pytest.raises(gr.Error, match="notes.jpg is not an image that can be read"):
+        app.PhotoInput(type="filepath", image_mode=None).preprocess(FileData(path=str(fake), orig_name="notes.jpg"))
 
 
 def test_running_app_serves_generate_judge_and_ask(tmp_path):

@@ -5,7 +5,10 @@ that is removed when the session ends."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import uuid
+from collections import OrderedDict
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from face_nerf.errors import FaceLabError
 from face_nerf.lighting import CustomLight, Lighting
 
 OUTPUT_TTL_S = 3600  # session folders untouched this long are removed when a new run starts
+KEEP_RESULTS = int(os.environ.get("FACELAB_KEEP_RESULTS", 2))  # results kept in memory for relight / compare / the panel
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
 
@@ -67,6 +71,35 @@ def status_line(report: dict | None, judged: Judged | None = None) -> str:
             f"**Edits:** {edit.get('summary', 'no edit')}")
 
 
+class KeptResults:
+    """The last ``capacity`` results and judgements, by token (what the browser session holds), so
+    memory stays bounded however many sessions come; an evicted token gets a message to generate again."""
+
+    def __init__(self, capacity: int = KEEP_RESULTS):
+        self.capacity = max(1, capacity)
+        self._items: OrderedDict[str, object] = OrderedDict()
+
+    def put(self, item) -> str:
+        token = uuid.uuid4().hex
+        self._items[token] = item
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return token
+
+    def get(self, token: str | None, what: str = "result"):
+        """The item, or None for no token; a gr.Error when it is no longer kept."""
+        if not token:
+            return None
+        if token not in self._items:
+            raise gr.Error(f"This {what} is no longer kept in memory (the server keeps the last {self.capacity}); "
+                           "generate or judge again.")
+        self._items.move_to_end(token)
+        return self._items[token]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass
 class Services:
     """Shared by all sessions: the editor (its sentence-embedding model loads on first need) and the
@@ -74,6 +107,7 @@ class Services:
 
     output_root: Path
     editor: EmbeddedEditor = field(default_factory=EmbeddedEditor)
+    kept: KeptResults = field(default_factory=KeptResults)
     _judge: object = None
 
     @property
@@ -84,13 +118,19 @@ class Services:
             self._judge = EmbeddedJudge()
         return self._judge
 
+    def warm_up(self) -> None:
+        """Load what the first request would otherwise wait for: the sentence-embedding model of the
+        editor and the judge's calibration (local files; nothing is downloaded)."""
+        self.editor.parse("undead")
+        _ = self.judge
+
     # --- create ------------------------------------------------------------------------------------
 
     def generate(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
                  fixed_to: str = "world", size: int = 256, frames: int = 48, request: gr.Request | None = None,
-                 progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
-        """Photo -> edited, lit 3D face -> (turntable.mp4, mesh.glb, views.png, judgement as JSON, the
-        result kept for relighting)."""
+                 progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
+        """Photo -> edited, lit 3D face -> (turntable.mp4, mesh.glb, views.png, judgement as JSON, a
+        token for the result kept for relighting, comparing and the judge panel)."""
         from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs
 
         if not photo_path:
@@ -120,11 +160,12 @@ class Services:
         except FaceLabError as err:
             raise gr.Error(str(err)) from err
 
-    def relight(self, result: Result | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
-                request: gr.Request | None = None, progress=gr.Progress()) -> tuple[str, str, str, dict, Result]:
+    def relight(self, token: str | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
+                request: gr.Request | None = None, progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
         """The last result under another light, without reconstructing (judged again)."""
         from face_nerf.pipeline import relight_outputs
 
+        result = self.kept.get(token)
         if result is None:
             raise gr.Error("Nothing to relight yet: generate a face first.")
         try:
@@ -135,12 +176,13 @@ class Services:
         except FaceLabError as err:
             raise gr.Error(str(err)) from err
 
-    def compare(self, result: Result | None, mode: str = "original vs edited", preset: str = "studio") -> np.ndarray:
+    def compare(self, token: str | None, mode: str = "original vs edited", preset: str = "studio") -> np.ndarray:
         """Two 3-view strips one above the other: before and after the edit, or the current light and
         ``preset``; each labelled."""
         from face_nerf.export import STRIP_YAWS, TurntableFrame, render_views
         from face_nerf.pipeline import relight_outputs
 
+        result = self.kept.get(token)
         if result is None:
             raise gr.Error("Nothing to compare yet: generate a face first.")
         current = result.outputs.strip
@@ -160,8 +202,9 @@ class Services:
     # --- judge -------------------------------------------------------------------------------------
 
     def judge_video(self, path: str | None, request: gr.Request | None = None,
-                    progress=gr.Progress()) -> tuple[dict, Judged]:
-        """Any turntable video (or image) -> (judgement as JSON, the judgement kept for the panel)."""
+                    progress=gr.Progress()) -> tuple[dict, str]:
+        """Any turntable video (or image) -> (judgement as JSON, a token for the judgement kept for the
+        panel)."""
         from judge.frames import load_clip
 
         if not path:
@@ -177,7 +220,9 @@ class Services:
             gr.Warning(result.summary)
         folder = self._new_folder(request)
         judged = self._keep_judgement(result, clip.frames, folder)
-        return result.to_dict(), judged
+        token = self.kept.put(judged)
+        release_memory()
+        return result.to_dict(), token
 
     @staticmethod
     def ask(judgement: dict | str | None, question: str) -> str:
@@ -193,6 +238,15 @@ class Services:
         except (ValueError, TypeError, KeyError) as err:
             raise gr.Error(f"That is not a judgement from this app ({err}); pass the JSON /judge or /generate returned.") from err
         return ask(result, question or "").text
+
+    def result(self, token: str | None) -> Result | None:
+        """A kept creation (None for no token)."""
+        return self.kept.get(token)
+
+    def judged(self, token: str | None) -> Judged | None:
+        """The judgement of a kept creation or judged upload (None for no token)."""
+        item = self.kept.get(token, "judgement")
+        return item.judged if isinstance(item, Result) else item
 
     # --- sessions ----------------------------------------------------------------------------------
 
@@ -212,7 +266,9 @@ class Services:
         result.judged = self._keep_judgement(judgement, result.outputs.frames, out)
         result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json")] + \
             [result.judged.json_path]
-        return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), result
+        token = self.kept.put(result)
+        release_memory()
+        return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), token
 
     def _keep_judgement(self, result, frames: np.ndarray, folder: Path) -> Judged:
         path = folder / "judge.json"
@@ -248,6 +304,22 @@ class Services:
         for run in self.output_root.iterdir():
             if run.is_dir() and run.stat().st_mtime < cutoff:
                 shutil.rmtree(run, ignore_errors=True)
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the system after a heavy request: glibc keeps it otherwise (measured:
+    ~700 MB of a 2-core server's RSS after twenty requests)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 def _clip_of(frames: np.ndarray):

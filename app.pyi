@@ -1,0 +1,260 @@
+"""FaceLab 3D web app: create (photo -> edited, lit 3D face), judge any turntable, explain, compare.
+
+The UI is a thin layer over ``webapp.services``: nothing heavy is loaded at import, ``launch()`` runs
+only under ``__main__``. Port: $PORT or $GRADIO_SERVER_PORT, default 7860. Outputs go under
+$FACELAB_OUTPUTS (default: the system's temporary folder), one folder per browser session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from face_nerf.lighting import PRESETS
+from webapp.services import MAX_FRAMES, SIZES, Judged, Services, parse_lighting, status_line
+
+__all__ = ["Services", "Judged", "parse_lighting", "status_line", "light_spec", "panel", "frame_overlay", "build_demo",
+           "main"]
+
+EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.*"))
+MAX_UPLOAD = "200mb"  # videos for the judge; photos have their own 30 MB limit with a clear message
+LIGHTING_CHOICES = [*PRESETS, "custom"]
+EXAMPLE_PROMPTS = ["red lipstick", "blue eyes", "older, with a grey beard and blue eyes", "big smile", "sunglasses",
+                   "marble statue", "zombie", "grey hair, raised eyebrows"]
+QUESTIONS = ["Which region is worst?", "Is the mouth distorted?", "How realistic is the left profile?",
+             "Is it blurry?", "Why?"]
+CSS = """
+.gradio-container {max-width: 1500px !important}
+#status, #summary, #answer {font-size: 1.1rem}
+"""
+
+try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
+    import spaces
+
+    gpu = spaces.GPU(duration=60)
+except ImportError:
+    def gpu(fn):
+        return fn
+
+from gradio.events import Dependency
+
+class PhotoInput(gr.Image):
+    """An image upload whose unreadable files (a text file renamed .jpg, a damaged photo) get a message
+    in the page instead of a bare error."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError) as err:
+            name = getattr(payload, "orig_name", None) or "The file"
+            raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
+                           "or WebP photo of a face.") from err
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:
+    """The custom-light controls as a light spec string."""
+    return f"azimuth={azimuth:g},elevation={elevation:g},color={_hex_colour(colour)},intensity={intensity:g},ambient={ambient:g}"
+
+
+def _hex_colour(colour: str) -> str:
+    """'#rrggbb' or a CSS 'rgb(a)(r, g, b[, a])' string (what colour pickers send) -> '#rrggbb'."""
+    colour = (colour or "#ffffff").strip()
+    if colour.startswith("rgb"):
+        try:
+            parts = [float(v) for v in colour[colour.index("(") + 1:colour.rindex(")")].split(",")[:3]]
+        except ValueError:
+            return colour  # CustomLight rejects it with a message naming the expected form
+        return "#" + "".join(f"{max(0, min(255, round(v))):02x}" for v in parts)
+    return colour
+
+
+# --- the judge panel ------------------------------------------------------------------------------
+
+def panel(judged: Judged | None):
+    """The judge panel's contents: (scores plot, categories plot, summary, strip overlay, frame overlay,
+    frame slider)."""
+    from judge.heatmap import overlay
+    from judge.plots import category_figure, score_figure
+
+    if judged is None:
+        return None, None, "", None, None, gr.Slider(maximum=1, value=0)
+    r = judged.result
+    found = ", ".join(f"**{d.category}** ({d.probability:.2f})" for d in r.distortions)
+    summary = f"**[{r.backend}]** {r.summary}  \n**Found:** {found or 'nothing'}"
+    strip = overlay(r.strip, r.strip_heatmap) if r.strip is not None else None
+    last = max(len(judged.frames) - 1, 0)
+    return (score_figure(r), category_figure(r), summary, strip, frame_overlay(judged, last // 2),
+            gr.Slider(minimum=0, maximum=last, value=last // 2, step=1))
+
+
+def frame_overlay(judged: Judged | None, index: float) -> np.ndarray | None:
+    """One analysed frame with its heatmap laid over it."""
+    from judge.heatmap import overlay
+
+    if judged is None or judged.result.frame_heatmaps is None:
+        return None
+    i = int(np.clip(index or 0, 0, len(judged.frames) - 1))
+    return overlay(judged.frames[i], judged.result.frame_heatmaps[i])
+
+
+def _judge_panel(prefix: str):
+    """The judge panel's components (returned in ``panel``'s order, then the question box parts)."""
+    with gr.Group():
+        gr.Markdown("### Judge")
+        summary = gr.Markdown(elem_id=f"{prefix}-summary")
+        with gr.Row():
+            scores = gr.Plot(label="Scores", elem_id=f"{prefix}-scores")
+            categories = gr.Plot(label="Distortion categories", elem_id=f"{prefix}-categories")
+        with gr.Row():
+            strip = gr.Image(label="Heatmap over the 3-view strip", elem_id=f"{prefix}-strip-heat", height=280)
+            with gr.Column():
+                frame = gr.Image(label="Heatmap over a frame", elem_id=f"{prefix}-frame-heat", height=280)
+                slider = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id=f"{prefix}-frame-slider")
+        with gr.Row():
+            question = gr.Textbox(label="Ask the judge", placeholder="e.g. Is the mouth distorted?",
+                                  elem_id=f"{prefix}-question", scale=4)
+            ask = gr.Button("Ask", elem_id=f"{prefix}-ask", scale=1)
+        gr.Examples([[q] for q in QUESTIONS], inputs=question, label="Questions")
+        answer = gr.Markdown(elem_id=f"{prefix}-answer")
+    return [scores, categories, summary, strip, frame, slider], question, ask, answer
+
+
+def build_demo(services: Services) -> gr.Blocks:
+    """The page: a Create tab (photo -> 3D face, with its judgement) and a Judge tab (any turntable).
+    Events: ``/generate``, ``/relight``, ``/judge``, ``/ask``, ``/compare``."""
+    with gr.Blocks(title="FaceLab 3D") as demo:
+        gr.Markdown("# FaceLab 3D\nOne face photo in: a 3D face you can edit with words, relight, download, "
+                    "and have judged.")
+        with gr.Tab("Create", id="create"):
+            result = gr.State(None)  # tokens of what Services keeps (bounded memory)
+            judged = gr.State(None)
+            with gr.Row():
+                with gr.Column(scale=1):
+                    photo = PhotoInput(type="filepath", label="Face photo", elem_id="photo", image_mode=None,
+                                       sources=["upload", "webcam", "clipboard"])
+                    gr.Examples(EXAMPLES, inputs=photo, label="Example photos (public domain)")
+                    prompt = gr.Textbox(label="Edit prompt (optional)", elem_id="prompt", max_length=300,
+                                        placeholder="e.g. older, with a grey beard and blue eyes")
+                    gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=prompt, label="Example prompts")
+                    lighting = gr.Dropdown(LIGHTING_CHOICES, value="original", label="Lighting", elem_id="lighting",
+                                           info="original = the photo's own light; custom = the controls below")
+                    fixed_to = gr.Radio(["world", "camera"], value="world", label="Light fixed to",
+                                        info="world: the light stays put as the head turns; camera: it turns with the view")
+                    with gr.Accordion("Custom light", open=False) as custom_box:
+                        azimuth = gr.Slider(-180, 180, value=40, step=1, label="Azimuth (degrees; 0 = from the camera, + = viewer's right)")
+                        elevation = gr.Slider(-90, 90, value=20, step=1, label="Elevation (degrees)")
+                        colour = gr.ColorPicker("#ffd8a8", label="Colour")
+                        intensity = gr.Slider(0, 4, value=1.2, step=0.05, label="Intensity")
+                        ambient = gr.Slider(0, 2, value=0.3, step=0.05, label="Ambient")
+                    light = gr.Textbox("", visible=False)  # the custom light as a spec string (also the API's input)
+                    with gr.Accordion("Advanced", open=False):
+                        size = gr.Dropdown(list(SIZES), value=256, label="Output size (pixels)")
+                        frames = gr.Slider(8, MAX_FRAMES, value=48, step=1, label="Turntable frames")
+                    with gr.Row():
+                        run = gr.Button("Generate", variant="primary", elem_id="generate")
+                        relight = gr.Button("Relight", elem_id="relight")
+                with gr.Column(scale=2):
+                    status = gr.Markdown(elem_id="status")
+                    video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="turntable", height=420)
+                    with gr.Row():
+                        mesh = gr.Model3D(label="3D mesh (GLB)", elem_id="mesh")
+                        strip = gr.Image(label="Views at -45, 0, +45 degrees", elem_id="strip")
+                    downloads = gr.File(label="Downloads (mp4, glb, png, json)", file_count="multiple", elem_id="downloads")
+                    with gr.Accordion("Compare", open=False):
+                        with gr.Row():
+                            compare_mode = gr.Radio(["original vs edited", "two lighting presets"],
+                                                    value="original vs edited", label="Compare")
+                            compare_preset = gr.Dropdown(list(PRESETS), value="studio", label="Second lighting preset")
+                            compare_button = gr.Button("Compare", elem_id="compare")
+                        compare_image = gr.Image(label="Side by side", elem_id="compare-image")
+                    create_panel, create_question, create_ask, create_answer = _judge_panel("create")
+                    with gr.Accordion("Judgement (JSON)", open=False):
+                        judgement = gr.JSON(label="Judgement", elem_id="judgement")
+        with gr.Tab("Judge", id="judge"):
+            gr.Markdown("Judge a turntable video of a 3D face from any generator (mp4, webm, gif), or one image.")
+            judged_upload = gr.State(None)
+            with gr.Row():
+                with gr.Column(scale=1):
+                    upload = gr.File(label="Turntable video or image", elem_id="judge-upload", type="filepath",
+                                     file_types=[".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", "image"])
+                    judge_button = gr.Button("Judge", variant="primary", elem_id="judge-button")
+                    judge_json = gr.JSON(label="Judgement", elem_id="judge-json")
+                with gr.Column(scale=2):
+                    judge_panel, judge_question, judge_ask, judge_answer = _judge_panel("judge")
+
+        controls = [azimuth, elevation, colour, intensity, ambient]
+
+        def spec(choice, *values):
+            return light_spec(*values) if choice == "custom" else ""
+
+        for control in [lighting, *controls]:
+            control.change(spec, [lighting, *controls], light, api_visibility="private", queue=False)
+        lighting.change(lambda choice: gr.Accordion(open=choice == "custom"), lighting, custom_box,
+                        api_visibility="private", queue=False)
+
+        def after_create(token: str | None):
+            res = services.result(token)
+            report = res.outputs.report if res else None
+            return (status_line(report, res.judged if res else None), res.files if res else None,
+                    token, *panel(res.judged if res else None))
+
+        def show_panel(token: str | None):
+            return panel(services.judged(token))
+
+        def show_frame(token: str | None, index: float):
+            return frame_overlay(services.judged(token), index)
+
+        create_outputs = [video, mesh, strip, judgement, result]
+        shown = [status, downloads, judged, *create_panel]
+        run.click(gpu(services.generate), inputs=[photo, prompt, lighting, light, fixed_to, size, frames],
+                  outputs=create_outputs, api_name="generate", concurrency_limit=1, concurrency_id="heavy"
+                  ).then(after_create, result, shown, api_visibility="private", queue=False)
+        relight.click(services.relight, inputs=[result, lighting, light, fixed_to], outputs=create_outputs,
+                      api_name="relight", concurrency_limit=1, concurrency_id="heavy"
+                      ).then(after_create, result, shown, api_visibility="private", queue=False)
+        compare_button.click(services.compare, [result, compare_mode, compare_preset], compare_image,
+                             api_visibility="private", concurrency_limit=1, concurrency_id="heavy")
+        judge_button.click(services.judge_video, upload, [judge_json, judged_upload], api_name="judge",
+                           concurrency_limit=1, concurrency_id="heavy"
+                           ).then(show_panel, judged_upload, judge_panel, api_visibility="private", queue=False)
+        # The API's /ask (judgement JSON, question) -> answer; declared before the panels' own ask events.
+        hidden_json, hidden_question, hidden_answer = gr.JSON(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False)
+        gr.Button(visible=False).click(services.ask, [hidden_json, hidden_question], hidden_answer, api_name="ask")
+        for state, panel_parts, question, ask, answer, source in (
+                (judged, create_panel, create_question, create_ask, create_answer, judgement),
+                (judged_upload, judge_panel, judge_question, judge_ask, judge_answer, judge_json)):
+            panel_parts[-1].change(show_frame, [state, panel_parts[-1]], panel_parts[-2],
+                                   api_visibility="private", queue=False)
+            for trigger in (ask.click, question.submit):
+                trigger(services.ask, [source, question], answer, api_visibility="private", queue=False)
+        demo.unload(services.end_session)
+    return demo
+
+
+def main() -> None:
+    from face_nerf.pipeline import set_cpu_threads
+
+    set_cpu_threads()
+    root = Path(os.environ.get("FACELAB_OUTPUTS", Path(tempfile.gettempdir()) / "facelab-outputs"))
+    root.mkdir(parents=True, exist_ok=True)
+    demo = build_demo(Services(root))
+    port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    demo.queue(max_size=40, default_concurrency_limit=1).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port, max_file_size=MAX_UPLOAD,
+        allowed_paths=[str(root)], state_session_capacity=16, theme=gr.themes.Soft(text_size="lg"), css=CSS)
+
+
+if __name__ == "__main__":
+    main()
