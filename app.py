@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from face_nerf.lighting import PRESETS
+from judge.result import CATEGORIES
+from webapp.spotcheck import SLIDER_INFO, SpotCheck
 from webapp.services import MAX_FRAMES, SIZES, Judged, Services, parse_lighting, status_line
 
 __all__ = ["Services", "Judged", "parse_lighting", "status_line", "light_spec", "panel", "frame_overlay", "build_demo",
@@ -188,6 +191,48 @@ def build_demo(services: Services) -> gr.Blocks:
                 with gr.Column(scale=2):
                     judge_panel, judge_question, judge_ask, judge_answer = _judge_panel("judge")
 
+        with gr.Tab("Spot-check", id="spot"):
+            gr.Markdown("Rate results yourself. The judge's verdict stays hidden until you submit. Keyboard: Tab "
+                        "between controls, arrow keys move sliders, Enter in the comment box submits and loads the next item.")
+            spot_item, spot_clicks, spot_rating = gr.State(None), gr.State([]), gr.State("")
+            with gr.Row():
+                annotator = gr.Textbox(label="Your name", elem_id="annotator", scale=3)
+                spot_start = gr.Button("Start / next item", elem_id="spot-start", scale=1)
+            spot_progress = gr.Markdown(elem_id="spot-progress")
+            with gr.Row():
+                spot_video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="spot-video", height=320)
+                with gr.Column():
+                    spot_strip = gr.Image(label="3-view strip: click the distorted spots", interactive=False,
+                                          elem_id="spot-strip")
+                    spot_undo = gr.Button("Undo last click", size="sm")
+            spot_quality = gr.Slider(0, 100, value=50, step=1, label="Quality", info=SLIDER_INFO, elem_id="spot-quality")
+            spot_authenticity = gr.Slider(0, 100, value=50, step=1, label="Authenticity", info=SLIDER_INFO,
+                                          elem_id="spot-authenticity")
+            spot_categories = gr.CheckboxGroup(list(CATEGORIES), label="Distortions you see", elem_id="spot-categories")
+            spot_comment = gr.Textbox(label="Comment (Enter submits)", elem_id="spot-comment")
+            spot_submit = gr.Button("Submit and next", variant="primary", elem_id="spot-submit")
+            spot_verdict = gr.Markdown(elem_id="spot-verdict")
+
+        spot = services.spot
+        loaded = [spot_item, spot_video, spot_strip, spot_clicks, spot_progress]
+        fresh = [spot_quality, spot_authenticity, spot_categories, spot_comment, spot_rating]
+
+        def reset():
+            return 50, 50, [], "", uuid.uuid4().hex
+
+        spot_start.click(spot.next_item, annotator, loaded, api_visibility="private", queue=False
+                         ).then(reset, None, fresh, api_visibility="private", queue=False)
+        spot_strip.select(spot.click, [spot_item, spot_clicks], [spot_strip, spot_clicks], api_visibility="private",
+                          queue=False)
+        spot_undo.click(spot.undo, [spot_item, spot_clicks], [spot_strip, spot_clicks], api_visibility="private",
+                        queue=False)
+        rate = [annotator, spot_item, spot_quality, spot_authenticity, spot_categories, spot_clicks, spot_comment,
+                spot_rating]
+        for trigger in (spot_submit.click, spot_comment.submit):
+            trigger(spot.submit, rate, spot_verdict, api_visibility="private", queue=False
+                    ).success(spot.next_item, annotator, loaded, api_visibility="private", queue=False
+                              ).then(reset, None, fresh, api_visibility="private", queue=False)
+
         controls = [azimuth, elevation, colour, intensity, ambient]
 
         def spec(choice, *values):
@@ -243,7 +288,7 @@ def main() -> None:
     set_cpu_threads()
     root = Path(os.environ.get("FACELAB_OUTPUTS", Path(tempfile.gettempdir()) / "facelab-outputs"))
     root.mkdir(parents=True, exist_ok=True)
-    services = Services(root)
+    services = Services(root, spot=SpotCheck())  # ratings under ./data (or $FACELAB_ANNOTATIONS)
     services.warm_up()
     demo = build_demo(services)
     port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)))

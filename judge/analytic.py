@@ -35,23 +35,35 @@ class EmbeddedJudge:
         ('good', 'No Distortion')
     """
 
-    name = BACKEND
+    def __init__(self, calibration: Calibration | None = None, score_map: str | None = None):
+        """``score_map``: a refit to annotators' ratings (``python -m judge.annotations calibrate``)
+        applied on top of the calibration; the backend name then says which."""
+        from pathlib import Path
 
-    def __init__(self, calibration: Calibration | None = None):
+        from judge.annotations.recalibrate import load_score_map
+
         self.calibration = calibration or Calibration.load()
+        self.score_map = load_score_map(score_map) if score_map else None
+        self.name = BACKEND if score_map is None else f"{BACKEND}+{Path(score_map).stem}"
+
+    def _predict(self, raw: RawEvidence) -> tuple[float, float, np.ndarray]:
+        quality, authenticity, probabilities = self.calibration.predict(self.calibration.features(raw))
+        if self.score_map is not None:
+            quality, authenticity = (float(self.score_map[d](quality, authenticity)) for d in ("quality", "authenticity"))
+        return quality, authenticity, probabilities
 
     def judge(self, clip: Clip) -> JudgeResult:
         frames = _analysis_frames(clip.frames)
         track = track_faces(frames)
         single = len(frames) == 1
         if not track.found.any():
-            return _no_face(clip, frames, single)
+            return _no_face(clip, frames, single, self.name)
         evidence = gather_evidence(frames, track)
         raw = RawEvidence(evidence.region_values, region_colours(evidence.maps, track), evidence.person_values,
                           evidence.flicker_series,
                           evidence.colour_cast, track.found, evidence.landmark_jitter)
         cal = self.calibration
-        quality, authenticity, probabilities = cal.predict(cal.features(raw))
+        quality, authenticity, probabilities = self._predict(raw)
         region_z = np.nan_to_num(cal.region_z(raw), nan=0.0)
         seen = np.isfinite(raw.region_values).any(0).any(-1)
         badness = squash(region_z.max(1)) * seen
@@ -63,11 +75,11 @@ class EmbeddedJudge:
                                    {m: round(float(squash(region_z[i, j])), 3) for j, m in enumerate(MAP_MEASURES)})
                    for i, r in enumerate(JUDGE_REGIONS)}
         distortions = _distortions(probabilities, quality, authenticity, regions, heatmaps, track.regions)
-        views = [] if single else _views(cal, raw, evidence.yaw)
+        views = [] if single else _views(self._predict, raw, evidence.yaw)
         measures = _clip_measures(cal, raw, region_z, single)
         strip_frames = _strip_frames(evidence.yaw)
         result = JudgeResult(
-            BACKEND, Score.from_mos(quality), Score.from_mos(authenticity), distortions,
+            self.name, Score.from_mos(quality), Score.from_mos(authenticity), distortions,
             {c: round(float(p), 4) for c, p in zip(CATEGORIES, probabilities)}, "", True, list(clip.indices),
             not single, regions, views, measures, heatmaps,
             np.concatenate([heatmaps[i] for i in strip_frames], axis=1), np.concatenate([frames[i] for i in strip_frames], 1))
@@ -106,14 +118,14 @@ def _analysis_frames(frames: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BOX)) for f in frames])
 
 
-def _no_face(clip: Clip, frames: np.ndarray, single: bool) -> JudgeResult:
+def _no_face(clip: Clip, frames: np.ndarray, single: bool, backend: str) -> JudgeResult:
     t, h, w = frames.shape[:3]
     zero = Score.from_mos(0.0)
     what = "the image" if single else f"any of the {t} analysed frames"
     summary = (f"No face was found in {what}, so nothing was judged. Use a turntable or image in which one face "
                "is clearly visible (at least about 80 pixels across).")
     strip = np.concatenate([frames[i] for i in _strip_frames(np.full(t, np.nan))], 1)
-    return JudgeResult(BACKEND, zero, zero, [], {c: 0.0 for c in CATEGORIES}, summary, False, list(clip.indices),
+    return JudgeResult(backend, zero, zero, [], {c: 0.0 for c in CATEGORIES}, summary, False, list(clip.indices),
                        not single, frame_heatmaps=np.zeros((t, h, w), np.float32),
                        strip_heatmap=np.zeros(strip.shape[:2], np.float32), strip=strip)
 
@@ -159,14 +171,14 @@ def _explain(category: str, named: list[str], regions: dict[str, RegionReport]) 
     return f"{category}: {' and '.join(MEASURES[m] for m in top)}, mostly in the {where}."
 
 
-def _views(cal: Calibration, raw: RawEvidence, yaw: np.ndarray) -> list[ViewReport]:
+def _views(predict, raw: RawEvidence, yaw: np.ndarray) -> list[ViewReport]:
     groups = {VIEW_NAMES[0]: np.nonzero(yaw < -VIEW_YAW)[0], VIEW_NAMES[1]: np.nonzero(np.abs(yaw) <= VIEW_YAW)[0],
               VIEW_NAMES[2]: np.nonzero(yaw > VIEW_YAW)[0]}
     views = []
     for name, frames in groups.items():
         if len(frames) == 0:
             continue
-        quality, authenticity, _ = cal.predict(cal.features(raw.subset(frames)))
+        quality, authenticity, _ = predict(raw.subset(frames))
         views.append(ViewReport(name, frames.tolist(), Score.from_mos(quality), Score.from_mos(authenticity)))
     return views
 

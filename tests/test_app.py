@@ -144,3 +144,23 @@ def test_running_app_serves_generate_judge_and_ask(tmp_path):
         assert "badness" in answer
     finally:
         demo.close()
+
+
+def test_spot_check_handlers(services, created, tmp_path):
+    from webapp.spotcheck import SpotCheck
+
+    spot = services.spot  # Generate queued its turntable
+    item, video, strip, clicks, progress = spot.next_item("ana")
+    assert item and video.endswith("turntable.mp4") and strip.ndim == 3 and clicks == [] and "item 1 of" in progress
+    with pytest.raises(gr.Error, match="Enter your name"):
+        spot.next_item("  ")
+    event = gr.SelectData(None, {"index": [30, 40], "value": None})
+    marked, clicks = spot.click(item, [], event)
+    assert clicks == [[30.0, 40.0]] and not np.array_equal(marked, strip)
+    verdict = spot.submit("ana", item, 72, 64, ["Eye"], clicks, "ok", "rating-1")
+    assert verdict.startswith("Saved.") and "Judge (embedded-judge)" in verdict
+    spot.submit("ana", item, 72, 64, ["Eye"], clicks, "ok", "rating-1")  # a retried submit
+    assert spot.store.count() == 1 and spot.store.ratings()[0].clicks == [[30.0, 40.0]]
+    with pytest.raises(gr.Error, match="quality must lie in 0-100"):
+        spot.submit("ana", item, 140, 64, [], [], "", "rating-2")
+    assert isinstance(SpotCheck(tmp_path / "x.sqlite").store.queue("ana"), list)

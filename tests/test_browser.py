@@ -63,3 +63,65 @@ def test_create_judge_and_ask_in_the_browser(tmp_path):
         assert screenshot.stat().st_size > 50_000
     finally:
         demo.close()
+
+
+def test_an_annotator_rates_ten_items_and_the_export_reimports_to_the_same_statistics(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from face_nerf.export import write_video
+    from judge.analytic import EmbeddedJudge
+    from judge.annotations.report import agreement_stats, export_json, import_file
+    from judge.annotations.store import AnnotationStore
+    from judge.degrade import degrade
+    from judge.frames import load_clip
+    from webapp.spotcheck import SpotCheck
+
+    from face_nerf.export import render_views, turntable_poses
+    from face_nerf.pipeline import reconstruct
+
+    frames, _ = render_views(reconstruct(EXAMPLES["astronaut"]).field, turntable_poses(12, 45.0), 128)
+    judge, spot = EmbeddedJudge(), SpotCheck(tmp_path / "ratings.sqlite")
+    for i in range(10):
+        clip = frames if i == 0 else degrade(frames, ["noise", "blur", "jpeg", "exposure", "flicker"][i % 5], 1 + 2 * (i // 5), seed=i)
+        video = tmp_path / f"item{i}.mp4"
+        write_video(clip, video)
+        spot.add(str(video), judge.judge(load_clip(video)), "import")
+    assert len(spot.store.items()) == 10  # ten different videos, ten items
+    demo = app.build_demo(app.Services(tmp_path / "outputs", spot=spot))
+    (tmp_path / "outputs").mkdir()
+    demo.queue().launch(prevent_thread_lock=True, allowed_paths=[str(tmp_path)], quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(demo.local_url)
+            page.get_by_role("tab", name="Spot-check").click()
+            page.locator("#annotator input, #annotator textarea").first.fill("ana")
+            page.locator("#spot-start").click()
+            for i in range(10):
+                page.locator("#spot-progress").get_by_text(f"item {i + 1} of 10").wait_for(timeout=30_000)
+                page.locator("#spot-strip img").click(position={"x": 40 + 10 * i, "y": 60})
+                page.locator("#spot-quality input[type=number]").fill(str(90 - 7 * i))
+                page.locator("#spot-authenticity input[type=number]").fill(str(80 - 5 * i))
+                page.locator("#spot-categories").get_by_label("Blurring/Exposure/Grain").check()
+                page.locator("#spot-comment textarea, #spot-comment input").first.fill(f"item {i}")
+                page.locator("#spot-comment textarea, #spot-comment input").first.press("Enter")
+                page.locator("#spot-verdict").get_by_text("Saved.").wait_for(timeout=30_000)
+            page.locator("#spot-progress").get_by_text("nothing left to rate (10 rated)").wait_for(timeout=30_000)
+            browser.close()
+    finally:
+        demo.close()
+    store = spot.store
+    ratings = store.ratings()
+    assert len(ratings) == 10 and {r.annotator for r in ratings} == {"ana"}
+    assert all(r.clicks and r.categories == ["Blurring/Exposure/Grain"] for r in ratings)
+    assert sorted(r.quality for r in ratings) == sorted(float(90 - 7 * i) for i in range(10))
+    before = agreement_stats(store, resamples=200)
+    export_json(store, tmp_path / "export.json")
+    with AnnotationStore(tmp_path / "fresh.sqlite") as fresh:
+        assert import_file(fresh, tmp_path / "export.json") == 10
+        after = agreement_stats(fresh, resamples=200)
+    for dim in ("quality", "authenticity"):
+        assert after[dim]["srcc"] == before[dim]["srcc"] and after[dim]["plcc"] == before[dim]["plcc"]
+        assert after[dim]["krcc"] == before[dim]["krcc"]

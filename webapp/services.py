@@ -108,7 +108,14 @@ class Services:
     output_root: Path
     editor: EmbeddedEditor = field(default_factory=EmbeddedEditor)
     kept: KeptResults = field(default_factory=KeptResults)
+    spot: object = None  # webapp.spotcheck.SpotCheck; default: a database beside the outputs
     _judge: object = None
+
+    def __post_init__(self):
+        from webapp.spotcheck import SpotCheck
+
+        if self.spot is None:
+            self.spot = SpotCheck(Path(self.output_root) / "annotations.sqlite")
 
     @property
     def judge(self):
@@ -220,6 +227,10 @@ class Services:
             gr.Warning(result.summary)
         folder = self._new_folder(request)
         judged = self._keep_judgement(result, clip.frames, folder)
+        if result.face_found and clip.kind == "video":
+            kept = folder / Path(path).name  # the upload's own copy may be cleaned up by gradio
+            shutil.copyfile(path, kept)
+            self.spot.add(str(kept), result, "upload")
         token = self.kept.put(judged)
         release_memory()
         return result.to_dict(), token
@@ -264,6 +275,8 @@ class Services:
         folder = self._new_folder(request)
         out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
         result.judged = self._keep_judgement(judgement, result.outputs.frames, out)
+        if judgement.face_found:  # queued for the annotators' spot-checks
+            self.spot.add(str(out / "turntable.mp4"), judgement, "app")
         result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json")] + \
             [result.judged.json_path]
         token = self.kept.put(result)

@@ -1,0 +1,1 @@
+"""Annotators' ratings: storage, agreement with the judge, recalibration (python -m judge.annotations)."""
