@@ -131,19 +131,28 @@ def _no_face(clip: Clip, frames: np.ndarray, single: bool, backend: str) -> Judg
 
 
 def top_category(probabilities: np.ndarray) -> str:
-    """The category the judge names first: the most probable one found, else ``No Distortion``."""
-    real = [(p, c) for c, p in zip(CATEGORIES, probabilities) if c != NO_DISTORTION and p >= DETECTED]
-    return max(real)[1] if real else NO_DISTORTION
+    """The category the judge names first: the most probable of the nine (the categories compete in
+    one softmax, so the most probable is the judge's answer even below 0.5)."""
+    return CATEGORIES[int(np.argmax(probabilities))]
+
+
+def found_categories(probabilities: np.ndarray) -> list[tuple[str, float]]:
+    """The distortions reported: the most probable category when it is not ``No Distortion``, and any
+    other with probability >= ``DETECTED``; most probable first."""
+    top = top_category(probabilities)
+    found = {c: float(p) for c, p in zip(CATEGORIES, probabilities)
+             if c != NO_DISTORTION and (p >= DETECTED or c == top)}
+    return sorted(found.items(), key=lambda cp: -cp[1])
 
 
 def _distortions(probabilities, quality, authenticity, regions, heatmaps, region_masks) -> list[Distortion]:
-    found = [(c, float(p)) for c, p in zip(CATEGORIES, probabilities) if c != NO_DISTORTION and p >= DETECTED]
+    found = found_categories(probabilities)
     if not found:
         p = float(probabilities[CATEGORIES.index(NO_DISTORTION)])
         return [Distortion(NO_DISTORTION, round(p, 4), 0.0, [], [], "No distortion stands out from what clean "
                            "turntables show.")]
     out = []
-    for category, p in sorted(found, key=lambda cp: -cp[1]):
+    for category, p in found:
         candidates = CATEGORY_REGIONS.get(category, JUDGE_REGIONS)
         named = sorted(candidates, key=lambda r: -regions[r].badness)
         named = [r for r in named if regions[r].badness > 0.05][:3] or named[:1]
