@@ -145,6 +145,9 @@ def build_demo(services: Services) -> gr.Blocks:
                     prompt = gr.Textbox(label="Edit prompt (optional)", elem_id="prompt", max_length=300,
                                         placeholder="e.g. older, with a grey beard and blue eyes")
                     gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=prompt, label="Example prompts")
+                    editor_choice = gr.Radio(["embedded", "diffusion"], value="embedded", label="Editor",
+                                             visible=services.diffusion_model is not None, elem_id="editor",
+                                             info="embedded: offline, seconds; diffusion: Stable Diffusion on a GPU, minutes")
                     lighting = gr.Dropdown(LIGHTING_CHOICES, value="original", label="Lighting", elem_id="lighting",
                                            info="original = the photo's own light; custom = the controls below")
                     fixed_to = gr.Radio(["world", "camera"], value="world", label="Light fixed to",
@@ -257,7 +260,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
         create_outputs = [video, mesh, strip, judgement, result]
         shown = [status, downloads, judged, *create_panel]
-        run.click(gpu(services.generate), inputs=[photo, prompt, lighting, light, fixed_to, size, frames],
+        run.click(gpu(services.generate), inputs=[photo, prompt, lighting, light, fixed_to, size, frames, editor_choice],
                   outputs=create_outputs, api_name="generate", concurrency_limit=1, concurrency_id="heavy"
                   ).then(after_create, result, shown, api_visibility="private", queue=False)
         relight.click(services.relight, inputs=[result, lighting, light, fixed_to], outputs=create_outputs,

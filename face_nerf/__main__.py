@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--fps", type=int, default=24, help="turntable frame rate (default 24)")
     rec.add_argument("--prompt", default="", metavar="TEXT",
                      help='text edit applied before lighting, e.g. "older, grey beard, blue eyes" or "marble statue"')
+    rec.add_argument("--editor", choices=("embedded", "diffusion"), default="embedded",
+                     help="embedded (offline, CPU, seconds; default) or diffusion (Stable Diffusion score distillation; "
+                          "needs a GPU and --sd-model)")
+    rec.add_argument("--sd-model", metavar="PATH_OR_HUB_ID",
+                     help="Stable Diffusion checkpoint for --editor diffusion (or $FACELAB_SD_MODEL)")
+    rec.add_argument("--sd-steps", type=int, default=300, help="score distillation steps (default 300)")
     rec.add_argument("--lighting", default="original", metavar="PRESET",
                      help="lighting preset: original (the photo's own light, default), " + ", ".join(_preset_names()[1:]))
     rec.add_argument("--light", metavar="SPEC", help='custom light instead of a preset, e.g. '
@@ -56,8 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         lighting = Lighting(args.lighting, custom, args.light_fixed_to)
         config = ReconstructionConfig(frames=args.frames, size=args.size, yaw=args.yaw, fps=args.fps,
                                       lighting=lighting, mesh_lighting=args.mesh_lighting)
-        editor = EmbeddedEditor()
-        editor.parse(args.prompt)  # a prompt that cannot be read fails before any work
+        if args.editor == "diffusion":
+            from face_nerf.edit.diffusion import DiffusionEditor, SDSConfig
+
+            editor = DiffusionEditor(args.sd_model, SDSConfig(steps=args.sd_steps))  # refuses without a GPU or model
+        else:
+            editor = EmbeddedEditor()
+            editor.parse(args.prompt)  # a prompt that cannot be read fails before any work
         with tqdm(total=config.frames + 3, desc="reconstruct", unit="step", disable=args.quiet) as bar:
             recon = edit_reconstruction(reconstruct(args.photo, config), args.prompt, editor)
             bar.update(1)

@@ -335,19 +335,3 @@ def _softmax_regression(x: np.ndarray, labels: np.ndarray, l2: float) -> np.ndar
         return value, grad.reshape(-1)
 
     return minimize(loss, np.zeros(c * (k + 1)), jac=True, method="L-BFGS-B", options={"maxiter": 500}).x.reshape(c, k + 1)
-
-
-def _logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 50) -> np.ndarray:
-    """L2-penalised logistic regression by Newton's method (bias = last column, not penalised)."""
-    w = np.zeros(x.shape[1])
-    penalty = l2 * np.eye(x.shape[1])
-    penalty[-1, -1] = 1e-6
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
-        gradient = x.T @ (p - y) + penalty @ w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    return w

@@ -33,7 +33,7 @@ def test_create_judge_and_ask_in_the_browser(tmp_path):
     from playwright.sync_api import sync_playwright
 
     demo = app.build_demo(app.Services(tmp_path / "outputs"))
-    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs").mkdir(exist_ok=True)
     demo.queue().launch(prevent_thread_lock=True, allowed_paths=[str(tmp_path / "outputs")], quiet=True)
     screenshot = Path(os.environ.get("FACELAB_SCREENSHOT", tmp_path / "browser.png"))
     try:
@@ -88,7 +88,7 @@ def test_an_annotator_rates_ten_items_and_the_export_reimports_to_the_same_stati
         spot.add(str(video), judge.judge(load_clip(video)), "import")
     assert len(spot.store.items()) == 10  # ten different videos, ten items
     demo = app.build_demo(app.Services(tmp_path / "outputs", spot=spot))
-    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs").mkdir(exist_ok=True)
     demo.queue().launch(prevent_thread_lock=True, allowed_paths=[str(tmp_path)], quiet=True)
     try:
         with sync_playwright() as p:

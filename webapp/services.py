@@ -114,6 +114,8 @@ class Services:
     def __post_init__(self):
         from webapp.spotcheck import SpotCheck
 
+        self.output_root = Path(self.output_root)
+        self.output_root.mkdir(parents=True, exist_ok=True)
         if self.spot is None:
             self.spot = SpotCheck(Path(self.output_root) / "annotations.sqlite")
 
@@ -133,9 +135,25 @@ class Services:
 
     # --- create ------------------------------------------------------------------------------------
 
+    @property
+    def diffusion_model(self) -> str | None:
+        """The Stable Diffusion checkpoint configured for the diffusion editor ($FACELAB_SD_MODEL), if any."""
+        from face_nerf.edit.diffusion import MODEL_ENV
+
+        return os.environ.get(MODEL_ENV) or None
+
+    def _editor(self, choice: str):
+        if (choice or "embedded") == "embedded":
+            return self.editor
+        from face_nerf.edit.diffusion import DiffusionEditor
+
+        editor = DiffusionEditor(self.diffusion_model)  # refuses without a model or a GPU, with a message
+        gr.Info(f"The diffusion editor takes about {editor.estimate_seconds() / 60:.0f} min for this edit.")
+        return editor
+
     def generate(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
-                 fixed_to: str = "world", size: int = 256, frames: int = 48, request: gr.Request | None = None,
-                 progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
+                 fixed_to: str = "world", size: int = 256, frames: int = 48, editor: str = "embedded",
+                 request: gr.Request | None = None, progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
         """Photo -> edited, lit 3D face -> (turntable.mp4, mesh.glb, views.png, judgement as JSON, a
         token for the result kept for relighting, comparing and the judge panel)."""
         from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs
@@ -147,13 +165,15 @@ class Services:
         progress(0.02, desc="Reading the prompt")
         try:
             config = ReconstructionConfig(frames=frames, size=size, lighting=parse_lighting(lighting, light, fixed_to))
-            self.editor.parse(prompt or "")  # an unreadable prompt fails before any work
+            chosen = self._editor(editor)
+            if chosen is self.editor:
+                self.editor.parse(prompt or "")  # an unreadable prompt fails before any work
             progress(0.05, desc="Finding the face")
             base = reconstruct(photo_path, config)
             for warning in base.warnings:
                 gr.Warning(warning)
             progress(0.15, desc="Editing")
-            recon = edit_reconstruction(base, prompt or "", self.editor)
+            recon = edit_reconstruction(base, prompt or "", chosen)
             done = [0]
 
             def frame_done(n: int) -> None:

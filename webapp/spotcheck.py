@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 
 from judge.annotations.store import DEFAULT_PATH, AnnotationError, AnnotationStore, Rating
-from judge.result import CATEGORIES, LEVELS, level_word
+from judge.result import LEVELS, level_word
 
 SLIDER_INFO = " · ".join(f"{20 * i}-{20 * (i + 1)} {w}" for i, w in enumerate(LEVELS))
 
@@ -94,6 +94,3 @@ class SpotCheck:
             draw.ellipse([x - 6, y - 6, x + 6, y + 6], outline=(255, 0, 0), width=3)
         return np.asarray(image)
 
-
-def categories_choices() -> list[str]:
-    return [c for c in CATEGORIES]

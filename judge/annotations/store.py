@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from judge.result import CATEGORIES
@@ -253,6 +253,3 @@ class AnnotationStore:
     def integrity(self) -> str:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]
 
-
-def rating_dict(rating: Rating) -> dict:
-    return asdict(rating)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from judge.calibration import (CALIBRATION_PATH, TARGETS, Calibration, RawEvidence, _logistic, _nonnegative_ridge,
+from judge.calibration import (CALIBRATION_PATH, TARGETS, Calibration, RawEvidence, _nonnegative_ridge, _softmax_regression,
                                feature_names, fit_calibration, score_targets)
 from judge.evidence import MAP_MEASURES
 from judge.result import CATEGORIES, JUDGE_REGIONS
@@ -20,13 +20,15 @@ def test_nonnegative_ridge_recovers_nonnegative_weights_and_never_goes_below_zer
     assert (fitted[:4] >= 0).all() and fitted[1] == 0.0
 
 
-def test_logistic_separates_two_clouds():
+def test_softmax_regression_learns_which_class_each_point_belongs_to():
     rng = np.random.default_rng(1)
-    x = np.vstack([rng.normal(-2, 1, (40, 2)), rng.normal(2, 1, (40, 2))])
-    y = np.r_[np.zeros(40), np.ones(40)]
-    w = _logistic(np.hstack([x, np.ones((80, 1))]), y, 0.1)
-    p = 1 / (1 + np.exp(-(np.hstack([x, np.ones((80, 1))]) @ w)))
-    assert ((p > 0.5) == y).mean() > 0.95
+    labels = np.repeat([0, 1, 2], 40)
+    centres = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    points = centres[labels] + rng.normal(size=(120, 2))
+    x = np.repeat(points[:, None, :], 3, axis=1)  # every class reads the same two features here
+    w = _softmax_regression(x, labels, 0.1)
+    logits = np.einsum("nck,ck->nc", x, w[:, :-1]) + w[:, -1]
+    assert (logits.argmax(1) == labels).mean() > 0.9
 
 
 def test_score_targets_follow_the_written_rule():
@@ -52,6 +54,7 @@ def test_a_fitted_calibration_finds_a_local_distortion_and_scores_it_lower(tmp_p
         samples += [(_raw(rng, region, 0.3 * s), category, "technical", s) for s in (1, 2, 3, 4, 5) for _ in range(12)]
     cal = fit_calibration(samples, fitted_on="test")
     assert len(cal.category_weights) == len(CATEGORIES) and len(cal.feature_mean) == len(CATEGORIES)
+    assert len(cal.features(_raw(rng))) == len(feature_names())
     real = [CATEGORIES.index(c) for c in CATEGORIES if c != "No Distortion"]
     clean = [cal.predict(cal.features(_raw(rng))) for _ in range(20)]
     q_mouth, a_mouth, p_mouth = cal.predict(cal.features(_raw(rng, "mouth", 1.2)))
