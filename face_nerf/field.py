@@ -114,6 +114,14 @@ class HeadField:
         self.sdf_grid = sdf[None, None]
         self.surface_grid = surface_grid(sdf, visibility, self.voxel_size)
 
+    def to(self, device: str | torch.device) -> "HeadField":
+        """A copy with every tensor (and the camera) on ``device``."""
+        from dataclasses import fields, replace
+
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), Tensor)}
+        camera = replace(self.camera, c2w=self.camera.c2w.to(device))
+        return replace(self, **moved, camera=camera)
+
     def _grid_coords(self, points: Tensor) -> Tensor:
         """World points [..., 3] -> grid_sample coordinates [1, 1, 1, M, 3] in [-1, 1] inside the box."""
         scale = 2.0 / (self.bounds[1] - self.bounds[0])

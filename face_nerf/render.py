@@ -63,9 +63,10 @@ class Camera:
 
     def rays(self) -> tuple[Tensor, Tensor]:
         """Rays through pixel centres, row-major: origins [H*W, 3], unit directions [H*W, 3]."""
+        device = self.c2w.device
         v, u = torch.meshgrid(
-            torch.arange(self.height, dtype=torch.float32) + 0.5,
-            torch.arange(self.width, dtype=torch.float32) + 0.5,
+            torch.arange(self.height, dtype=torch.float32, device=device) + 0.5,
+            torch.arange(self.width, dtype=torch.float32, device=device) + 0.5,
             indexing="ij",
         )
         dirs_cam = torch.stack([(u - self.cx) / self.fx, -(v - self.cy) / self.fy, -torch.ones_like(u)], -1)
@@ -301,18 +302,36 @@ def _shade(shader: Shader | None, albedo: Tensor, normals: Tensor) -> Tensor:
     return albedo if shader is None else shader(albedo, normals)
 
 
-def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings,
-                  shader: Shader | None) -> RenderOutput:
-    n_rays = origins.shape[0]
-    channels = _shade(shader, torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]])).shape[-1]
-    rgb = torch.zeros(n_rays, channels)
-    normal = torch.zeros(n_rays, 3)
-    alpha = torch.zeros(n_rays, 1)
-    depth = torch.zeros(n_rays, 1)
+@dataclass
+class Band:
+    """Where a batch of rays meets the surface: the samples that carry colour and their weights.
+
+    Attributes:
+        n_rays: rays in the batch.
+        rays: [K] indices of the rays that reach the surface band.
+        ray_idx: [S] for each kept sample, its ray (index into ``rays``).
+        points: [S, 3] the kept samples' positions.
+        weights: [S, 1] their compositing weights (rescaled to the ray's opacity).
+        alpha: [K, 1] opacity of each ray in ``rays``; depth: [K, 1] expected depth.
+    """
+
+    n_rays: int
+    rays: Tensor
+    ray_idx: Tensor
+    points: Tensor
+    weights: Tensor
+    alpha: Tensor
+    depth: Tensor
+
+
+def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings = MarchSettings()) -> Band:
+    """The geometry half of rendering: sphere-trace to the surface, sample its density band, and keep
+    the samples that matter. Shading them is ``composite``'s half; a fixed geometry can reuse a band."""
     t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
     rays = torch.nonzero(in_box).squeeze(-1)
+    empty = origins.new_zeros(0, 3)
     if rays.numel() == 0:
-        return RenderOutput(rgb, alpha, depth, normal)
+        return Band(origins.shape[0], rays, rays, empty, empty[:, :1], empty[:, :1], empty[:, :1])
     o, d = origins[rays], dirs[rays]
     t_enter, t_surface, found, hit = sphere_trace(field.sdf, o, d, t_near[rays], t_far[rays], field.beta, settings)
     rays, o, d = rays[found], o[found], d[found]
@@ -325,7 +344,7 @@ def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings:
     stop = torch.minimum(stop, t_far[rays])
     stop = torch.maximum(stop, start + 1e-4)
     # Samples at segment midpoints, so each sample stands for exactly its segment.
-    edges = torch.linspace(0.0, 1.0, settings.band_samples + 1)
+    edges = torch.linspace(0.0, 1.0, settings.band_samples + 1, device=origins.device)
     t_edges = start[:, None] + (stop - start)[:, None] * edges
     t_mid = 0.5 * (t_edges[:, 1:] + t_edges[:, :-1])
     deltas = t_edges[:, 1:] - t_edges[:, :-1]
@@ -338,13 +357,30 @@ def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings:
     kept = torch.where(weights >= settings.weight_floor * total, weights, torch.zeros_like(weights))
     kept = kept * (total / kept.sum(-1, keepdim=True).clamp(min=1e-12))
     ray_idx, sample_idx = torch.nonzero(kept, as_tuple=True)
-    albedo, normals = field.attributes(points[ray_idx, sample_idx])
-    w = kept[ray_idx, sample_idx][:, None]
-    rgb[rays] = torch.zeros(rays.numel(), channels).index_add_(0, ray_idx, w * _shade(shader, albedo, normals))
-    normal[rays] = torch.zeros(rays.numel(), 3).index_add_(0, ray_idx, w * normals)
-    alpha[rays] = total
-    depth[rays] = (weights * t_mid).sum(-1, keepdim=True)
+    return Band(origins.shape[0], rays, ray_idx, points[ray_idx, sample_idx], kept[ray_idx, sample_idx][:, None],
+                total, (weights * t_mid).sum(-1, keepdim=True))
+
+
+def composite(field: RadianceField, band: Band, shader: Shader | None = None) -> RenderOutput:
+    """The shading half of rendering: look up the band's samples and composite them per ray."""
+    like = band.points
+    channels = _shade(shader, like.new_zeros(1, 3), like.new_tensor([[0.0, 0.0, 1.0]])).shape[-1]
+    rgb, normal = like.new_zeros(band.n_rays, channels), like.new_zeros(band.n_rays, 3)
+    alpha, depth = like.new_zeros(band.n_rays, 1), like.new_zeros(band.n_rays, 1)
+    if band.rays.numel() == 0:
+        return RenderOutput(rgb, alpha, depth, normal)
+    albedo, normals = field.attributes(band.points)
+    k = band.rays.numel()
+    rgb = rgb.index_copy(0, band.rays, like.new_zeros(k, channels).index_add(0, band.ray_idx, band.weights * _shade(shader, albedo, normals)))
+    normal = normal.index_copy(0, band.rays, like.new_zeros(k, 3).index_add(0, band.ray_idx, band.weights * normals))
+    alpha = alpha.index_copy(0, band.rays, band.alpha)
+    depth = depth.index_copy(0, band.rays, band.depth)
     return RenderOutput(rgb, alpha, depth, normal)
+
+
+def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings,
+                  shader: Shader | None) -> RenderOutput:
+    return composite(field, surface_band(field, origins, dirs, settings), shader)
 
 
 def render_rays_reference(field: RadianceField, origins: Tensor, dirs: Tensor, samples: int = 4096,

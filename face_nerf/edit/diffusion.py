@@ -47,9 +47,13 @@ class SDSConfig:
         max_angle: random views within +-max_angle radians of the input view (yaw and pitch).
         size: render size in pixels (the VAE sees it resized to ``latent_size`` * 8).
         latent_size: latent resolution (64 for SD 2.1-base at 512 px).
-        reconstruction_weight: input-view L2 to the photo, outside the edited regions.
+        reconstruction_weight: L2 between the input view as edited and as it was (the photo), at a
+            quarter of ``size``.
         identity_weight: L2 on the albedo change at the landmarks.
         regions_only: confine the change to the regions the prompt names (when it names any).
+        views: size of the bank of random views; the geometry does not change during an albedo edit,
+            so where each view's rays meet the surface is found once per view, and each step only
+            shades a view of the bank (much cheaper than tracing rays again).
     """
 
     steps: int = 300
@@ -62,6 +66,7 @@ class SDSConfig:
     reconstruction_weight: float = 1.0
     identity_weight: float = 0.1
     regions_only: bool = True
+    views: int = 64
 
 
 @dataclass
@@ -186,14 +191,16 @@ def distil(field: HeadField, prompt: str, parts: Diffusion, config: SDSConfig, s
     """Optimise albedo residuals of ``field`` by SDS; returns the edited field and the SDS losses.
     ``embeddings`` [2, L, D] (empty prompt, prompt) replace the text encoder's when given."""
     from face_nerf.export import framing
-    from face_nerf.render import MarchSettings, orbit_camera, render_rays
+    from face_nerf.render import MarchSettings, composite, orbit_camera, surface_band
 
     generator = torch.Generator(device=device).manual_seed(seed)
     cpu = torch.Generator().manual_seed(seed)
+    original = field
+    field = field.to(device)  # render where the diffusion model runs
     embeddings = text_embeddings(parts, prompt, device, dtype) if embeddings is None else embeddings
     photo_delta = torch.zeros_like(field.photo, requires_grad=True)
     fill_delta = torch.zeros_like(field.fill, requires_grad=True)
-    mask_photo, mask_fill = _region_masks(field, prompt_regions(prompt) if config.regions_only else ())
+    mask_photo, mask_fill = (m.to(device) for m in _region_masks(original, prompt_regions(prompt) if config.regions_only else ()))
     optimiser = torch.optim.Adam([photo_delta, fill_delta], lr=config.lr)
     target, radius = framing(field.bounds)
     settings = MarchSettings(band_samples=8)
@@ -204,25 +211,31 @@ def distil(field: HeadField, prompt: str, parts: Diffusion, config: SDSConfig, s
         return replace(field, photo=torch.where(mask_photo > 0, (base_photo + photo_delta).clamp(min=0), base_photo),
                        fill=torch.where(mask_fill > 0, (field.fill + fill_delta).clamp(min=0), field.fill))
 
+    bank = []
+    with torch.no_grad():
+        for _ in range(min(config.views, config.steps)):
+            yaw, pitch = (torch.rand(2, generator=cpu) * 2 - 1) * math.degrees(config.max_angle)
+            camera = orbit_camera(float(yaw), float(pitch), radius, target.cpu(), 4.2647, config.size)
+            bank.append(surface_band(field, *replace(camera, c2w=camera.c2w.to(device)).rays(), settings))
+        input_camera = field.camera.scaled(max(16, config.size // 4) / max(field.camera.width, field.camera.height))
+        input_band = surface_band(field, *input_camera.rays(), settings)
+        input_view = composite(field, input_band).rgb
     for step in range(config.steps):
-        yaw, pitch = (torch.rand(2, generator=cpu) * 2 - 1) * math.degrees(config.max_angle)
-        camera = orbit_camera(float(yaw), float(pitch), radius, target, 4.2647, config.size)
-        current = edited()
-        origins, dirs = camera.rays()
-        out = render_rays(current, origins, dirs, settings)
+        band = bank[int(torch.randint(len(bank), (1,), generator=cpu))]
+        out = composite(edited(), band)
         image = (out.rgb + (1 - out.alpha)).clamp(0, 1).reshape(1, config.size, config.size, 3).permute(0, 3, 1, 2)
-        loss = sds_loss(parts, image.to(device), embeddings, config, generator)
-        keep = config.reconstruction_weight * (((1 - mask_photo) * photo_delta) ** 2).mean()
+        loss = sds_loss(parts, image, embeddings, config, generator)
+        keep = config.reconstruction_weight * F.mse_loss(composite(edited(), input_band).rgb, input_view)
         identity = config.identity_weight * _landmark_change(field, photo_delta)
         optimiser.zero_grad()
-        (loss.to(torch.float32).cpu() + keep + identity).backward()
+        (loss.to(torch.float32) + keep + identity).backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if progress is not None:
             progress(step + 1, float(loss))
     with torch.no_grad():
         result = edited()
-    return replace(result, photo=result.photo.detach(), fill=result.fill.detach()), losses
+    return replace(original, photo=result.photo.detach().cpu(), fill=result.fill.detach().cpu()), losses
 
 
 def _region_masks(field: HeadField, regions: tuple[str, ...]) -> tuple[Tensor, Tensor]:
@@ -247,6 +260,5 @@ def _landmark_change(field: HeadField, photo_delta: Tensor) -> Tensor:
     if field.landmarks is None:
         return photo_delta.sum() * 0.0
     uv = field.camera.project(field.landmarks)[0]
-    h, w = photo_delta.shape[-2:]
-    grid = (uv / torch.tensor([field.camera.width, field.camera.height]) * 2 - 1).reshape(1, 1, -1, 2)
+    grid = (uv / uv.new_tensor([field.camera.width, field.camera.height]) * 2 - 1).reshape(1, 1, -1, 2)
     return (F.grid_sample(photo_delta, grid, align_corners=False) ** 2).mean()
