@@ -44,20 +44,26 @@ except ImportError:
         return fn
 
 
-class PhotoInput(gr.Image):
+def photo_input(**kwargs) -> gr.Image:
     """An image upload whose unreadable files (a text file renamed .jpg, a damaged photo) get a message
-    in the page instead of a bare error."""
+    in the page instead of a bare error.
 
-    def get_block_name(self) -> str:
-        return "image"
+    Its preprocessing is wrapped on the instance rather than in a subclass: Gradio writes a ``.pyi``
+    copy of the module beside any file that subclasses a component, at every import.
+    """
+    image = gr.Image(**kwargs)
+    preprocess = image.preprocess
 
-    def preprocess(self, payload):
+    def readable(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except (OSError, ValueError, SyntaxError) as err:
             name = getattr(payload, "orig_name", None) or "The file"
             raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
                            "or WebP photo of a face.") from err
+
+    image.preprocess = readable
+    return image
 
 
 def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:
@@ -139,8 +145,8 @@ def build_demo(services: Services) -> gr.Blocks:
             judged = gr.State(None)
             with gr.Row():
                 with gr.Column(scale=1):
-                    photo = PhotoInput(type="filepath", label="Face photo", elem_id="photo", image_mode=None,
-                                       sources=["upload", "webcam", "clipboard"])
+                    photo = photo_input(type="filepath", label="Face photo", elem_id="photo", image_mode=None,
+                                        sources=["upload", "webcam", "clipboard"])
                     gr.Examples(EXAMPLES, inputs=photo, label="Example photos (public domain)")
                     prompt = gr.Textbox(label="Edit prompt (optional)", elem_id="prompt", max_length=300,
                                         placeholder="e.g. older, with a grey beard and blue eyes")

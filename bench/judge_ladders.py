@@ -95,14 +95,11 @@ def ladder(photo: str, clean: np.ndarray, variants=()):
 
 def raw_evidence(frames: np.ndarray):
     from judge.calibration import RawEvidence
-    from judge.evidence import gather_evidence, region_colours
+    from judge.evidence import gather_evidence
     from judge.track import track_faces
 
     track = track_faces(frames)
-    ev = gather_evidence(frames, track)
-    return RawEvidence(ev.region_values, region_colours(ev.maps, track), ev.person_values, ev.flicker_series,
-                       ev.colour_cast,
-                       track.found, ev.landmark_jitter)
+    return RawEvidence.of(gather_evidence(frames, track), track)
 
 
 def save_raw(path: Path, raw) -> None:

@@ -236,11 +236,7 @@ def _lighting_report(recon: Reconstruction, lighting: Lighting, light, mesh_ligh
 def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24) -> Path:
     """Write every output into ``out_dir`` atomically: all files are written to a temporary folder
     beside it, which then replaces ``out_dir``; if anything fails, ``out_dir`` is left as it was."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
+    with staged_folder(out_dir) as staging:
         start = time.perf_counter()
         write_video(outputs.frames, staging / "turntable.mp4", fps)
         Image.fromarray(outputs.strip).save(staging / "views.png")
@@ -249,14 +245,26 @@ def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, 
         recon.field.save(staging / "field.safetensors")
         outputs.report["timings_s"]["write"] = round(time.perf_counter() - start, 4)
         (staging / "report.json").write_text(json.dumps(outputs.report, indent=2))
-        replace_dir(staging, out_dir)
+    return Path(out_dir)
+
+
+@contextmanager
+def staged_folder(out_dir: str | Path):
+    """Yield a temporary folder beside ``out_dir`` to write into; on success it replaces ``out_dir``
+    (renames only), on failure it is removed and ``out_dir`` is left as it was."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
+    try:
+        yield staging
+        _replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out_dir
 
 
-def replace_dir(new: Path, target: Path) -> None:
+def _replace_dir(new: Path, target: Path) -> None:
     """Put ``new`` in place of ``target`` (which may not exist) with renames only."""
     if not target.exists():
         os.rename(new, target)

@@ -6,10 +6,7 @@ VIDEO: an mp4/webm/gif turntable, a folder of frames, or one image."""
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,23 +31,15 @@ def write_judgement(result: JudgeResult, out_dir: str | Path) -> Path:
     into ``out_dir``, replacing it atomically."""
     from PIL import Image
 
-    from face_nerf.pipeline import replace_dir
+    from face_nerf.pipeline import staged_folder
     from judge.heatmap import overlay
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
+    with staged_folder(out_dir) as staging:
         (staging / "judge.json").write_text(result.to_json())
         np.savez_compressed(staging / "heatmaps.npz", frames=result.frame_heatmaps.astype(np.float32),
                             views=result.strip_heatmap.astype(np.float32))
         Image.fromarray(overlay(result.strip, result.strip_heatmap)).save(staging / "overlay.png")
-        replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

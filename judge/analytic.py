@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from judge.calibration import TARGETS, Calibration, RawEvidence
-from judge.evidence import MAP_MEASURES, gather_evidence, region_colours
+from judge.calibration import EXTRA_FEATURES, TARGETS, Calibration, RawEvidence
+from judge.evidence import MAP_MEASURES, gather_evidence
 from judge.frames import Clip
 from judge.heatmap import Z_FLOOR, Z_SCALE, distortion_heatmaps
 from judge.result import (CATEGORIES, CATEGORY_REGIONS, JUDGE_REGIONS, MEASURES, NO_DISTORTION, VIEW_NAMES, Distortion, JudgeResult,
@@ -46,25 +46,25 @@ class EmbeddedJudge:
         self.score_map = load_score_map(score_map) if score_map else None
         self.name = BACKEND if score_map is None else f"{BACKEND}+{Path(score_map).stem}"
 
-    def _predict(self, raw: RawEvidence) -> tuple[float, float, np.ndarray]:
-        quality, authenticity, probabilities = self.calibration.predict(self.calibration.features(raw))
+    def _predict(self, features: np.ndarray) -> tuple[float, float, np.ndarray]:
+        quality, authenticity, probabilities = self.calibration.predict(features)
         if self.score_map is not None:
             quality, authenticity = (float(self.score_map[d](quality, authenticity)) for d in ("quality", "authenticity"))
         return quality, authenticity, probabilities
 
     def judge(self, clip: Clip) -> JudgeResult:
-        frames = _analysis_frames(clip.frames)
+        frames = analysis_frames(clip.frames)
         track = track_faces(frames)
         single = len(frames) == 1
         if not track.found.any():
             return _no_face(clip, frames, single, self.name)
         evidence = gather_evidence(frames, track)
-        raw = RawEvidence(evidence.region_values, region_colours(evidence.maps, track), evidence.person_values,
-                          evidence.flicker_series,
-                          evidence.colour_cast, track.found, evidence.landmark_jitter)
+        raw = RawEvidence.of(evidence, track)
         cal = self.calibration
-        quality, authenticity, probabilities = self._predict(raw)
-        region_z = np.nan_to_num(cal.region_z(raw), nan=0.0)
+        raw_z = cal.region_z(raw)
+        features = cal.features(raw, raw_z)
+        quality, authenticity, probabilities = self._predict(features)
+        region_z = np.nan_to_num(raw_z, nan=0.0)
         seen = np.isfinite(raw.region_values).any(0).any(-1)
         badness = squash(region_z.max(1)) * seen
         global_z = np.median(region_z[seen], axis=0)
@@ -75,8 +75,8 @@ class EmbeddedJudge:
                                    {m: round(float(squash(region_z[i, j])), 3) for j, m in enumerate(MAP_MEASURES)})
                    for i, r in enumerate(JUDGE_REGIONS)}
         distortions = _distortions(probabilities, quality, authenticity, regions, heatmaps, track.regions)
-        views = [] if single else _views(self._predict, raw, evidence.yaw)
-        measures = _clip_measures(cal, raw, region_z, single)
+        views = [] if single else _views(lambda r: self._predict(cal.features(r)), raw, evidence.yaw)
+        measures = _clip_measures(features, region_z, seen, single)
         strip_frames = _strip_frames(evidence.yaw)
         result = JudgeResult(
             self.name, Score.from_mos(quality), Score.from_mos(authenticity), distortions,
@@ -107,7 +107,8 @@ def region_weights(probabilities: np.ndarray, region_z: np.ndarray, seen: np.nda
     return weights
 
 
-def _analysis_frames(frames: np.ndarray) -> np.ndarray:
+def analysis_frames(frames: np.ndarray) -> np.ndarray:
+    """The frames [T, H, W, 3] as the judge analyses them: at most ``ANALYSIS_SIDE`` on the long side."""
     from PIL import Image
 
     h, w = frames.shape[1:3]
@@ -192,11 +193,10 @@ def _views(predict, raw: RawEvidence, yaw: np.ndarray) -> list[ViewReport]:
     return views
 
 
-def _clip_measures(cal: Calibration, raw: RawEvidence, region_z: np.ndarray, single: bool) -> dict[str, float]:
-    seen = np.isfinite(raw.region_values).any(0).any(-1)
+def _clip_measures(features: np.ndarray, region_z: np.ndarray, seen: np.ndarray, single: bool) -> dict[str, float]:
     worst = region_z[seen].max(0) if seen.any() else np.zeros(len(MAP_MEASURES))
     measures = {m: round(float(squash(worst[j])), 3) for j, m in enumerate(MAP_MEASURES)}
-    extra = cal.features(raw)[-4:]
+    extra = features[-len(EXTRA_FEATURES):]
     measures["flicker"] = round(float(max(measures["flicker"], squash(extra[0]))), 3)
     measures["colour"] = round(float(max(measures["colour"], squash(extra[1]))), 3)
     measures["tracking"] = round(float(squash(max(extra[2], extra[3]))), 3)

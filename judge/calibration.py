@@ -35,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from judge.evidence import MAP_MEASURES
+from judge.evidence import MAP_MEASURES, Evidence, region_colours
 from judge.result import CATEGORIES, CATEGORY_REGIONS, JUDGE_REGIONS
+from judge.track import FaceTrack
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 TARGETS = {"clean": 80.0, "primary": 11.0, "secondary": 8.0}
@@ -65,6 +66,12 @@ class RawEvidence:
     colour_cast: np.ndarray
     found: np.ndarray
     landmark_jitter: float
+
+    @classmethod
+    def of(cls, evidence: "Evidence", track: "FaceTrack") -> "RawEvidence":
+        """The part of a clip's evidence (``gather_evidence``) the calibration reads."""
+        return cls(evidence.region_values, region_colours(evidence.maps, track), evidence.person_values,
+                   evidence.flicker_series, evidence.colour_cast, track.found, evidence.landmark_jitter)
 
     def subset(self, frames: np.ndarray) -> "RawEvidence":
         """The evidence of some frames only (indices [K])."""
@@ -153,12 +160,13 @@ class Calibration:
             out[name] = np.where(inside, z, 0.0).astype(np.float32)
         return out
 
-    def features(self, raw: RawEvidence) -> np.ndarray:
-        """[F] feature vector (``feature_names`` order)."""
+    def features(self, raw: RawEvidence, region_z: np.ndarray | None = None) -> np.ndarray:
+        """[F] feature vector (``feature_names`` order); ``region_z``: ``region_z(raw)`` when already at hand."""
         with np.errstate(all="ignore"):
             person = (_nanmean(raw.person_values, 0) - np.asarray(self.person_median)) / np.asarray(self.person_spread)
         person[MAP_MEASURES.index("blur")] *= -1.0
-        return clip_features(self.region_z(raw), person, raw, self.extra_median, self.extra_spread)
+        region_z = self.region_z(raw) if region_z is None else region_z
+        return clip_features(region_z, person, raw, self.extra_median, self.extra_spread)
 
     def predict(self, features: np.ndarray) -> tuple[float, float, np.ndarray]:
         """(quality MOS, authenticity MOS, category probabilities [C]) of a feature vector."""

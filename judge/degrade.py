@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from judge.track import background_colour as _border_median
+
 SEVERITIES = (1, 2, 3, 4, 5)
 GLOBAL = "global"
 LADDER_REGIONS = ("eyes", "mouth", "hair", "cheek", "neck")
@@ -300,9 +302,7 @@ def _check_frames(frames: np.ndarray) -> None:
 def background_colour(frames: np.ndarray) -> np.ndarray:
     """[3] uint8: the per-channel median of the frames' 2-pixel borders (the plain backdrop)."""
     _check_frames(frames)
-    border = np.concatenate([frames[:, :2].reshape(-1, 3), frames[:, -2:].reshape(-1, 3),
-                             frames[:, :, :2].reshape(-1, 3), frames[:, :, -2:].reshape(-1, 3)])
-    return np.median(border, axis=0).astype(np.uint8)
+    return _border_median(frames, border_px=2)[0].astype(np.uint8)
 
 
 def clip_region_masks(frames: np.ndarray, grow: float = 3.0, soften: float = 1.5) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.ndimage import convolve, gaussian_filter, sobel
 
 from judge.result import JUDGE_REGIONS
-from judge.track import FaceTrack, background_colour
+from judge.track import PLAIN_BACKGROUND_SPREAD, FaceTrack, background_colour
 
 MAP_MEASURES = ("blur", "noise", "blockiness", "exposure", "colour", "flicker", "holes", "smear", "fringe", "nonrigid")
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
@@ -66,6 +66,9 @@ def gather_evidence(frames: np.ndarray, track: FaceTrack) -> Evidence:
     """All measures of a clip [T, H, W, 3] uint8 with its face track."""
     rgb = frames.astype(np.float32) / 255.0
     luma = rgb @ LUMA
+    background, spread = background_colour(frames)
+    plain = spread <= PLAIN_BACKGROUND_SPREAD
+    residual = rigid_residuals(track.landmarks, track.found)
     fine = _local(np.hypot(sobel(luma, 2), sobel(luma, 1)), 3.0)
     smooth = gaussian_filter(luma, (0, 1.5, 1.5))
     coarse = _local(np.hypot(sobel(smooth, 2), sobel(smooth, 1)), 3.0)
@@ -76,19 +79,18 @@ def gather_evidence(frames: np.ndarray, track: FaceTrack) -> Evidence:
         "exposure": _local(((luma < 0.015) | (luma > 0.985)).astype(np.float32), 2.0),
         "colour": np.stack([rgb[..., 0] - rgb[..., 1], 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]], -1),
         "flicker": _temporal_residual(luma, fine),
-        "holes": _background_likeness(frames, coarse),
+        "holes": _background_likeness(frames, coarse, background) if plain else np.zeros(frames.shape[:3], np.float32),
         "smear": _coherence(luma),
         "fringe": _fringe(rgb, fine),
-        "nonrigid": _nonrigid_map(track, luma.shape),
+        "nonrigid": _nonrigid_map(track, residual, luma.shape),
     }
     region_values = _region_means(maps, track)
-    bg, spread = background_colour(frames)
     cast = np.zeros(2, np.float32)
-    if spread <= 6.0:
-        bg = bg / 255.0
+    if plain:
+        bg = background / 255.0
         cast = np.array([bg[0] - bg[1], 0.5 * (bg[0] + bg[1]) - bg[2]], np.float32)
     return Evidence(maps, region_values, _person_means(maps, track), _flicker_series(luma, track), cast, float(track.found.mean()),
-                    _landmark_jitter(track), _yaw(track))
+                    _landmark_jitter(residual), _yaw(track))
 
 
 def _local(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -123,12 +125,8 @@ def _temporal_residual(luma: np.ndarray, detail: np.ndarray) -> np.ndarray:
     return _local(residual, 2.0) / (detail + 0.05)
 
 
-def _background_likeness(frames: np.ndarray, texture: np.ndarray) -> np.ndarray:
-    """1 where a pixel has the plain background's colour and no texture, 0 elsewhere (0 everywhere when
-    the background is not plain)."""
-    colour, spread = background_colour(frames)
-    if spread > 6.0:
-        return np.zeros(frames.shape[:3], np.float32)
+def _background_likeness(frames: np.ndarray, texture: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """1 where a pixel has the plain background's ``colour`` [3] and no texture, 0 elsewhere."""
     distance = np.abs(frames.astype(np.float32) - colour).max(-1)
     flat = np.clip(1.0 - texture / 0.05, 0.0, 1.0)
     return _local(np.exp(-(distance / 10.0) ** 2) * flat, 1.5)
@@ -182,9 +180,8 @@ def _align(shape: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return scale * shape @ rotation
 
 
-def _nonrigid_map(track: FaceTrack, shape: tuple[int, int, int]) -> np.ndarray:
-    """Rigid-motion residuals splatted around each landmark (Gaussian, ~4% of the face height)."""
-    residual = rigid_residuals(track.landmarks, track.found)
+def _nonrigid_map(track: FaceTrack, residual: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Rigid-motion residuals [T, 478] splatted around each landmark (Gaussian, ~4% of the face height)."""
     out = np.zeros(shape, np.float32)
     weight = np.zeros(shape, np.float32)
     t, h, w = shape
@@ -243,9 +240,8 @@ def _flicker_series(luma: np.ndarray, track: FaceTrack) -> np.ndarray:
     return np.concatenate([middle[:1], middle, middle[-1:]])
 
 
-def _landmark_jitter(track: FaceTrack) -> float:
-    """Median frame-to-frame second difference of rigid-aligned residual vectors, in face heights."""
-    residual = rigid_residuals(track.landmarks, track.found)
+def _landmark_jitter(residual: np.ndarray) -> float:
+    """Median frame-to-frame second difference of the rigid-motion residuals [T, 478], in face heights."""
     if np.isfinite(residual).sum() == 0 or residual.shape[0] < 3:
         return 0.0
     second = np.abs(residual[1:-1] - 0.5 * (residual[:-2] + residual[2:]))

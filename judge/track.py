@@ -8,6 +8,8 @@ import numpy as np
 
 from judge.result import JUDGE_REGIONS
 
+PLAIN_BACKGROUND_SPREAD = 6.0  # grey levels: borders more uniform than this are a plain backdrop
+
 
 @dataclass(frozen=True)
 class FaceTrack:
@@ -62,10 +64,12 @@ def track_faces(frames: np.ndarray) -> FaceTrack:
     return FaceTrack(landmarks, found, person, regions, face)
 
 
-def background_colour(frames: np.ndarray) -> tuple[np.ndarray, float]:
-    """Median colour [3] of the frames' borders and how uniform they are (median abs deviation, levels)."""
-    border = np.concatenate([frames[:, :4].reshape(-1, 3), frames[:, -4:].reshape(-1, 3),
-                             frames[:, :, :4].reshape(-1, 3), frames[:, :, -4:].reshape(-1, 3)]).astype(np.float32)
+def background_colour(frames: np.ndarray, border_px: int = 4) -> tuple[np.ndarray, float]:
+    """Median colour [3] of the frames' ``border_px``-wide borders and how uniform they are (median abs
+    deviation, grey levels)."""
+    b = border_px
+    border = np.concatenate([frames[:, :b].reshape(-1, 3), frames[:, -b:].reshape(-1, 3),
+                             frames[:, :, :b].reshape(-1, 3), frames[:, :, -b:].reshape(-1, 3)]).astype(np.float32)
     median = np.median(border, axis=0)
     return median, float(np.median(np.abs(border - median).max(-1)))
 
@@ -74,7 +78,7 @@ def _unlike_background(frames: np.ndarray) -> np.ndarray:
     """[T, H, W] 1 where a pixel differs from a plain background, 0 where it matches it; all 1 when the
     background is not plain (then the segmenter alone decides)."""
     colour, spread = background_colour(frames)
-    if spread > 6.0:
+    if spread > PLAIN_BACKGROUND_SPREAD:
         return np.ones(frames.shape[:3], np.float32)
     distance = np.abs(frames.astype(np.float32) - colour).max(-1)
     return np.clip((distance - 6.0) / 6.0, 0.0, 1.0)

@@ -120,7 +120,7 @@ def test_photo_input_names_an_unreadable_file(tmp_path):
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a photo")
     with pytest.raises(gr.Error, match="notes.jpg is not an image that can be read"):
-        app.PhotoInput(type="filepath", image_mode=None).preprocess(FileData(path=str(fake), orig_name="notes.jpg"))
+        app.photo_input(type="filepath", image_mode=None).preprocess(FileData(path=str(fake), orig_name="notes.jpg"))
 
 
 def test_running_app_serves_generate_judge_and_ask(tmp_path):

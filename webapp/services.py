@@ -290,7 +290,9 @@ class Services:
         from face_nerf.pipeline import write_outputs
 
         progress(0.85, desc="Judging the turntable")
-        judgement = self.judge.judge(_clip_of(result.outputs.frames))
+        from judge.frames import load_clip
+
+        judgement = self.judge.judge(load_clip(result.outputs.frames))
         progress(0.95, desc="Writing video, mesh and judgement")
         folder = self._new_folder(request)
         out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
@@ -304,15 +306,14 @@ class Services:
         return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), token
 
     def _keep_judgement(self, result, frames: np.ndarray, folder: Path) -> Judged:
+        """Write the judgement's JSON and keep it with the frames it analysed (``frames``: the source's
+        frames, or the clip's sampled ones)."""
+        from judge.analytic import analysis_frames
+
         path = folder / "judge.json"
         path.write_text(result.to_json())
-        analysed = frames[result.frame_indices] if len(frames) != len(result.frame_indices) else frames
-        if analysed.shape[1:3] != result.frame_heatmaps.shape[1:3]:
-            from PIL import Image
-
-            h, w = result.frame_heatmaps.shape[1:3]
-            analysed = np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BOX)) for f in analysed])
-        return Judged(result, analysed, str(path))
+        sampled = frames[result.frame_indices] if len(frames) != len(result.frame_indices) else frames
+        return Judged(result, analysis_frames(sampled), str(path))
 
     def _new_folder(self, request) -> Path:
         session = _safe(request.session_hash) if request is not None and request.session_hash else "no-session"
@@ -353,12 +354,6 @@ def release_memory() -> None:
             ctypes.CDLL(name).malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
-
-
-def _clip_of(frames: np.ndarray):
-    from judge.frames import load_clip
-
-    return load_clip(frames)
 
 
 def _safe(name: str) -> str:

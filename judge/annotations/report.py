@@ -103,15 +103,16 @@ def _rating_from_row(row: dict) -> Rating:
 def agreement_stats(store: AnnotationStore, resamples: int = 1000) -> dict:
     """Judge vs people per dimension (SRCC/PLCC/KRCC with 95% bootstrap intervals), inter-annotator
     agreement, per-category precision/recall, heatmap agreement (NSS, CC) on items with clicks."""
-    items = [s for s in item_summaries(store) if s["judge"]]
-    stats: dict = {"items_rated": len(item_summaries(store)), "items_with_judge": len(items),
+    rated = item_summaries(store)
+    items = [s for s in rated if s["judge"]]
+    stats: dict = {"items_rated": len(rated), "items_with_judge": len(items),
                    "ratings": store.count()}
     for dim in DIMENSIONS:
         judge = np.array([s["judge"][dim]["mos"] for s in items])
         people = np.array([s[f"mos_{dim}"] for s in items])
         stats[dim] = correlate(judge, people, resamples).__dict__ if len(items) >= 3 else None
         per_annotator: dict[str, dict[str, float]] = {}
-        for s in item_summaries(store):
+        for s in rated:
             for r in s["ratings"]:
                 per_annotator.setdefault(r["annotator"], {})[s["item_id"]] = r[dim]
         stats[f"inter_annotator_{dim}"] = inter_annotator(per_annotator)
