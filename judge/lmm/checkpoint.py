@@ -1,0 +1,179 @@
+"""Loading a Qwen2.5-VL / Qwen2-VL checkpoint and an optional adapter, lazily and with clear errors.
+
+A checkpoint is a hub id or a local folder in the transformers layout (config.json, weights, tokenizer,
+preprocessor_config.json). An adapter is a folder written by ``python -m judge.train_lmm``: a peft LoRA
+adapter plus ``facelab_lmm.json`` and, when trained, ``heads.safetensors`` (score and saliency heads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from face_nerf.errors import FaceLabError
+
+MODEL_ENV = "FACELAB_LMM_MODEL"
+ADAPTER_ENV = "FACELAB_LMM_ADAPTER"
+ADAPTER_META = "facelab_lmm.json"
+ADAPTER_FORMAT = "facelab-lmm-adapter/1"
+HEADS_FILE = "heads.safetensors"
+MODEL_CLASSES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "qwen2_vl": "Qwen2VLForConditionalGeneration"}
+CPU_FLOPS = 5e10  # what torch reaches on a small CPU (2 cores); for refusing what would take minutes
+MAX_CPU_SECONDS = 60.0
+JUDGEMENT_TOKENS = 3 * 1400  # three prompts of ~1,400 tokens (1,296 video tokens each)
+
+
+class LMMError(FaceLabError):
+    """The LMM judge cannot run as configured (no model, missing package, too slow here)."""
+
+
+@dataclass
+class LMMConfig:
+    """How the LMM judge runs.
+
+    Attributes:
+        model: hub id or local folder of a Qwen2.5-VL / Qwen2-VL checkpoint (default ``$FACELAB_LMM_MODEL``).
+        adapter: folder from ``python -m judge.train_lmm`` (default ``$FACELAB_LMM_ADAPTER``; none if unset).
+        frames: frames sampled across the turntable (the published judge: 8).
+        side: frames are resized to at most side x side pixels (504: 36 x 36 patches each).
+        max_new_tokens: length limit of generated answers (distortions, questions).
+        device: "cuda", "cpu", ... (default: CUDA when available).
+        allow_cpu: run on the CPU even when that would take minutes (tests and tiny models need not).
+        heatmaps: compute heatmaps (saliency head, else the score's gradient); off saves a backward pass.
+    """
+
+    model: str | None = None
+    adapter: str | None = None
+    frames: int = 8
+    side: int = 504
+    max_new_tokens: int = 32
+    device: str | None = None
+    allow_cpu: bool = False
+    heatmaps: bool = True
+
+    def resolved(self) -> "LMMConfig":
+        """With the environment's defaults filled in; raises LMMError when no model is configured."""
+        model = self.model or os.environ.get(MODEL_ENV)
+        if not model:
+            raise LMMError(f"No LMM checkpoint configured: pass --lmm-model (a hub id such as "
+                           f"Qwen/Qwen2.5-VL-7B-Instruct, or a local folder) or set ${MODEL_ENV}.")
+        adapter = self.adapter or os.environ.get(ADAPTER_ENV) or None
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return LMMConfig(model, adapter, self.frames, self.side, self.max_new_tokens, device, self.allow_cpu,
+                         self.heatmaps)
+
+
+@dataclass
+class LoadedLMM:
+    """A loaded checkpoint (and adapter): what the judge and the trainer work with."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    image_processor: object
+    model_type: str
+    heads: dict[str, torch.nn.Module] = field(default_factory=dict)
+    adapter_meta: dict = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def hidden_size(self) -> int:
+        return text_config(self.model.config).hidden_size
+
+
+def text_config(config):
+    """The language model's config (transformers 5 keeps it under ``text_config``)."""
+    return getattr(config, "text_config", config)
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError as err:
+        raise LMMError("The LMM judge needs transformers and peft: pip install transformers peft.") from err
+    return transformers
+
+
+def read_config(model: str):
+    """The checkpoint's config (no weights read); LMMError when it is not a Qwen2(.5)-VL checkpoint."""
+    transformers = _transformers()
+    try:
+        config = transformers.AutoConfig.from_pretrained(model)
+    except (OSError, ValueError) as err:
+        raise LMMError(f"Could not read the LMM checkpoint {model!r} ({err}). Give a local folder in the "
+                       f"transformers layout or a hub id reachable from here (--lmm-model or ${MODEL_ENV}).") from err
+    if config.model_type not in MODEL_CLASSES:
+        raise LMMError(f"{model!r} is a {config.model_type!r} checkpoint; the LMM judge reads "
+                       f"{' or '.join(MODEL_CLASSES)} (Qwen2.5-VL, Qwen2-VL).")
+    return config
+
+
+def model_class(model_type: str):
+    return getattr(_transformers(), MODEL_CLASSES[model_type])
+
+
+def parameter_count(config) -> int:
+    """Parameters of the model a config describes, counted on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        model = model_class(config.model_type)._from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_speed(config, device: torch.device, allow_cpu: bool) -> None:
+    """Refuse a CPU run that would take over MAX_CPU_SECONDS per judgement (unless allowed)."""
+    if device.type != "cpu" or allow_cpu:
+        return
+    params = parameter_count(config)
+    seconds = 2 * params * JUDGEMENT_TOKENS / CPU_FLOPS
+    if seconds > MAX_CPU_SECONDS:
+        raise LMMError(f"The LMM judge would run a {params / 1e9:.1f} B-parameter model on the CPU here, about "
+                       f"{seconds / 60:.0f} min per judgement. Run it on a machine with a GPU, allow the CPU "
+                       f"anyway (--lmm-allow-cpu), or use the embedded judge (--backend embedded).")
+
+
+def load_lmm(config: LMMConfig) -> LoadedLMM:
+    """Load the checkpoint (bf16 on a GPU, fp32 on a CPU), its tokenizer and image processor, and the
+    adapter with its heads when configured. Everything is frozen and in eval mode."""
+    config = config.resolved()
+    transformers = _transformers()
+    device = torch.device(config.device)
+    model_config = read_config(config.model)
+    check_speed(model_config, device, config.allow_cpu)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        model = model_class(model_config.model_type).from_pretrained(config.model, dtype=dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(config.model)
+        image_processor = transformers.AutoImageProcessor.from_pretrained(config.model, backend="pil")
+    except (OSError, ValueError) as err:
+        raise LMMError(f"Could not load the LMM checkpoint {config.model!r} ({err}).") from err
+    loaded = LoadedLMM(model, tokenizer, image_processor, model_config.model_type,
+                       name=f"lmm-judge:{Path(config.model.rstrip('/')).name}")
+    if config.adapter:
+        attach_adapter(loaded, config.adapter)
+    loaded.model.to(device).eval().requires_grad_(False)
+    for head in loaded.heads.values():
+        head.to(device).eval().requires_grad_(False)
+    return loaded
+
+
+def attach_adapter(loaded: LoadedLMM, folder: str | Path) -> None:
+    """Wrap the model with the LoRA adapter in ``folder`` and load the heads it carries."""
+    from judge.lmm.adapter import load_heads, read_meta
+
+    try:
+        from peft import PeftModel
+    except ImportError as err:
+        raise LMMError("LoRA adapters need peft: pip install peft.") from err
+    folder = Path(folder)
+    meta = read_meta(folder)
+    loaded.model = PeftModel.from_pretrained(loaded.model, str(folder))
+    loaded.heads = load_heads(folder, meta, loaded.hidden_size)
+    loaded.adapter_meta = meta
+    loaded.name = f"{loaded.name}+{folder.name}"

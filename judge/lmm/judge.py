@@ -1,0 +1,211 @@
+"""LMMJudge: a vision-language model judges a turntable behind the same ``JudgeResult`` as the embedded
+judge.
+
+One batched generation per judgement: three prompts share the 8-frame video (quality, authenticity,
+the distortion question). The first generated step's logits give both scores by the one-token rule;
+the third row's answer gives the distortions. With an adapter that carries heads, the scores come from
+the regression heads on the level-word state and the heatmaps from the saliency head (read from the
+same pass); otherwise the heatmaps come from the scores' gradient (one backward pass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from judge.ask import Answer
+from judge.frames import Clip
+from judge.lmm.checkpoint import LMMConfig, LMMError, LoadedLMM, load_lmm
+from judge.lmm.inputs import VideoInput, encode_prompts, sample_video
+from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, END, chat, parse_distortions, score_prompt
+from judge.lmm.saliency import gradient_maps, head_inputs, head_maps
+from judge.lmm.scoring import level_probabilities, level_token_ids, one_token_mos
+from judge.result import CATEGORIES, CATEGORY_REGIONS, NO_DISTORTION, Distortion, JudgeResult, Score
+
+STRIP_POSITIONS = (0.25, 0.5, 0.75)  # of a 180-degree turn: -45, 0, +45 degrees
+MAX_QUESTION = 300  # characters
+SCORE_ROWS = [0, 1]  # rows of the judgement batch: quality, authenticity, then the distortion question
+
+
+@dataclass
+class LMMOutput:
+    """What one judgement pass gives, before it becomes a JudgeResult.
+
+    Attributes:
+        mos: {"quality", "authenticity"} -> MOS in [0, 100] (the heads' when the adapter has them).
+        one_token_mos: the same by the one-token rule (always computed).
+        level_probabilities: [2, 5] probabilities of bad .. excellent per dimension.
+        answer: the model's answer to the distortion question.
+        categories: the categories parsed from the answer.
+        category_probabilities: the model's probability of starting its answer with each category.
+        heatmaps: [T, H, W] in [0, 1] over the sampled frames (None when not asked for).
+        heatmap_source: "saliency head", "score gradient" or "".
+    """
+
+    mos: dict[str, float]
+    one_token_mos: dict[str, float]
+    level_probabilities: np.ndarray
+    answer: str
+    categories: list[str]
+    category_probabilities: dict[str, float]
+    heatmaps: np.ndarray | None
+    heatmap_source: str
+
+
+class LMMJudge:
+    """Judges clips with a Qwen2.5-VL / Qwen2-VL checkpoint (loaded on first use).
+
+    Example:
+        >>> judge = LMMJudge(LMMConfig(model="Qwen/Qwen2.5-VL-7B-Instruct", adapter="adapters/facelab"))  # doctest: +SKIP
+        >>> judge.judge(load_clip("turntable.mp4")).quality  # doctest: +SKIP
+        Score(mos=71.3, level='good')
+    """
+
+    def __init__(self, config: LMMConfig | None = None, loaded: LoadedLMM | None = None):
+        self.config = (config or LMMConfig()).resolved()
+        self._loaded = loaded
+
+    @property
+    def loaded(self) -> LoadedLMM:
+        if self._loaded is None:
+            self._loaded = load_lmm(self.config)
+        return self._loaded
+
+    @property
+    def name(self) -> str:
+        """Backend name: "lmm-judge:<model>" plus "+<adapter>" when one is loaded."""
+        return self.loaded.name
+
+    def video(self, clip: Clip) -> VideoInput:
+        """The clip's frames sampled and patched for the model."""
+        return sample_video(clip.frames, self.loaded.image_processor, self.config.frames, self.config.side,
+                            clip.fps, clip.source_frames, clip.indices)
+
+    def evaluate(self, video: VideoInput, heatmaps: bool | None = None) -> LMMOutput:
+        """One judgement pass over a sampled video."""
+        lm = self.loaded
+        heatmaps = self.config.heatmaps if heatmaps is None else heatmaps
+        saliency = lm.heads.get("saliency") if heatmaps else None
+        need_states = saliency is not None or "score.quality" in lm.heads
+        prompts = [score_prompt(d) for d in DIMENSIONS] + [chat(DISTORTION_QUESTION)]
+        batch = self._batch(prompts, video)
+        captured: list[torch.Tensor] = []
+        hook = (visual_module(lm.model).register_forward_hook(lambda m, i, o: captured.append(o.pooler_output))
+                if saliency is not None else None)
+        try:
+            with torch.no_grad():
+                out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
+                                        return_dict_in_generate=True, output_logits=True,
+                                        output_hidden_states=need_states, **self._special_ids())
+        finally:
+            if hook is not None:
+                hook.remove()
+        level_ids = level_token_ids(lm.tokenizer)
+        first = out.logits[0].float()
+        by_rule = one_token_mos(first[SCORE_ROWS], level_ids).cpu().numpy()
+        one_token = {d: float(m) for d, m in zip(DIMENSIONS, by_rule)}
+        mos = dict(one_token)
+        if "score.quality" in lm.heads:
+            last = out.hidden_states[0][-1][:, -1]
+            mos = {d: float(lm.heads[f"score.{d}"](last[r]) * 100.0) for r, d in zip(SCORE_ROWS, DIMENSIONS)}
+        answer = lm.tokenizer.decode(out.sequences[2, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        maps, source = None, ""
+        if saliency is not None:
+            vision, language, query = head_inputs(out.hidden_states[0], captured[0], batch["input_ids"],
+                                                  self._video_token_id(), SCORE_ROWS, saliency.depths)
+            with torch.no_grad():
+                maps, source = head_maps(saliency(vision, language, query, video.token_grid), video), "saliency head"
+        elif heatmaps:
+            maps, source = gradient_maps(lm.model, batch, level_ids, video, SCORE_ROWS), "score gradient"
+        return LMMOutput(mos, one_token, level_probabilities(first[SCORE_ROWS], level_ids).cpu().numpy(),
+                         answer.strip(), parse_distortions(answer), self._category_probabilities(first[2]), maps,
+                         source)
+
+    def judge(self, clip: Clip) -> JudgeResult:
+        """Scores, distortions and heatmaps of a turntable (or a single image)."""
+        video = self.video(clip)
+        output = self.evaluate(video)
+        return to_result(output, video, self.name, single=len(clip.frames) == 1)
+
+    def ask(self, clip: Clip, question: str) -> Answer:
+        """Answer a free question about the clip by generation."""
+        question = (question or "").strip()
+        if not question:
+            return Answer("Ask a question about the face, e.g. 'Is the mouth distorted?'.", False)
+        if len(question) > MAX_QUESTION:
+            raise LMMError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION}.")
+        lm = self.loaded
+        batch = self._batch([chat(question)], self.video(clip))
+        with torch.no_grad():
+            out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
+                                    **self._special_ids())
+        text = lm.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        return Answer(text or "(the model gave an empty answer)", bool(text))
+
+    def _batch(self, prompts: list[str], video: VideoInput) -> dict[str, torch.Tensor]:
+        lm = self.loaded
+        batch = encode_prompts(lm.tokenizer, prompts, video, with_seconds=lm.model_type == "qwen2_5_vl")
+        return {k: v.to(lm.device) for k, v in batch.items()}
+
+    def _special_ids(self) -> dict[str, int]:
+        tokenizer = self.loaded.tokenizer
+        end = tokenizer.convert_tokens_to_ids(END)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
+        return {"eos_token_id": end, "pad_token_id": pad}
+
+    def _video_token_id(self) -> int:
+        return self.loaded.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+
+    def _category_probabilities(self, logits: torch.Tensor) -> dict[str, float]:
+        """Probability of the answer starting with each category's first token, among the nine; a first
+        token that several categories share is split evenly between them."""
+        tokenizer = self.loaded.tokenizer
+        first = [tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in CATEGORIES]
+        unique = sorted(set(first))
+        p = torch.softmax(logits[unique].float(), dim=-1).cpu().numpy()
+        share = {t: float(p[i]) / first.count(t) for i, t in enumerate(unique)}
+        return {c: round(share[t], 4) for c, t in zip(CATEGORIES, first)}
+
+
+def visual_module(model) -> torch.nn.Module:
+    """The vision encoder of a (possibly peft-wrapped) Qwen2(.5)-VL model."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model.visual
+
+
+def strip_frames(count: int) -> list[int]:
+    """Sampled frames nearest -45, 0 and +45 degrees of a 180-degree turn."""
+    return [int(round(p * (count - 1))) for p in STRIP_POSITIONS]
+
+
+def to_result(output: LMMOutput, video: VideoInput, backend: str, single: bool = False) -> JudgeResult:
+    """An LMMOutput as a JudgeResult. The LMM gives no per-region or per-view reports; its answer is
+    quoted in the summary."""
+    quality, authenticity = (Score.from_mos(output.mos[d]) for d in DIMENSIONS)
+    frames = video.frames
+    maps = output.heatmaps if output.heatmaps is not None else np.zeros(frames.shape[:3], np.float32)
+    severity = round(float(np.clip(1.0 - min(quality.mos, authenticity.mos) / 100.0, 0.0, 1.0)), 3)
+    strength = maps.mean((1, 2))
+    worst = sorted(int(i) for i in np.argsort(-strength)[:3] if strength[i] > 0)
+    named = [c for c in output.categories if c != NO_DISTORTION]
+    quote = f'The model answered: "{output.answer}"'
+    if named:
+        distortions = [Distortion(c, output.category_probabilities[c], severity, list(CATEGORY_REGIONS.get(c, ())),
+                                  worst, f"{c}. {quote}") for c in named]
+        found = ", ".join(named)
+    else:
+        distortions = [Distortion(NO_DISTORTION, output.category_probabilities[NO_DISTORTION], 0.0, [], [],
+                                  f"{NO_DISTORTION}. {quote}" if output.categories else
+                                  f"The answer names no category of the taxonomy. {quote}")]
+        found = "no distortion" if output.categories else "nothing it could name"
+    picked = strip_frames(len(frames))
+    summary = (f"Quality {quality.mos:.0f}/100 ({quality.level}), authenticity {authenticity.mos:.0f}/100 "
+               f"({authenticity.level}). Found: {found}. {quote}"
+               + (f" Heatmaps from the {output.heatmap_source}." if output.heatmap_source else "")
+               + (" A single image: 3D consistency across views could not be judged." if single else ""))
+    return JudgeResult(backend, quality, authenticity, distortions, output.category_probabilities, summary, True,
+                       list(video.indices), not single, frame_heatmaps=maps,
+                       strip_heatmap=np.concatenate([maps[i] for i in picked], axis=1),
+                       strip=np.concatenate([frames[i] for i in picked], axis=1))

@@ -1,0 +1,70 @@
+"""Heatmaps of distorted regions from the LMM: a trained saliency head when the adapter has one,
+otherwise the gradient of the scores with respect to the video's patches.
+
+Both give one map per temporal patch (2 frames); each sampled frame takes its patch's map.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from judge.lmm.inputs import VideoInput, token_map
+from judge.lmm.scoring import one_token_mos
+
+
+def head_inputs(hidden_states: tuple[torch.Tensor, ...], vision: torch.Tensor, input_ids: torch.Tensor,
+                video_token_id: int, score_rows: list[int], depths: int
+                ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """What the saliency head reads, from one forward pass over a batch whose rows share the video.
+
+    Args:
+        hidden_states: per layer (embeddings first) [B, S, hidden] states of the prompt.
+        vision: [B * N, hidden] merged vision features of the rows' videos (row 0's come first).
+        input_ids: [B, S].
+        video_token_id: id of the video placeholder token.
+        score_rows: rows whose last position is a level word (their mean state is the query).
+        depths: language-model layers fused, spread evenly over the depth (the last included).
+    Returns:
+        (vision [N, hidden], language ``depths`` x [N, hidden], query [hidden]) of row 0's video.
+    """
+    positions = input_ids[0] == video_token_id
+    count = int(positions.sum())
+    layers = len(hidden_states) - 1
+    picked = [round(layers * (k + 1) / depths) for k in range(depths)]
+    language = [hidden_states[i][0, positions] for i in picked]
+    query = torch.stack([hidden_states[-1][r, -1] for r in score_rows]).mean(0)
+    return vision[:count], language, query
+
+
+def head_maps(logits: torch.Tensor, video: VideoInput) -> np.ndarray:
+    """[t, s, s] head logits -> [T, H, W] float32 maps in [0, 1] over the sampled frames."""
+    maps = torch.sigmoid(logits.float())
+    return _per_frame(maps, video)
+
+
+def gradient_maps(model, batch: dict[str, torch.Tensor], level_ids: list[int], video: VideoInput,
+                  score_rows: list[int]) -> np.ndarray:
+    """[T, H, W] float32 maps in [0, 1]: the norm of d(sum of the rows' one-token MOS) / d(patch), per
+    patch, smoothed over neighbouring patches and scaled so the clip's strongest patch is 1."""
+    rows = {k: (v[score_rows] if k not in ("pixel_values_videos",) else v) for k, v in batch.items()}
+    per_row = video.pixel_values.shape[0]
+    pixels = torch.cat([batch["pixel_values_videos"][r * per_row:(r + 1) * per_row] for r in score_rows])
+    pixels = pixels.detach().clone().requires_grad_(True)
+    rows["pixel_values_videos"] = pixels
+    with torch.enable_grad():
+        out = model(**rows, use_cache=False, logits_to_keep=1)
+        one_token_mos(out.logits[:, -1], level_ids).sum().backward()
+    strength = pixels.grad.float().reshape(len(score_rows), per_row, -1).norm(dim=-1).sum(0)
+    maps = token_map(strength, video.grid_thw, video.merge)[:, None]
+    maps = F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+    return _per_frame(maps / maps.max().clamp_min(1e-12), video)
+
+
+def _per_frame(maps: torch.Tensor, video: VideoInput) -> np.ndarray:
+    """[t, h, w] maps per temporal patch -> [T, H, W] over the sampled frames (bilinear)."""
+    height, width = video.frames.shape[1:3]
+    sized = F.interpolate(maps[:, None].float().cpu(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+    groups = [min(i // video.temporal_patch, len(sized) - 1) for i in range(len(video.frames))]
+    return sized[groups].clamp(0, 1).numpy().astype(np.float32)
