@@ -91,17 +91,12 @@ class LMMJudge:
         need_states = saliency is not None or "score.quality" in lm.heads
         prompts = [score_prompt(d) for d in DIMENSIONS] + [chat(DISTORTION_QUESTION)]
         batch = self._batch(prompts, video)
-        captured: list[torch.Tensor] = []
-        hook = (visual_module(lm.model).register_forward_hook(lambda m, i, o: captured.append(o.pooler_output))
-                if saliency is not None else None)
-        try:
-            with torch.no_grad():
-                out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
-                                        return_dict_in_generate=True, output_logits=True,
-                                        output_hidden_states=need_states, **self._special_ids())
-        finally:
-            if hook is not None:
-                hook.remove()
+        with torch.no_grad():
+            encoded = encode_video(lm.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], len(prompts))
+            out = lm.model.generate(**batch, mm_encoder_outputs={"video": encoded},
+                                    max_new_tokens=self.config.max_new_tokens, do_sample=False,
+                                    return_dict_in_generate=True, output_logits=True,
+                                    output_hidden_states=need_states, **self._special_ids())
         level_ids = level_token_ids(lm.tokenizer)
         first = out.logits[0].float()
         by_rule = one_token_mos(first[SCORE_ROWS], level_ids).cpu().numpy()
@@ -113,12 +108,12 @@ class LMMJudge:
         answer = lm.tokenizer.decode(out.sequences[2, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         maps, source = None, ""
         if saliency is not None:
-            vision, language, query = head_inputs(out.hidden_states[0], captured[0], batch["input_ids"],
+            vision, language, query = head_inputs(out.hidden_states[0], encoded.pooler_output[0], batch["input_ids"],
                                                   self._video_token_id(), SCORE_ROWS, saliency.depths)
             with torch.no_grad():
                 maps, source = head_maps(saliency(vision, language, query, video.token_grid), video), "saliency head"
         elif heatmaps:
-            maps, source = gradient_maps(lm.model, batch, level_ids, video, SCORE_ROWS), "score gradient"
+            maps, source = gradient_maps(lm.model, self._batch(prompts[:2], video), level_ids, video), "score gradient"
         return LMMOutput(mos, one_token, level_probabilities(first[SCORE_ROWS], level_ids).cpu().numpy(),
                          answer.strip(), parse_distortions(answer), self._category_probabilities(first[2]), maps,
                          source)
@@ -169,10 +164,19 @@ class LMMJudge:
         return {c: round(share[t], 4) for c, t in zip(CATEGORIES, first)}
 
 
-def visual_module(model) -> torch.nn.Module:
-    """The vision encoder of a (possibly peft-wrapped) Qwen2(.5)-VL model."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.model.visual
+def base_model(model) -> torch.nn.Module:
+    """The Qwen2(.5)-VL backbone (vision tower + language model) of a possibly peft-wrapped model."""
+    return (model.get_base_model() if hasattr(model, "get_base_model") else model).model
+
+
+def encode_video(model, pixels: torch.Tensor, grid_thw: torch.Tensor, rows: int):
+    """Run the vision tower once on one row's video and share its output with ``rows`` rows (the
+    batch's rows all carry the same video). ``pixels`` and ``grid_thw`` may hold the video once or once
+    per row; only the first copy is encoded."""
+    per_row = int(grid_thw[0].prod())
+    encoded = base_model(model).get_video_features(pixels[:per_row], grid_thw[:1], return_dict=True)
+    encoded.pooler_output = tuple(encoded.pooler_output) * rows
+    return encoded
 
 
 def strip_frames(count: int) -> list[int]:

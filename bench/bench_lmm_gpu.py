@@ -1,0 +1,178 @@
+"""GPU cost of the LMM judge with the full-size Qwen2.5-VL-7B architecture, built from its config with
+random weights in bf16 (timing needs no download; the tokenizer is trained on the judge's prompts and
+the vocabulary padded to Qwen's 152,064 rows):
+
+- one whole judgement of a turntable: 8 frames at 504 px (1,296 video tokens), both scores and the
+  distortion answer (32 generated tokens), batched as the judge runs it; without heatmaps, with the
+  score-gradient heatmaps, and with a saliency head;
+- training: stage-1 LoRA steps (rank 8, alpha 32, all linear layers; three rows per video) and
+  stage-2 head steps on cached features; peak memory of each.
+
+Usage: python bench/bench_lmm_gpu.py [--runs 5] [--train-steps 10] [--out bench/results/lmm_gpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QWEN_VOCAB = 152064
+
+
+def build_judge(heatmaps: bool, size: str = "7b", device: str = "cuda"):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from judge.lmm.checkpoint import LMMConfig, LoadedLMM
+    from judge.lmm.judge import LMMJudge
+    from judge.lmm.random_model import random_config, train_tokenizer
+
+    tokenizer = train_tokenizer()
+    config = random_config(tokenizer, size, vocab_size=QWEN_VOCAB if size == "7b" else None)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16 if device == "cuda" else torch.float32)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    torch.set_default_dtype(torch.float32)
+    model.eval().requires_grad_(False)
+    loaded = LoadedLMM(model, tokenizer, Qwen2VLImageProcessorPil(), "qwen2_5_vl", name=f"lmm-judge:qwen2.5-vl-{size}-random")
+    return LMMJudge(LMMConfig(model="random", device=device, heatmaps=heatmaps), loaded=loaded)
+
+
+def turntable(frames: int = 48, side: int = 512):
+    from judge.frames import load_clip
+
+    rng = np.random.default_rng(0)
+    return load_clip((rng.random((frames, side, side, 3)) * 255).astype(np.uint8))
+
+
+def timed(fn, runs: int) -> tuple[list[float], float]:
+    """Seconds per run (after 2 warm-up runs) and peak GiB over the runs (0 on a CPU)."""
+    for _ in range(2):
+        fn()
+    sync()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        sync()
+        seconds.append(time.perf_counter() - start)
+    return seconds, peak_gib()
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--size", default="7b", help="7b (the benchmark) or tiny (a smoke run on the CPU)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lmm_gpu.json"))
+    args = parser.parse_args()
+    import transformers
+
+    from judge.lmm.heads import SaliencyHead
+    from judge.lmm.judge import encode_video
+    from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, chat, score_prompt
+    from judge.lmm.train import TrainConfig, head_features, level_batch, train_heads, train_levels
+    from judge.lmm.data import Sample
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
+               "transformers": transformers.__version__, "size": args.size}
+    start = time.perf_counter()
+    judge = build_judge(False, args.size, device)
+    results["build_s"] = round(time.perf_counter() - start, 1)
+    results["parameters_b"] = round(sum(p.numel() for p in judge.loaded.model.parameters()) / 1e9, 2)
+    clip = turntable()
+    video = judge.video(clip)
+    results["video_tokens"] = video.tokens
+    result_box = {}
+
+    def whole():
+        result_box["r"] = judge.judge(clip)
+
+    seconds, peak = timed(whole, args.runs)
+    results["judgement_s"], results["judgement_peak_gib"] = seconds, round(peak, 2)
+    print(f"whole judgement (scores + distortion answer): {np.median(seconds):.3f} s median "
+          f"({min(seconds):.3f}-{max(seconds):.3f}), peak {peak:.2f} GiB")
+    print(f"  answer tokens: up to {judge.config.max_new_tokens}; backend {result_box['r'].backend}")
+
+    prompts = [score_prompt(d) for d in DIMENSIONS] + [chat(DISTORTION_QUESTION)]
+
+    def prefill_only():  # the judgement's prefill alone: the vision tower once, 3 x ~1,400 tokens
+        batch = judge._batch(prompts, video)
+        with torch.no_grad():
+            encoded = encode_video(judge.loaded.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], 3)
+            judge.loaded.model(**batch, mm_encoder_outputs={"video": encoded}, use_cache=False, logits_to_keep=1)
+
+    seconds, peak = timed(prefill_only, args.runs)
+    results["prefill_s"], results["prefill_peak_gib"] = seconds, round(peak, 2)
+    print(f"  of which the batched prefill: {np.median(seconds):.3f} s, peak {peak:.2f} GiB")
+
+    judge.config.heatmaps = True
+    seconds, peak = timed(whole, args.runs)
+    results["judgement_gradient_heatmaps_s"], results["judgement_gradient_heatmaps_peak_gib"] = seconds, round(peak, 2)
+    print(f"with score-gradient heatmaps: {np.median(seconds):.3f} s, peak {peak:.2f} GiB")
+
+    judge.loaded.heads = {"saliency": SaliencyHead(judge.loaded.hidden_size).to(device).eval()}
+    seconds, peak = timed(whole, args.runs)
+    results["judgement_saliency_head_s"], results["judgement_saliency_head_peak_gib"] = seconds, round(peak, 2)
+    print(f"with a saliency head: {np.median(seconds):.3f} s, peak {peak:.2f} GiB")
+    judge.loaded.heads = {}
+
+    lm = judge.loaded
+    sample = Sample("bench", Path("none"), 62.0, 45.0, ["Eye", "Mouth"], [[100.0, 120.0], [400.0, 200.0]], (512, 1536))
+    config = TrainConfig(epochs=1)
+    steps = args.train_steps + 2
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    losses = train_levels(lm, [sample] * steps, [video] * steps, config)
+    sync()
+    total = time.perf_counter() - start
+    results["stage1_steps"], results["stage1_s"] = steps, round(total, 2)
+    results["stage1_steps_per_s"] = round(steps / total, 3)
+    results["stage1_peak_gib"] = round(peak_gib(), 2)
+    results["stage1_loss_first_last"] = [losses[0], losses[-1]]
+    print(f"stage 1 (LoRA): {steps} steps in {total:.1f} s = {steps / total:.2f} steps/s (3 rows of ~1,400 tokens "
+          f"each), peak {results['stage1_peak_gib']:.2f} GiB; loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+
+    start = time.perf_counter()
+    head_features(lm, video, config.saliency_depths)
+    sync()
+    results["stage2_features_s"] = round(time.perf_counter() - start, 3)
+    config = TrainConfig(head_epochs=args.train_steps)
+    start = time.perf_counter()
+    losses = train_heads(lm, [sample], [video], config)
+    total = time.perf_counter() - start
+    results["stage2_s_with_features"], results["stage2_steps"] = round(total, 2), len(losses)
+    print(f"stage 2 (heads): features {results['stage2_features_s']:.2f} s per video; {len(losses)} head steps "
+          f"(score + saliency, on the CPU) in {total:.1f} s including one video's features")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
