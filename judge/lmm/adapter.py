@@ -65,7 +65,7 @@ def save_adapter(model, heads: dict[str, torch.nn.Module], meta: dict, folder: s
     if heads:
         save_file({f"{name}.{k}": v.detach().cpu().contiguous() for name, head in heads.items()
                    for k, v in head.state_dict().items()}, str(folder / HEADS_FILE))
-    meta = {"format": ADAPTER_FORMAT, "prompts_version": PROMPTS_VERSION,
-            "heads": sorted({name.split(".")[0] for name in heads}), **meta}
+    meta = {**meta, "format": ADAPTER_FORMAT, "prompts_version": PROMPTS_VERSION,
+            "heads": sorted({name.split(".")[0] for name in heads})}
     (folder / ADAPTER_META).write_text(json.dumps(meta, indent=1))
     return folder

@@ -104,7 +104,8 @@ class LMMJudge:
         mos = dict(one_token)
         if "score.quality" in lm.heads:
             last = out.hidden_states[0][-1][:, -1]
-            mos = {d: float(lm.heads[f"score.{d}"](last[r]) * 100.0) for r, d in zip(SCORE_ROWS, DIMENSIONS)}
+            with torch.no_grad():
+                mos = {d: float(lm.heads[f"score.{d}"](last[r]) * 100.0) for r, d in zip(SCORE_ROWS, DIMENSIONS)}
         answer = lm.tokenizer.decode(out.sequences[2, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         maps, source = None, ""
         if saliency is not None:

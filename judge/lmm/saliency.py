@@ -44,16 +44,22 @@ def head_maps(logits: torch.Tensor, video: VideoInput) -> np.ndarray:
     return _per_frame(maps, video)
 
 
-def gradient_maps(model, batch: dict[str, torch.Tensor], level_ids: list[int], video: VideoInput) -> np.ndarray:
-    """[T, H, W] float32 maps in [0, 1] from a batch of score prompts: the norm of d(sum of the rows'
-    one-token MOS) / d(patch), per patch, smoothed over neighbouring patches and scaled so that the
-    clip's strongest patch is 1."""
-    rows = batch["input_ids"].shape[0]
+def score_gradient(model, batch: dict[str, torch.Tensor], level_ids: list[int]) -> torch.Tensor:
+    """d(sum of the rows' one-token MOS) / d(pixel_values_videos): [rows * patches, patch values]."""
     pixels = batch["pixel_values_videos"].detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = model(**{**batch, "pixel_values_videos": pixels}, use_cache=False, logits_to_keep=1)
         one_token_mos(out.logits[:, -1], level_ids).sum().backward()
-    strength = pixels.grad.float().reshape(rows, video.pixel_values.shape[0], -1).norm(dim=-1).sum(0)
+    return pixels.grad
+
+
+def gradient_maps(model, batch: dict[str, torch.Tensor], level_ids: list[int], video: VideoInput) -> np.ndarray:
+    """[T, H, W] float32 maps in [0, 1] from a batch of score prompts: the norm of the scores' gradient
+    per patch (``score_gradient``), smoothed over neighbouring patches and scaled so that the clip's
+    strongest patch is 1."""
+    rows = batch["input_ids"].shape[0]
+    grad = score_gradient(model, batch, level_ids)
+    strength = grad.float().reshape(rows, video.pixel_values.shape[0], -1).norm(dim=-1).sum(0)
     maps = token_map(strength, video.grid_thw, video.merge)[:, None]
     maps = F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
     return _per_frame(maps / maps.max().clamp_min(1e-12), video)

@@ -26,10 +26,12 @@ def level_token_ids(tokenizer) -> list[int]:
 
 def level_probabilities(logits: torch.Tensor, level_ids: list[int]) -> torch.Tensor:
     """[..., vocab] next-token logits -> [..., 5] probabilities of the level words (bad .. excellent)."""
-    return torch.softmax(logits[..., level_ids].float(), dim=-1)
+    chosen = logits[..., level_ids]
+    return torch.softmax(chosen.to(torch.promote_types(chosen.dtype, torch.float32)), dim=-1)  # bf16 -> fp32
 
 
 def one_token_mos(logits: torch.Tensor, level_ids: list[int]) -> torch.Tensor:
     """[..., vocab] next-token logits -> [...] MOS in [0, 100] by the one-token rule."""
-    weights = torch.arange(1, len(level_ids) + 1, dtype=torch.float32, device=logits.device)
-    return (level_probabilities(logits, level_ids) @ weights - 1.0) * 25.0
+    p = level_probabilities(logits, level_ids)
+    weights = torch.arange(1, len(level_ids) + 1, dtype=p.dtype, device=logits.device)
+    return (p @ weights - 1.0) * 25.0
