@@ -74,7 +74,7 @@ def test_score_gradient_matches_finite_differences(tiny_judge, clip):
         eps = 0.1  # the model keeps some float32 (RMSNorm), so smaller steps drown in rounding
         numeric = (total(batch["pixel_values_videos"] + eps * direction)
                    - total(batch["pixel_values_videos"] - eps * direction)) / (2 * eps)
-        assert (grad * direction).sum().item() == pytest.approx(numeric, rel=1e-3, abs=1e-7)
+        assert (grad * direction).sum().item() == pytest.approx(numeric, rel=5e-3, abs=1e-7)
 
 
 def test_strip_frames_are_the_quarter_points():
