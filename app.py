@@ -195,6 +195,10 @@ def build_demo(services: Services) -> gr.Blocks:
                 with gr.Column(scale=1):
                     upload = gr.File(label="Turntable video or image", elem_id="judge-upload", type="filepath",
                                      file_types=[".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", "image"])
+                    judge_backend = gr.Radio(["embedded", "lmm"], value=services.backend, label="Judge",
+                                             info="lmm: the vision-language judge ($FACELAB_LMM_MODEL; needs a GPU "
+                                                  "for a full-size model)", visible=services.lmm_model is not None,
+                                             elem_id="judge-backend")
                     judge_button = gr.Button("Judge", variant="primary", elem_id="judge-button")
                     judge_json = gr.JSON(label="Judgement", elem_id="judge-json")
                 with gr.Column(scale=2):
@@ -274,7 +278,7 @@ def build_demo(services: Services) -> gr.Blocks:
                       ).then(after_create, result, shown, api_visibility="private", queue=False)
         compare_button.click(services.compare, [result, compare_mode, compare_preset], compare_image,
                              api_visibility="private", concurrency_limit=1, concurrency_id="heavy")
-        judge_button.click(services.judge_video, upload, [judge_json, judged_upload], api_name="judge",
+        judge_button.click(services.judge_video, [upload, judge_backend], [judge_json, judged_upload], api_name="judge",
                            concurrency_limit=1, concurrency_id="heavy"
                            ).then(show_panel, judged_upload, judge_panel, api_visibility="private", queue=False)
         # The API's /ask (judgement JSON, question) -> answer; declared before the panels' own ask events.
@@ -286,18 +290,30 @@ def build_demo(services: Services) -> gr.Blocks:
             panel_parts[-1].change(show_frame, [state, panel_parts[-1]], panel_parts[-2],
                                    api_visibility="private", queue=False)
             for trigger in (ask.click, question.submit):
-                trigger(services.ask, [source, question], answer, api_visibility="private", queue=False)
+                trigger(services.ask_kept, [state, source, question], answer, api_visibility="private")
         demo.unload(services.end_session)
     return demo
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from face_nerf.pipeline import set_cpu_threads
 
+    parser = argparse.ArgumentParser(description="FaceLab 3D web app")
+    parser.add_argument("--backend", choices=["embedded", "lmm"], default=os.environ.get("FACELAB_JUDGE_BACKEND", "embedded"),
+                        help="judge of creations and the Judge tab's default (lmm: $FACELAB_LMM_MODEL, "
+                             "$FACELAB_LMM_ADAPTER)")
+    args = parser.parse_args(argv)
     set_cpu_threads()
     root = Path(os.environ.get("FACELAB_OUTPUTS", Path(tempfile.gettempdir()) / "facelab-outputs"))
     root.mkdir(parents=True, exist_ok=True)
-    services = Services(root, spot=SpotCheck())  # ratings under ./data (or $FACELAB_ANNOTATIONS)
+    services = Services(root, spot=SpotCheck(), backend=args.backend)  # ratings under ./data (or $FACELAB_ANNOTATIONS)
+    if args.backend == "lmm":
+        try:  # refuse at start (no model, too slow here) rather than at the first request
+            services.judge_with("lmm")
+        except gr.Error as err:
+            raise SystemExit(f"error: {err.message}") from err
     services.warm_up()
     demo = build_demo(services)
     port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)))

@@ -1,5 +1,6 @@
 """Command line: python -m judge VIDEO --out DIR  (judge.json, heatmaps.npz, overlay.png)
              python -m judge VIDEO --ask "Is the mouth distorted?"
+             python -m judge VIDEO --backend lmm --lmm-model MODEL [--lmm-adapter ADAPTER] --out DIR
 
 VIDEO: an mp4/webm/gif turntable, a folder of frames, or one image."""
 
@@ -23,6 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="output folder for judge.json, heatmaps.npz, overlay.png (replaced atomically)")
     parser.add_argument("--ask", metavar="QUESTION", help='a question about the result, e.g. "Which region is worst?"')
     parser.add_argument("--max-frames", type=int, default=MAX_FRAMES, help=f"frames analysed at most (default {MAX_FRAMES})")
+    lmm = parser.add_argument_group("LMM judge (--backend lmm)")
+    parser.add_argument("--backend", choices=["embedded", "lmm"], default="embedded",
+                        help="embedded (offline, default) or lmm (a Qwen2.5-VL / Qwen2-VL checkpoint)")
+    lmm.add_argument("--lmm-model", help="hub id or local folder (default $FACELAB_LMM_MODEL)")
+    lmm.add_argument("--lmm-adapter", help="adapter folder from python -m judge.train_lmm (default $FACELAB_LMM_ADAPTER)")
+    lmm.add_argument("--lmm-allow-cpu", action="store_true", help="run a large model on the CPU anyway (minutes)")
+    lmm.add_argument("--device", help="cuda, cpu, ... (default: CUDA when available)")
     return parser
 
 
@@ -54,19 +62,28 @@ def main(argv: list[str] | None = None) -> int:
 
     set_cpu_threads()
     try:
-        result = EmbeddedJudge().judge(load_clip(args.video, max_frames=args.max_frames))
+        if args.backend == "lmm":
+            from judge.lmm.checkpoint import LMMConfig
+            from judge.lmm.judge import LMMJudge
+
+            judge = LMMJudge(LMMConfig(model=args.lmm_model, adapter=args.lmm_adapter, device=args.device,
+                                       allow_cpu=args.lmm_allow_cpu))
+        else:
+            judge = EmbeddedJudge()
+        clip = load_clip(args.video, max_frames=args.max_frames)
+        result = judge.judge(clip)
         if args.out:
             write_judgement(result, args.out)
+        print(f"[{result.backend}] {result.summary}")
+        if args.out:
+            print(f"wrote {args.out}")
+        if args.ask:
+            answer = judge.ask(clip, args.ask) if args.backend == "lmm" else ask(result, args.ask)
+            print(answer.text)
+            return 0 if answer.answered else 1
     except FaceLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"[{result.backend}] {result.summary}")
-    if args.out:
-        print(f"wrote {args.out}")
-    if args.ask:
-        answer = ask(result, args.ask)
-        print(answer.text)
-        return 0 if answer.answered else 1
     return 0
 
 

@@ -26,3 +26,22 @@ def example_run(request, tmp_path_factory):
     outputs = render_outputs(recon, config)
     out = write_outputs(recon, outputs, tmp_path_factory.mktemp(request.param) / "run", config.fps)
     return request.param, EXAMPLES[request.param], out, recon, outputs
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny random Qwen2.5-VL checkpoint (2 layers, hidden size 64, a 2-block vision tower, a tokenizer
+    trained here, the real Qwen2-VL image processor), saved once per session with save_pretrained."""
+    from judge.lmm.random_model import build_checkpoint
+
+    return str(build_checkpoint(tmp_path_factory.mktemp("tiny-qwen2.5-vl"), "tiny", seed=0))
+
+
+@pytest.fixture(scope="session")
+def config_7b(tmp_path_factory):
+    """A folder with only the config.json of Qwen2.5-VL-7B's architecture (no weights)."""
+    from judge.lmm.random_model import random_config, train_tokenizer
+
+    folder = tmp_path_factory.mktemp("qwen2.5-vl-7b-config")
+    random_config(train_tokenizer(), "7b", vocab_size=152064).save_pretrained(folder)
+    return str(folder)

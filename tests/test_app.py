@@ -7,8 +7,10 @@ import json
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 
 import app
+from judge.frames import load_clip
 from tests.conftest import EXAMPLES
 
 
@@ -103,6 +105,32 @@ def test_judge_and_ask_handlers(services, created, tmp_path):
     bad.write_bytes(b"\x00" * 2000)
     with pytest.raises(gr.Error, match="could not be read"):
         services.judge_video(str(bad), progress=_quiet)
+
+
+def test_lmm_backend_is_refused_with_the_reason(services, created, config_7b, monkeypatch):
+    monkeypatch.delenv("FACELAB_LMM_MODEL", raising=False)
+    with pytest.raises(gr.Error, match="No LMM checkpoint configured"):
+        services.judge_video(created[0], "lmm", progress=_quiet)
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("FACELAB_LMM_MODEL", config_7b)
+        with pytest.raises(gr.Error, match=r"B-parameter model on the CPU.*embedded judge"):
+            services.judge_video(created[0], "lmm", progress=_quiet)
+    with pytest.raises(gr.Error, match="Unknown judge backend"):
+        services.judge_video(created[0], "oracle", progress=_quiet)
+
+
+def test_lmm_backend_judges_and_answers_by_generation(created, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_LMM_MODEL", tiny_model)
+    lmm_services = app.Services(tmp_path)
+    judgement, token = lmm_services.judge_video(created[0], "lmm", progress=_quiet)
+    assert judgement["backend"] == f"lmm-judge:{tiny_model.rstrip('/').split('/')[-1]}"
+    judged = lmm_services.judged(token)
+    assert judged.frames.shape[0] == len(judgement["frame_indices"]) == 8
+    assert judged.result.frame_heatmaps.shape[0] == 8
+    question = "Which region is worst?"
+    generated = lmm_services.ask_kept(token, judgement, question)
+    assert generated == lmm_services._lmm.ask(load_clip(judged.frames), question).text
+    assert lmm_services.ask_kept(None, judgement, question) == lmm_services.ask(judgement, question)
 
 
 def test_kept_results_are_bounded_and_say_when_something_was_dropped():

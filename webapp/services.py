@@ -25,6 +25,7 @@ OUTPUT_TTL_S = 3600  # session folders untouched this long are removed when a ne
 KEEP_RESULTS = int(os.environ.get("FACELAB_KEEP_RESULTS", 2))  # results kept in memory for relight / compare / the panel
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
+BACKEND_ENV = "FACELAB_JUDGE_BACKEND"  # the judge of creations: embedded (default) or lmm
 
 
 @dataclass
@@ -109,7 +110,9 @@ class Services:
     editor: EmbeddedEditor = field(default_factory=EmbeddedEditor)
     kept: KeptResults = field(default_factory=KeptResults)
     spot: object = None  # webapp.spotcheck.SpotCheck; default: a database beside the outputs
+    backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV, "embedded"))  # judges creations
     _judge: object = None
+    _lmm: object = None
 
     def __post_init__(self):
         from webapp.spotcheck import SpotCheck
@@ -126,6 +129,32 @@ class Services:
         if self._judge is None:
             self._judge = EmbeddedJudge()
         return self._judge
+
+    @property
+    def lmm_model(self) -> str | None:
+        """The vision-language checkpoint configured for the LMM judge ($FACELAB_LMM_MODEL), if any."""
+        from judge.lmm.checkpoint import MODEL_ENV
+
+        return os.environ.get(MODEL_ENV) or None
+
+    def judge_with(self, backend: str | None):
+        """The judge for ``backend`` ("embedded" or "lmm"); the LMM judge loads on first use and is
+        refused with its own message (no model configured, no GPU for a large model, ...)."""
+        backend = backend or self.backend
+        if backend == "embedded":
+            return self.judge
+        if backend != "lmm":
+            raise gr.Error(f"Unknown judge backend {backend!r}; choose embedded or lmm.")
+        if self._lmm is None:
+            from judge.lmm.judge import LMMJudge
+
+            try:
+                judge = LMMJudge()
+                _ = judge.loaded
+            except FaceLabError as err:
+                raise gr.Error(str(err)) from err
+            self._lmm = judge
+        return self._lmm
 
     def warm_up(self) -> None:
         """Load what the first request would otherwise wait for: the sentence-embedding model of the
@@ -228,25 +257,27 @@ class Services:
 
     # --- judge -------------------------------------------------------------------------------------
 
-    def judge_video(self, path: str | None, request: gr.Request | None = None,
+    def judge_video(self, path: str | None, backend: str | None = None, request: gr.Request | None = None,
                     progress=gr.Progress()) -> tuple[dict, str]:
         """Any turntable video (or image) -> (judgement as JSON, a token for the judgement kept for the
-        panel)."""
+        panel). ``backend``: "embedded" or "lmm" (default: the app's)."""
         from judge.frames import load_clip
 
         if not path:
             raise gr.Error("No video yet: upload a turntable video (mp4, webm, gif) or an image.")
+        judge = self.judge_with(backend)
         progress(0.1, desc="Reading the video")
         try:
             clip = load_clip(path)
             progress(0.3, desc="Judging")
-            result = self.judge.judge(clip)
+            result = judge.judge(clip)
         except FaceLabError as err:
             raise gr.Error(str(err)) from err
         if not result.face_found:
             gr.Warning(result.summary)
         folder = self._new_folder(request)
-        judged = self._keep_judgement(result, clip.frames, folder)
+        positions = {index: k for k, index in enumerate(clip.indices)}
+        judged = self._keep_judgement(result, clip.frames[[positions[i] for i in result.frame_indices]], folder)
         if result.face_found and clip.kind == "video":
             kept = folder / Path(path).name  # the upload's own copy may be cleaned up by gradio
             shutil.copyfile(path, kept)
@@ -270,6 +301,19 @@ class Services:
             raise gr.Error(f"That is not a judgement from this app ({err}); pass the JSON /judge or /generate returned.") from err
         return ask(result, question or "").text
 
+    def ask_kept(self, token: str | None, judgement: dict | str | None, question: str) -> str:
+        """Answer a question in a judge panel: by generation when the kept judgement is the LMM judge's,
+        else from the judgement (``ask``)."""
+        from judge.frames import load_clip
+
+        judged = self.judged(token)
+        if judged is None or not judged.result.backend.startswith("lmm-judge") or self._lmm is None:
+            return self.ask(judgement, question)
+        try:
+            return self._lmm.ask(load_clip(judged.frames), question or "").text
+        except FaceLabError as err:
+            raise gr.Error(str(err)) from err
+
     def result(self, token: str | None) -> Result | None:
         """A kept creation (None for no token)."""
         return self.kept.get(token)
@@ -292,7 +336,7 @@ class Services:
         progress(0.85, desc="Judging the turntable")
         from judge.frames import load_clip
 
-        judgement = self.judge.judge(load_clip(result.outputs.frames))
+        judgement = self.judge_with(self.backend).judge(load_clip(result.outputs.frames))
         progress(0.95, desc="Writing video, mesh and judgement")
         folder = self._new_folder(request)
         out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
@@ -306,8 +350,8 @@ class Services:
         return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), token
 
     def _keep_judgement(self, result, frames: np.ndarray, folder: Path) -> Judged:
-        """Write the judgement's JSON and keep it with the frames it analysed (``frames``: the source's
-        frames, or the clip's sampled ones)."""
+        """Write the judgement's JSON and keep it with the frames it analysed (``frames``: those frames,
+        or all the source's frames, which ``result.frame_indices`` then picks from)."""
         from judge.analytic import analysis_frames
 
         path = folder / "judge.json"

@@ -1,5 +1,4 @@
-"""A tiny random Qwen2.5-VL checkpoint (2 layers, hidden size 64, a 2-block vision tower, a tokenizer
-trained here, the real Qwen2-VL image processor) saved once per test session, and small clips."""
+"""The tiny judge (over ``tiny_model`` of tests/conftest.py), small clips and a small labelled dataset."""
 
 import json
 
@@ -7,13 +6,6 @@ import numpy as np
 import pytest
 
 from judge.frames import load_clip
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    from judge.lmm.random_model import build_checkpoint
-
-    return str(build_checkpoint(tmp_path_factory.mktemp("tiny-qwen2.5-vl"), "tiny", seed=0))
 
 
 @pytest.fixture(scope="session")

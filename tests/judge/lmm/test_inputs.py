@@ -3,6 +3,7 @@ import pytest
 import torch
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from judge.frames import load_clip
 from judge.lmm.inputs import encode_prompts, patchify, sample_video, token_map
 from judge.lmm.prompts import VIDEO, chat, score_prompt
 from tests.judge.lmm.conftest import random_frames
@@ -49,7 +50,7 @@ def test_token_map_undoes_the_patch_order():
 
 def test_prompts_are_left_padded_with_the_video_expanded(tiny_judge):
     lm = tiny_judge.loaded
-    video = tiny_judge.video(__import__("judge.frames", fromlist=["load_clip"]).load_clip(random_frames(8, 56)))
+    video = tiny_judge.video(load_clip(random_frames(8, 56)))
     prompts = [score_prompt("quality"), chat("Why?")]
     batch = encode_prompts(lm.tokenizer, prompts, video, answers=[" good", "Because."])
     ids, mask = batch["input_ids"], batch["attention_mask"]

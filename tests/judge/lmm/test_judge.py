@@ -135,12 +135,9 @@ def test_other_checkpoints_and_bad_adapters_are_refused(tmp_path, tiny_model):
         load_lmm(LMMConfig(model=tiny_model, adapter=str(tmp_path), device="cpu"))
 
 
-def test_a_7b_model_on_the_cpu_is_refused_unless_allowed(tmp_path):
-    from judge.lmm.random_model import random_config, train_tokenizer
-
-    config = random_config(train_tokenizer(), "7b", vocab_size=152064)
-    config.save_pretrained(tmp_path)  # the config only: the check counts parameters without weights
+def test_a_7b_model_on_the_cpu_is_refused_unless_allowed(config_7b):
     with pytest.raises(LMMError, match=r"8\.\d B-parameter model on the CPU.*--backend embedded"):
-        load_lmm(LMMConfig(model=str(tmp_path), device="cpu"))
+        load_lmm(LMMConfig(model=config_7b, device="cpu"))
+    config = read_config(config_7b)  # the check counts parameters on the meta device: no weights needed
     check_speed(config, torch.device("cpu"), allow_cpu=True)
     check_speed(config, torch.device("cuda"), allow_cpu=False)
