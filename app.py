@@ -290,7 +290,8 @@ def build_demo(services: Services) -> gr.Blocks:
             panel_parts[-1].change(show_frame, [state, panel_parts[-1]], panel_parts[-2],
                                    api_visibility="private", queue=False)
             for trigger in (ask.click, question.submit):
-                trigger(services.ask_kept, [state, source, question], answer, api_visibility="private")
+                trigger(services.ask_kept, [state, source, question], answer, api_visibility="private",
+                        concurrency_limit=1, concurrency_id="heavy")  # the LMM judge answers on the same device
         demo.unload(services.end_session)
     return demo
 
@@ -305,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="judge of creations and the Judge tab's default (lmm: $FACELAB_LMM_MODEL, "
                              "$FACELAB_LMM_ADAPTER)")
     args = parser.parse_args(argv)
+    if args.backend not in ("embedded", "lmm"):  # a default from the environment is not checked by argparse
+        parser.error(f"FACELAB_JUDGE_BACKEND must be embedded or lmm. Got {args.backend!r}.")
     set_cpu_threads()
     root = Path(os.environ.get("FACELAB_OUTPUTS", Path(tempfile.gettempdir()) / "facelab-outputs"))
     root.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,18 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6) -> np.nd
     return (image.astype(np.float32) * (1 - weight) + 255.0 * colour * weight).round().astype(np.uint8)
 
 
+def resize_heatmaps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[T, H, W] maps -> [T, *size] float32 (bilinear), e.g. to lay one judge's maps over other frames."""
+    import torch
+    import torch.nn.functional as F
+
+    if maps.ndim != 3:
+        raise ValueError(f"maps must have a shape of (T, H, W). Got {maps.shape}.")
+    sized = F.interpolate(torch.from_numpy(np.ascontiguousarray(maps, np.float32))[:, None], size=tuple(size),
+                          mode="bilinear", align_corners=False)
+    return sized[:, 0].clamp(0, 1).numpy()
+
+
 def nss(heatmap: np.ndarray, target: np.ndarray) -> float:
     """Normalised scanpath saliency: mean of the z-scored map over the target pixels (bool [H, W])."""
     std = heatmap.std()

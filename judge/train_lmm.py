@@ -34,12 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--side", type=int, default=d.side, help=f"frame size the model sees (default {d.side})")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", help="cuda, cpu, ... (default: CUDA when available)")
-    parser.add_argument("--allow-cpu", action="store_true", help="train on the CPU even when that would be slow")
+    parser.add_argument("--lmm-allow-cpu", action="store_true", help="train on the CPU even when that would be slow")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, low in (("rank", 1), ("alpha", 1), ("epochs", 1), ("head_epochs", 0), ("frames", 1), ("side", 28)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name.replace('_', '-')} must be at least {low}. Got {getattr(args, name)}.")
+    if not 0 <= args.holdout < 1:
+        parser.error(f"--holdout must lie in [0, 1). Got {args.holdout}.")
+    if args.lr <= 0 or args.head_lr <= 0:
+        parser.error("--lr and --head-lr must be positive.")
     from face_nerf.pipeline import staged_folder
     from judge.lmm.adapter import save_adapter
     from judge.lmm.checkpoint import LMMConfig, load_lmm
@@ -56,14 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples = read_dataset(args.data)
         lm_config = LMMConfig(model=args.lmm_model, frames=args.frames, side=args.side, device=args.device,
-                              allow_cpu=args.allow_cpu).resolved()
+                              allow_cpu=args.lmm_allow_cpu).resolved()
         lm = load_lmm(lm_config)
         report = train(lm, samples, config, stages)
-        if "levels" not in stages:  # heads alone: an adapter still needs a (no-op) LoRA to load
-            from peft import LoraConfig, get_peft_model
-
-            lm.model = get_peft_model(lm.model, LoraConfig(r=config.rank, lora_alpha=config.alpha,
-                                                           target_modules="all-linear"))
         with staged_folder(args.out) as staging:
             save_adapter(lm.model, lm.heads, {**training_meta(config, report, lm_config.model), **lm.adapter_meta},
                          staging)

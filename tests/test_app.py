@@ -119,17 +119,24 @@ def test_lmm_backend_is_refused_with_the_reason(services, created, config_7b, mo
         services.judge_video(created[0], "oracle", progress=_quiet)
 
 
-def test_lmm_backend_judges_and_answers_by_generation(created, tiny_model, tmp_path, monkeypatch):
+def test_lmm_backend_judges_and_answers_by_generation(tiny_model, tmp_path, monkeypatch):
+    import imageio.v2 as imageio
+
     monkeypatch.setenv("FACELAB_LMM_MODEL", tiny_model)
-    lmm_services = app.Services(tmp_path)
-    judgement, token = lmm_services.judge_video(created[0], "lmm", progress=_quiet)
+    video = tmp_path / "long.mp4"  # 70 frames: the clip samples 64 of them, the LMM judge 8 of those
+    frames = (np.random.default_rng(0).random((70, 64, 64, 3)) * 255).astype(np.uint8)
+    imageio.mimwrite(video, frames, fps=24, macro_block_size=1)
+    lmm_services = app.Services(tmp_path / "out")
+    judgement, token = lmm_services.judge_video(str(video), "lmm", progress=_quiet)
     assert judgement["backend"] == f"lmm-judge:{tiny_model.rstrip('/').split('/')[-1]}"
+    assert max(judgement["frame_indices"]) == 69
     judged = lmm_services.judged(token)
-    assert judged.frames.shape[0] == len(judgement["frame_indices"]) == 8
-    assert judged.result.frame_heatmaps.shape[0] == 8
+    assert judged.frames.shape[0] == 8 and judged.result.frame_heatmaps.shape[:3] == judged.frames.shape[:3]
+    scores, categories, summary, strip, frame, slider = app.panel(judged)  # the panel draws LMM judgements
+    assert strip.shape[2] == 3 and frame.shape == judged.frames.shape[1:] and "lmm-judge" in summary
     question = "Which region is worst?"
     generated = lmm_services.ask_kept(token, judgement, question)
-    assert generated == lmm_services._lmm.ask(load_clip(judged.frames), question).text
+    assert generated == lmm_services._lmm.ask(load_clip(str(video)), question).text  # the same 8 frames as judged
     assert lmm_services.ask_kept(None, judgement, question) == lmm_services.ask(judgement, question)
 
 

@@ -35,6 +35,7 @@ class Judged:
     result: object  # judge.result.JudgeResult
     frames: np.ndarray  # [T, H, W, 3] uint8
     json_path: str
+    clip: object = None  # judge.frames.Clip of the judged frames at their own size (the LMM judge's questions)
 
 
 @dataclass
@@ -276,8 +277,7 @@ class Services:
         if not result.face_found:
             gr.Warning(result.summary)
         folder = self._new_folder(request)
-        positions = {index: k for k, index in enumerate(clip.indices)}
-        judged = self._keep_judgement(result, clip.frames[[positions[i] for i in result.frame_indices]], folder)
+        judged = self._keep_judgement(result, clip, folder)
         if result.face_found and clip.kind == "video":
             kept = folder / Path(path).name  # the upload's own copy may be cleaned up by gradio
             shutil.copyfile(path, kept)
@@ -304,13 +304,11 @@ class Services:
     def ask_kept(self, token: str | None, judgement: dict | str | None, question: str) -> str:
         """Answer a question in a judge panel: by generation when the kept judgement is the LMM judge's,
         else from the judgement (``ask``)."""
-        from judge.frames import load_clip
-
         judged = self.judged(token)
-        if judged is None or not judged.result.backend.startswith("lmm-judge") or self._lmm is None:
+        if judged is None or judged.clip is None or self._lmm is None:
             return self.ask(judgement, question)
         try:
-            return self._lmm.ask(load_clip(judged.frames), question or "").text
+            return self._lmm.ask(judged.clip, question or "").text
         except FaceLabError as err:
             raise gr.Error(str(err)) from err
 
@@ -336,11 +334,12 @@ class Services:
         progress(0.85, desc="Judging the turntable")
         from judge.frames import load_clip
 
-        judgement = self.judge_with(self.backend).judge(load_clip(result.outputs.frames))
+        clip = load_clip(result.outputs.frames)
+        judgement = self.judge_with(self.backend).judge(clip)
         progress(0.95, desc="Writing video, mesh and judgement")
         folder = self._new_folder(request)
         out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
-        result.judged = self._keep_judgement(judgement, result.outputs.frames, out)
+        result.judged = self._keep_judgement(judgement, clip, out)
         if judgement.face_found:  # queued for the annotators' spot-checks
             self.spot.add(str(out / "turntable.mp4"), judgement, "app")
         result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json")] + \
@@ -349,15 +348,25 @@ class Services:
         release_memory()
         return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), token
 
-    def _keep_judgement(self, result, frames: np.ndarray, folder: Path) -> Judged:
-        """Write the judgement's JSON and keep it with the frames it analysed (``frames``: those frames,
-        or all the source's frames, which ``result.frame_indices`` then picks from)."""
+    def _keep_judgement(self, result, clip, folder: Path) -> Judged:
+        """Write the judgement's JSON and keep it with the frames it analysed, at the panel's size (at
+        most 256 px; heatmaps of another size, e.g. the LMM judge's, are resized to them). For the LMM
+        judge, the judged frames are also kept at their own size, for its questions."""
         from judge.analytic import analysis_frames
+        from judge.frames import Clip
+        from judge.heatmap import resize_heatmaps
 
         path = folder / "judge.json"
         path.write_text(result.to_json())
-        sampled = frames[result.frame_indices] if len(frames) != len(result.frame_indices) else frames
-        return Judged(result, analysis_frames(sampled), str(path))
+        positions = {index: k for k, index in enumerate(clip.indices)}
+        judged_frames = clip.frames[[positions[i] for i in result.frame_indices]]
+        frames = analysis_frames(judged_frames)
+        if result.frame_heatmaps is not None and result.frame_heatmaps.shape[1:] != frames.shape[1:3]:
+            result.frame_heatmaps = resize_heatmaps(result.frame_heatmaps, frames.shape[1:3])
+        lmm_clip = None
+        if result.backend.startswith("lmm-judge"):
+            lmm_clip = Clip(judged_frames, list(result.frame_indices), clip.source_frames, clip.fps, clip.kind, clip.name)
+        return Judged(result, frames, str(path), lmm_clip)
 
     def _new_folder(self, request) -> Path:
         session = _safe(request.session_hash) if request is not None and request.session_hash else "no-session"

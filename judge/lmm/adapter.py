@@ -57,10 +57,15 @@ def load_heads(folder: str | Path, meta: dict, hidden: int) -> dict[str, torch.n
 
 
 def save_adapter(model, heads: dict[str, torch.nn.Module], meta: dict, folder: str | Path) -> Path:
-    """Write the LoRA adapter (``model`` is a peft model), the heads and ``facelab_lmm.json``."""
+    """Write the LoRA adapter, the heads and ``facelab_lmm.json``. A model without LoRA (heads trained
+    alone) gets an untrained one (its B matrices are zero: it changes nothing), so the folder always
+    loads the same way and never holds the base weights."""
+    from peft import LoraConfig, PeftModel, get_peft_model
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    if not isinstance(model, PeftModel):
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, target_modules="all-linear"))
     model.save_pretrained(str(folder))
     if heads:
         save_file({f"{name}.{k}": v.detach().cpu().contiguous() for name, head in heads.items()

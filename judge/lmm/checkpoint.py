@@ -7,9 +7,8 @@ adapter plus ``facelab_lmm.json`` and, when trained, ``heads.safetensors`` (scor
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ ADAPTER_ENV = "FACELAB_LMM_ADAPTER"
 ADAPTER_META = "facelab_lmm.json"
 ADAPTER_FORMAT = "facelab-lmm-adapter/1"
 HEADS_FILE = "heads.safetensors"
+VIDEO_TOKEN = "<|video_pad|>"
 MODEL_CLASSES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "qwen2_vl": "Qwen2VLForConditionalGeneration"}
 CPU_FLOPS = 5e10  # what torch reaches on a small CPU (2 cores); for refusing what would take minutes
 MAX_CPU_SECONDS = 60.0
@@ -56,15 +56,21 @@ class LMMConfig:
     heatmaps: bool = True
 
     def resolved(self) -> "LMMConfig":
-        """With the environment's defaults filled in; raises LMMError when no model is configured."""
+        """With the environment's defaults filled in; raises LMMError when no model is configured or the
+        device cannot be used."""
         model = self.model or os.environ.get(MODEL_ENV)
         if not model:
             raise LMMError(f"No LMM checkpoint configured: pass --lmm-model (a hub id such as "
                            f"Qwen/Qwen2.5-VL-7B-Instruct, or a local folder) or set ${MODEL_ENV}.")
-        adapter = self.adapter or os.environ.get(ADAPTER_ENV) or None
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return LMMConfig(model, adapter, self.frames, self.side, self.max_new_tokens, device, self.allow_cpu,
-                         self.heatmaps)
+        try:
+            kind = torch.device(device).type
+        except RuntimeError as err:
+            raise LMMError(f"{device!r} is not a device torch knows; use cuda, cuda:1, cpu, ...") from err
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise LMMError(f"The device {device!r} was asked for, but torch sees no CUDA GPU here; run on a GPU "
+                           f"machine or use --device cpu (slow for a full-size model).")
+        return replace(self, model=model, adapter=self.adapter or os.environ.get(ADAPTER_ENV) or None, device=device)
 
 
 @dataclass
@@ -86,6 +92,25 @@ class LoadedLMM:
     @property
     def hidden_size(self) -> int:
         return text_config(self.model.config).hidden_size
+
+    @property
+    def video_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
+
+    def video(self, clip, frames: int, side: int):
+        """A clip's frames sampled and patched for this model (``judge.lmm.inputs.VideoInput``)."""
+        from judge.lmm.inputs import sample_video
+
+        return sample_video(clip.frames, self.image_processor, frames, side, clip.fps, clip.source_frames,
+                            clip.indices)
+
+    def batch(self, prompts: list[str], video, answers: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Prompts over one video as this model's keyword arguments, on its device."""
+        from judge.lmm.inputs import encode_prompts
+
+        batch = encode_prompts(self.tokenizer, prompts, video, answers, with_seconds=self.model_type == "qwen2_5_vl",
+                               video_token=VIDEO_TOKEN)
+        return {k: v.to(self.device) for k, v in batch.items()}
 
 
 def text_config(config):
@@ -141,39 +166,48 @@ def check_speed(config, device: torch.device, allow_cpu: bool) -> None:
 def load_lmm(config: LMMConfig) -> LoadedLMM:
     """Load the checkpoint (bf16 on a GPU, fp32 on a CPU), its tokenizer and image processor, and the
     adapter with its heads when configured. Everything is frozen and in eval mode."""
+    from judge.lmm.adapter import read_meta
+    from judge.lmm.scoring import level_token_ids
+
     config = config.resolved()
     transformers = _transformers()
     device = torch.device(config.device)
     model_config = read_config(config.model)
+    meta = read_meta(config.adapter) if config.adapter else None  # a bad adapter folder fails before the weights load
     check_speed(model_config, device, config.allow_cpu)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
-        model = model_class(model_config.model_type).from_pretrained(config.model, dtype=dtype)
         tokenizer = transformers.AutoTokenizer.from_pretrained(config.model)
+        level_token_ids(tokenizer)
         image_processor = transformers.AutoImageProcessor.from_pretrained(config.model, backend="pil")
+        model = model_class(model_config.model_type).from_pretrained(config.model, dtype=dtype)
     except (OSError, ValueError) as err:
         raise LMMError(f"Could not load the LMM checkpoint {config.model!r} ({err}).") from err
     loaded = LoadedLMM(model, tokenizer, image_processor, model_config.model_type,
                        name=f"lmm-judge:{Path(config.model.rstrip('/')).name}")
     if config.adapter:
-        attach_adapter(loaded, config.adapter)
+        attach_adapter(loaded, config.adapter, meta)
     loaded.model.to(device).eval().requires_grad_(False)
     for head in loaded.heads.values():
         head.to(device).eval().requires_grad_(False)
     return loaded
 
 
-def attach_adapter(loaded: LoadedLMM, folder: str | Path) -> None:
-    """Wrap the model with the LoRA adapter in ``folder`` and load the heads it carries."""
-    from judge.lmm.adapter import load_heads, read_meta
+def attach_adapter(loaded: LoadedLMM, folder: str | Path, meta: dict) -> None:
+    """Wrap the model with the LoRA adapter in ``folder`` and load the heads it carries (``meta``: its
+    ``facelab_lmm.json``)."""
+    from judge.lmm.adapter import load_heads
 
     try:
         from peft import PeftModel
     except ImportError as err:
         raise LMMError("LoRA adapters need peft: pip install peft.") from err
     folder = Path(folder)
-    meta = read_meta(folder)
-    loaded.model = PeftModel.from_pretrained(loaded.model, str(folder))
-    loaded.heads = load_heads(folder, meta, loaded.hidden_size)
+    try:
+        loaded.model = PeftModel.from_pretrained(loaded.model, str(folder))
+        loaded.heads = load_heads(folder, meta, loaded.hidden_size)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise LMMError(f"The adapter {folder} does not fit this model ({type(err).__name__}: {str(err)[:200]}); it was "
+                       f"trained on {meta.get('base_model')!r}. Use that base model or train a new adapter.") from err
     loaded.adapter_meta = meta
     loaded.name = f"{loaded.name}+{folder.name}"

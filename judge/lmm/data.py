@@ -71,10 +71,11 @@ def read_dataset(path: str | Path) -> list[Sample]:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise LMMError(f"{path} is not JSON ({err}).") from err
+        items = data.get("items") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise LMMError(f"{path} must hold a list of items, or {{\"items\": [...]}}; see judge/lmm/data.py.")
         if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
-            items = [_export_item(item) for item in data["items"]]
-        else:
-            items = data["items"] if isinstance(data, dict) else data
+            items = [_export_item(item, f"{path.name} item {i + 1}") for i, item in enumerate(items)]
     samples = [_sample(item, path.parent, f"{path.name} item {i + 1}") for i, item in enumerate(items)]
     if not samples:
         raise LMMError(f"{path} lists no items.")
@@ -83,18 +84,21 @@ def read_dataset(path: str | Path) -> list[Sample]:
 
 def _csv_item(row: dict) -> dict:
     item = {"video": row.get("video"), "quality": row.get("quality"), "authenticity": row.get("authenticity"),
-            "distortions": [c.strip() for c in (row.get("distortions") or "").split(";") if c.strip()],
-            "clicks": json.loads(row["clicks"]) if row.get("clicks") else []}
+            "distortions": row.get("distortions") or "", "clicks": row.get("clicks") or "[]"}
     if row.get("strip_height") and row.get("strip_width"):
-        item["strip_size"] = [int(row["strip_height"]), int(row["strip_width"])]
+        item["strip_size"] = [row["strip_height"], row["strip_width"]]
     return item
 
 
-def _export_item(item: dict) -> dict:
-    raters = max(int(item.get("annotators", 1)), 1)
-    majority = [c for c, n in item.get("categories", {}).items() if 2 * n >= raters]
-    return {"video": item["path"], "name": item.get("name"), "quality": item["mos_quality"],
-            "authenticity": item["mos_authenticity"], "distortions": majority, "clicks": item.get("clicks", [])}
+def _export_item(item: dict, where: str) -> dict:
+    try:
+        raters = max(int(item.get("annotators", 1)), 1)
+        majority = [c for c, n in item.get("categories", {}).items() if 2 * n >= raters]
+        return {"video": item["path"], "name": item.get("name"), "quality": item["mos_quality"],
+                "authenticity": item["mos_authenticity"], "distortions": majority, "clicks": item.get("clicks", [])}
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise LMMError(f"{where}: not an item of a spot-check export ({err!r}); export again with "
+                       f"python -m judge.annotations export ratings.json.") from err
 
 
 def _sample(item: dict, root: Path, where: str) -> Sample:
@@ -103,19 +107,38 @@ def _sample(item: dict, root: Path, where: str) -> Sample:
         quality, authenticity = float(item["quality"]), float(item["authenticity"])
     except (KeyError, TypeError, ValueError) as err:
         raise LMMError(f"{where}: needs video, quality and authenticity ({err!r}).") from err
+    categories = item.get("distortions") or []
+    if isinstance(categories, str):  # "Eye;Mouth"
+        categories = [c.strip() for c in categories.split(";") if c.strip()]
+    clicks, size = _clicks(item.get("clicks"), where), item.get("strip_size")
+    try:
+        size = (int(size[0]), int(size[1])) if size is not None else None
+    except (TypeError, ValueError, IndexError) as err:
+        raise LMMError(f"{where}: strip_size must be [height, width]. Got {size!r}.") from err
     video = video if video.is_absolute() else root / video
     if not video.exists():
         raise LMMError(f"{where}: the video {video} does not exist.")
     for name, value in (("quality", quality), ("authenticity", authenticity)):
         if not 0 <= value <= 100:
             raise LMMError(f"{where}: {name} must lie in 0-100. Got {value}.")
-    categories = list(item.get("distortions") or [NO_DISTORTION])
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown:
         raise LMMError(f"{where}: unknown categories {unknown}; use the nine of the taxonomy: {', '.join(CATEGORIES)}.")
-    size = item.get("strip_size")
-    return Sample(item.get("name") or video.stem, video, quality, authenticity, categories,
-                  [list(map(float, c)) for c in item.get("clicks", [])], tuple(size) if size else None)
+    if NO_DISTORTION in categories and len(set(categories)) > 1:
+        raise LMMError(f"{where}: {NO_DISTORTION} together with {[c for c in categories if c != NO_DISTORTION]}; "
+                       f"an item either has distortions or has none.")
+    return Sample(item.get("name") or video.stem, video, quality, authenticity, list(categories) or [NO_DISTORTION],
+                  clicks, size)
+
+
+def _clicks(value, where: str) -> list[list[float]]:
+    """[[x, y], ...] from a list or its JSON text."""
+    try:
+        clicks = json.loads(value) if isinstance(value, str) else (value or [])
+        out = [[float(x), float(y)] for x, y in clicks]
+    except (TypeError, ValueError) as err:
+        raise LMMError(f"{where}: clicks must be [[x, y], ...] in pixels of the 3-view strip. Got {value!r}.") from err
+    return out
 
 
 def app_strip_size(frame_height: int, frame_width: int) -> tuple[int, int]:

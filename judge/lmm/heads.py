@@ -6,7 +6,8 @@ state at the level word (the last prompt position), trained with L1 against MOS 
 SaliencyHead: a map of distorted regions from the model's own features: the merged vision-encoder
 features of the video tokens and the language model's hidden states over the same tokens at several
 depths, modulated (FiLM) by the hidden state at the level word, decoded by convolutions and two
-upsamplings to ``out_size`` per temporal patch. Loss (published): L1 + 0.4 (1 - CC + 0.5 KL) + BCE.
+upsamplings to ``out_size``, one map per frame (a channel per frame of a temporal patch).
+Loss (published): L1 + 0.4 (1 - CC + 0.5 KL) + BCE.
 """
 
 from __future__ import annotations
@@ -35,18 +36,19 @@ class ScoreHead(nn.Module):
 
 
 class SaliencyHead(nn.Module):
-    """Distortion saliency per temporal patch of the video.
+    """Distortion saliency per frame of the video.
 
     Args:
         hidden: the language model's hidden size (the merged vision features have the same size).
         depths: how many language-model layers' states are fused.
         width: channels of the decoder.
         out_size: side of the output maps (216 as published).
+        temporal_patch: frames per temporal patch (Qwen2-VL: 2), one output channel each.
     """
 
-    def __init__(self, hidden: int, depths: int = 3, width: int = 64, out_size: int = 216):
+    def __init__(self, hidden: int, depths: int = 3, width: int = 64, out_size: int = 216, temporal_patch: int = 2):
         super().__init__()
-        self.depths, self.out_size = depths, out_size
+        self.depths, self.out_size, self.temporal_patch = depths, out_size, temporal_patch
         self.vision = nn.Linear(hidden, width)
         self.language = nn.ModuleList(nn.Linear(hidden, width) for _ in range(depths))
         self.film = nn.Linear(hidden, 2 * width)
@@ -55,7 +57,7 @@ class SaliencyHead(nn.Module):
             nn.Conv2d(width, width // 2, 3, padding=1),
             nn.Conv2d(width // 2, width // 4, 3, padding=1),
         ])
-        self.out = nn.Conv2d(width // 4, 1, 1)
+        self.out = nn.Conv2d(width // 4, temporal_patch, 1)
 
     def forward(self, vision: torch.Tensor, language: list[torch.Tensor], query: torch.Tensor,
                 grid: tuple[int, int, int]) -> torch.Tensor:
@@ -67,7 +69,7 @@ class SaliencyHead(nn.Module):
             query: [hidden] the state at the level word (what the judge was asked).
             grid: (t, h, w) of the video tokens, row-major.
         Returns:
-            [t, out_size, out_size] logits.
+            [t * temporal_patch, out_size, out_size] logits, in frame order.
         """
         if len(language) != self.depths:
             raise ValueError(f"Expected {self.depths} language-model states. Got {len(language)}.")
@@ -80,8 +82,8 @@ class SaliencyHead(nn.Module):
             x = F.gelu(conv(x))
             if i < 2:
                 x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        x = self.out(x)
-        return F.interpolate(x, size=(self.out_size, self.out_size), mode="bilinear", align_corners=False)[:, 0]
+        x = F.interpolate(self.out(x), size=(self.out_size, self.out_size), mode="bilinear", align_corners=False)
+        return x.flatten(0, 1)
 
 
 def saliency_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

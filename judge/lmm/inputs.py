@@ -30,6 +30,7 @@ class VideoInput:
         frames: [T, H, W, 3] uint8, the sampled frames after resizing (what the heatmaps cover).
         indices: which of the clip's frames were sampled.
         seconds_per_grid: seconds between temporal patches (Qwen2.5-VL's time-aligned positions).
+        source_size: (height, width) of the clip's own frames.
         merge: spatial merge size (2: 2 x 2 patches make one token).
         temporal_patch: frames per temporal patch (2).
     """
@@ -39,6 +40,7 @@ class VideoInput:
     frames: np.ndarray
     indices: list[int]
     seconds_per_grid: float
+    source_size: tuple[int, int]
     merge: int = 2
     temporal_patch: int = 2
 
@@ -93,7 +95,8 @@ def sample_video(frames: np.ndarray, image_processor, count: int = 8, side: int 
     span = (source_frames or len(frames)) / (fps or DEFAULT_FPS)  # seconds the clip lasts
     sampled_fps = len(picked) / span if fps else DEFAULT_FPS
     grid = (len(video) // temporal, height // patch, width // patch)
-    return VideoInput(pixel_values, grid, resized, [source[i] for i in picked], temporal / sampled_fps, merge, temporal)
+    return VideoInput(pixel_values, grid, resized, [source[i] for i in picked], temporal / sampled_fps,
+                      tuple(frames.shape[1:3]), merge, temporal)
 
 
 def patchify(video: torch.Tensor, patch: int, merge: int, temporal: int) -> torch.Tensor:

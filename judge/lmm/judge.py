@@ -18,7 +18,7 @@ import torch
 from judge.ask import Answer
 from judge.frames import Clip
 from judge.lmm.checkpoint import LMMConfig, LMMError, LoadedLMM, load_lmm
-from judge.lmm.inputs import VideoInput, encode_prompts, sample_video
+from judge.lmm.inputs import VideoInput
 from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, END, chat, parse_distortions, score_prompt
 from judge.lmm.saliency import gradient_maps, head_inputs, head_maps
 from judge.lmm.scoring import level_probabilities, level_token_ids, one_token_mos
@@ -26,7 +26,9 @@ from judge.result import CATEGORIES, CATEGORY_REGIONS, NO_DISTORTION, Distortion
 
 STRIP_POSITIONS = (0.25, 0.5, 0.75)  # of a 180-degree turn: -45, 0, +45 degrees
 MAX_QUESTION = 300  # characters
-SCORE_ROWS = [0, 1]  # rows of the judgement batch: quality, authenticity, then the distortion question
+JUDGEMENT_PROMPTS = (*(score_prompt(d) for d in DIMENSIONS), chat(DISTORTION_QUESTION))
+SCORE_ROWS = (0, 1)  # rows of JUDGEMENT_PROMPTS whose next token is a level word (DIMENSIONS' order)
+ANSWER_ROW = 2  # the distortion question
 
 
 @dataclass
@@ -64,7 +66,11 @@ class LMMJudge:
     """
 
     def __init__(self, config: LMMConfig | None = None, loaded: LoadedLMM | None = None):
-        self.config = (config or LMMConfig()).resolved()
+        """``loaded``: an already loaded model (training, benchmarks); else ``config`` says what to load
+        (and must name a model, or the environment must)."""
+        self.config = config or LMMConfig()
+        if loaded is None:
+            self.config = self.config.resolved()
         self._loaded = loaded
 
     @property
@@ -80,8 +86,7 @@ class LMMJudge:
 
     def video(self, clip: Clip) -> VideoInput:
         """The clip's frames sampled and patched for the model."""
-        return sample_video(clip.frames, self.loaded.image_processor, self.config.frames, self.config.side,
-                            clip.fps, clip.source_frames, clip.indices)
+        return self.loaded.video(clip, self.config.frames, self.config.side)
 
     def evaluate(self, video: VideoInput, heatmaps: bool | None = None) -> LMMOutput:
         """One judgement pass over a sampled video."""
@@ -89,35 +94,36 @@ class LMMJudge:
         heatmaps = self.config.heatmaps if heatmaps is None else heatmaps
         saliency = lm.heads.get("saliency") if heatmaps else None
         need_states = saliency is not None or "score.quality" in lm.heads
-        prompts = [score_prompt(d) for d in DIMENSIONS] + [chat(DISTORTION_QUESTION)]
-        batch = self._batch(prompts, video)
+        batch = lm.batch(list(JUDGEMENT_PROMPTS), video)
         with torch.no_grad():
-            encoded = encode_video(lm.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], len(prompts))
+            encoded = encode_video(lm.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], len(batch["input_ids"]))
             out = lm.model.generate(**batch, mm_encoder_outputs={"video": encoded},
                                     max_new_tokens=self.config.max_new_tokens, do_sample=False,
                                     return_dict_in_generate=True, output_logits=True,
                                     output_hidden_states=need_states, **self._special_ids())
         level_ids = level_token_ids(lm.tokenizer)
         first = out.logits[0].float()
-        by_rule = one_token_mos(first[SCORE_ROWS], level_ids).cpu().numpy()
+        rows = list(SCORE_ROWS)
+        by_rule = one_token_mos(first[rows], level_ids).cpu().numpy()
         one_token = {d: float(m) for d, m in zip(DIMENSIONS, by_rule)}
         mos = dict(one_token)
         if "score.quality" in lm.heads:
             last = out.hidden_states[0][-1][:, -1]
             with torch.no_grad():
-                mos = {d: float(lm.heads[f"score.{d}"](last[r]) * 100.0) for r, d in zip(SCORE_ROWS, DIMENSIONS)}
-        answer = lm.tokenizer.decode(out.sequences[2, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+                mos = {d: float(lm.heads[f"score.{d}"](last[r]) * 100.0) for r, d in zip(rows, DIMENSIONS)}
+        answer = lm.tokenizer.decode(out.sequences[ANSWER_ROW, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         maps, source = None, ""
         if saliency is not None:
             vision, language, query = head_inputs(out.hidden_states[0], encoded.pooler_output[0], batch["input_ids"],
-                                                  self._video_token_id(), SCORE_ROWS, saliency.depths)
+                                                  lm.video_token_id, rows, saliency.depths)
             with torch.no_grad():
                 maps, source = head_maps(saliency(vision, language, query, video.token_grid), video), "saliency head"
         elif heatmaps:
-            maps, source = gradient_maps(lm.model, self._batch(prompts[:2], video), level_ids, video), "score gradient"
-        return LMMOutput(mos, one_token, level_probabilities(first[SCORE_ROWS], level_ids).cpu().numpy(),
-                         answer.strip(), parse_distortions(answer), self._category_probabilities(first[2]), maps,
-                         source)
+            score_prompts = [JUDGEMENT_PROMPTS[r] for r in rows]
+            maps, source = gradient_maps(lm.model, lm.batch(score_prompts, video), level_ids, video), "score gradient"
+        return LMMOutput(mos, one_token, level_probabilities(first[rows], level_ids).cpu().numpy(),
+                         answer.strip(), parse_distortions(answer), self._category_probabilities(first[ANSWER_ROW]),
+                         maps, source)
 
     def judge(self, clip: Clip) -> JudgeResult:
         """Scores, distortions and heatmaps of a turntable (or a single image)."""
@@ -133,26 +139,18 @@ class LMMJudge:
         if len(question) > MAX_QUESTION:
             raise LMMError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION}.")
         lm = self.loaded
-        batch = self._batch([chat(question)], self.video(clip))
+        batch = lm.batch([chat(question)], self.video(clip))
         with torch.no_grad():
             out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
                                     **self._special_ids())
         text = lm.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
         return Answer(text or "(the model gave an empty answer)", bool(text))
 
-    def _batch(self, prompts: list[str], video: VideoInput) -> dict[str, torch.Tensor]:
-        lm = self.loaded
-        batch = encode_prompts(lm.tokenizer, prompts, video, with_seconds=lm.model_type == "qwen2_5_vl")
-        return {k: v.to(lm.device) for k, v in batch.items()}
-
     def _special_ids(self) -> dict[str, int]:
         tokenizer = self.loaded.tokenizer
         end = tokenizer.convert_tokens_to_ids(END)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
         return {"eos_token_id": end, "pad_token_id": pad}
-
-    def _video_token_id(self) -> int:
-        return self.loaded.tokenizer.convert_tokens_to_ids("<|video_pad|>")
 
     def _category_probabilities(self, logits: torch.Tensor) -> dict[str, float]:
         """Probability of the answer starting with each category's first token, among the nine; a first
@@ -208,7 +206,8 @@ def to_result(output: LMMOutput, video: VideoInput, backend: str, single: bool =
     picked = strip_frames(len(frames))
     summary = (f"Quality {quality.mos:.0f}/100 ({quality.level}), authenticity {authenticity.mos:.0f}/100 "
                f"({authenticity.level}). Found: {found}. {quote}"
-               + (f" Heatmaps from the {output.heatmap_source}." if output.heatmap_source else "")
+               + (f" Heatmaps from the {output.heatmap_source}." if output.heatmap_source else
+                  " Heatmaps were not computed.")
                + (" A single image: 3D consistency across views could not be judged." if single else ""))
     return JudgeResult(backend, quality, authenticity, distortions, output.category_probabilities, summary, True,
                        list(video.indices), not single, frame_heatmaps=maps,

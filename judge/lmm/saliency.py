@@ -1,7 +1,8 @@
 """Heatmaps of distorted regions from the LMM: a trained saliency head when the adapter has one,
 otherwise the gradient of the scores with respect to the video's patches.
 
-Both give one map per temporal patch (2 frames); each sampled frame takes its patch's map.
+Both give one map per sampled frame: a temporal patch covers two frames, and the head has an output
+channel per frame of a patch, while the gradient is split into each frame's part of the patch.
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ def head_inputs(hidden_states: tuple[torch.Tensor, ...], vision: torch.Tensor, i
 
 
 def head_maps(logits: torch.Tensor, video: VideoInput) -> np.ndarray:
-    """[t, s, s] head logits -> [T, H, W] float32 maps in [0, 1] over the sampled frames."""
-    maps = torch.sigmoid(logits.float())
-    return _per_frame(maps, video)
+    """[t * temporal_patch, s, s] head logits -> [T, H, W] float32 maps in [0, 1] over the sampled frames."""
+    return _per_frame(torch.sigmoid(logits.float()), video)
 
 
 def score_gradient(model, batch: dict[str, torch.Tensor], level_ids: list[int]) -> torch.Tensor:
@@ -55,19 +55,22 @@ def score_gradient(model, batch: dict[str, torch.Tensor], level_ids: list[int]) 
 
 def gradient_maps(model, batch: dict[str, torch.Tensor], level_ids: list[int], video: VideoInput) -> np.ndarray:
     """[T, H, W] float32 maps in [0, 1] from a batch of score prompts: the norm of the scores' gradient
-    per patch (``score_gradient``), smoothed over neighbouring patches and scaled so that the clip's
-    strongest patch is 1."""
-    rows = batch["input_ids"].shape[0]
-    grad = score_gradient(model, batch, level_ids)
-    strength = grad.float().reshape(rows, video.pixel_values.shape[0], -1).norm(dim=-1).sum(0)
-    maps = token_map(strength, video.grid_thw, video.merge)[:, None]
+    (``score_gradient``) over each frame's part of each patch, smoothed over neighbouring patches and
+    scaled so that the clip's strongest patch is 1."""
+    rows, patches = batch["input_ids"].shape[0], video.pixel_values.shape[0]
+    grad = score_gradient(model, batch, level_ids).float()
+    grad = grad.reshape(rows, patches, 3, video.temporal_patch, -1)  # values per patch: channel, frame, pixel
+    strength = grad.pow(2).sum((0, 2, 4)).sqrt()  # [patches, temporal_patch]
+    maps = torch.stack([token_map(strength[:, k], video.grid_thw, video.merge) for k in range(video.temporal_patch)], 1)
+    maps = maps.flatten(0, 1)[:, None]  # [t * temporal_patch, 1, h, w], frame order
     maps = F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
     return _per_frame(maps / maps.max().clamp_min(1e-12), video)
 
 
 def _per_frame(maps: torch.Tensor, video: VideoInput) -> np.ndarray:
-    """[t, h, w] maps per temporal patch -> [T, H, W] over the sampled frames (bilinear)."""
+    """[t * temporal_patch, h, w] maps in frame order (a repeated last frame at the end is dropped) ->
+    [T, H, W] over the sampled frames (bilinear)."""
     height, width = video.frames.shape[1:3]
-    sized = F.interpolate(maps[:, None].float().cpu(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
-    groups = [min(i // video.temporal_patch, len(sized) - 1) for i in range(len(video.frames))]
-    return sized[groups].clamp(0, 1).numpy().astype(np.float32)
+    sized = F.interpolate(maps[:len(video.frames), None].float().cpu(), size=(height, width), mode="bilinear",
+                          align_corners=False)[:, 0]
+    return sized.clamp(0, 1).numpy().astype(np.float32)

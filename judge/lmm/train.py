@@ -18,13 +18,12 @@ import torch
 from judge.annotations.agreement import CLICK_SIGMA_PX, click_map, correlations, heatmap_agreement
 from judge.frames import load_clip
 from judge.lmm.adapter import build_heads
-from judge.lmm.checkpoint import LoadedLMM
+from judge.lmm.checkpoint import LMMConfig, LoadedLMM
 from judge.lmm.data import Sample, app_strip_size
 from judge.lmm.heads import saliency_loss
-from judge.lmm.inputs import VideoInput, encode_prompts, sample_video
-from judge.lmm.judge import SCORE_ROWS, LMMJudge, encode_video, strip_frames
-from judge.lmm.prompts import (DIMENSIONS, DISTORTION_QUESTION, chat, distortion_answer, level_answer,
-                               score_prompt)
+from judge.lmm.inputs import VideoInput
+from judge.lmm.judge import JUDGEMENT_PROMPTS, SCORE_ROWS, LMMJudge, encode_video, strip_frames
+from judge.lmm.prompts import DIMENSIONS, distortion_answer, level_answer
 from judge.lmm.saliency import head_inputs
 from judge.result import CATEGORIES, NO_DISTORTION, level_word
 
@@ -73,21 +72,14 @@ def split(samples: list[Sample], holdout: float, seed: int) -> tuple[list[Sample
 
 
 def load_videos(lm: LoadedLMM, samples: list[Sample], config: TrainConfig) -> list[VideoInput]:
-    videos = []
-    for s in samples:
-        clip = load_clip(s.video, max_frames=64)
-        videos.append(sample_video(clip.frames, lm.image_processor, config.frames, config.side, clip.fps,
-                                   clip.source_frames, clip.indices))
-    return videos
+    return [lm.video(load_clip(s.video), config.frames, config.side) for s in samples]
 
 
 def level_batch(lm: LoadedLMM, video: VideoInput, sample: Sample) -> dict[str, torch.Tensor]:
     """Three rows: each score prompt followed by its level word, the question followed by its answer."""
-    prompts = [score_prompt(d) for d in DIMENSIONS] + [chat(DISTORTION_QUESTION)]
     answers = [level_answer(level_word(sample.quality)), level_answer(level_word(sample.authenticity)),
                distortion_answer(sample.categories)]
-    batch = encode_prompts(lm.tokenizer, prompts, video, answers, with_seconds=lm.model_type == "qwen2_5_vl")
-    return {k: v.to(lm.device) for k, v in batch.items()}
+    return lm.batch(list(JUDGEMENT_PROMPTS), video, answers)
 
 
 def train_levels(lm: LoadedLMM, samples: list[Sample], videos: list[VideoInput], config: TrainConfig) -> list[float]:
@@ -120,17 +112,14 @@ def train_levels(lm: LoadedLMM, samples: list[Sample], videos: list[VideoInput],
 def head_features(lm: LoadedLMM, video: VideoInput, depths: int) -> dict[str, object]:
     """The frozen model's features for the heads: level-word states per dimension and the saliency
     head's inputs (on the CPU)."""
-    batch = encode_prompts(lm.tokenizer, [score_prompt(d) for d in DIMENSIONS], video,
-                           with_seconds=lm.model_type == "qwen2_5_vl")
-    batch = {k: v.to(lm.device) for k, v in batch.items()}
+    batch = lm.batch([JUDGEMENT_PROMPTS[r] for r in SCORE_ROWS], video)
     with torch.no_grad():
         encoded = encode_video(lm.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], len(DIMENSIONS))
         out = lm.model(**batch, mm_encoder_outputs={"video": encoded}, output_hidden_states=True, use_cache=False,
                        logits_to_keep=1)
-    video_id = lm.tokenizer.convert_tokens_to_ids("<|video_pad|>")
-    vision, language, query = head_inputs(out.hidden_states, encoded.pooler_output[0], batch["input_ids"], video_id,
-                                          SCORE_ROWS, depths)
-    return {"levels": out.hidden_states[-1][SCORE_ROWS, -1].float().cpu(), "vision": vision.float().cpu(),
+    vision, language, query = head_inputs(out.hidden_states, encoded.pooler_output[0], batch["input_ids"],
+                                          lm.video_token_id, [0, 1], depths)
+    return {"levels": out.hidden_states[-1][:, -1].float().cpu(), "vision": vision.float().cpu(),
             "language": [s.float().cpu() for s in language], "query": query.float().cpu()}
 
 
@@ -138,7 +127,7 @@ def click_targets(sample: Sample, video: VideoInput, size: int) -> torch.Tensor 
     """[3, size, size] blurred-click maps of the three views (peak 1), or None without clicks."""
     if not sample.clicks:
         return None
-    height, width = sample.strip_size or app_strip_size(*video.frames.shape[1:3])
+    height, width = sample.strip_size or app_strip_size(*video.source_size)
     view_width = width / 3
     maps = []
     for k in range(3):
@@ -171,8 +160,7 @@ def train_heads(lm: LoadedLMM, samples: list[Sample], videos: list[VideoInput], 
             if "saliency" in lm.heads and targets[i] is not None:
                 head = lm.heads["saliency"]
                 logits = head(f["vision"], f["language"], f["query"], videos[i].token_grid)
-                groups = [g // videos[i].temporal_patch for g in strip_frames(len(videos[i].frames))]
-                loss = loss + saliency_loss(logits[groups], targets[i])
+                loss = loss + saliency_loss(logits[strip_frames(len(videos[i].frames))], targets[i])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -191,11 +179,11 @@ def evaluate(judge: LMMJudge, samples: list[Sample], videos: list[VideoInput]) -
         output = judge.evaluate(video, heatmaps=any(s.clicks for s in samples))
         for d in DIMENSIONS:
             predicted[d].append(output.mos[d])
-        found.append(set(output.categories) or {NO_DISTORTION})
+        found.append(set(output.categories))  # an answer that names nothing is wrong about every item
         if sample.clicks and output.heatmaps is not None:
             picked = strip_frames(len(video.frames))
             strip = np.concatenate([output.heatmaps[i] for i in picked], axis=1)
-            size = sample.strip_size or app_strip_size(*video.frames.shape[1:3])
+            size = sample.strip_size or app_strip_size(*video.source_size)
             nss_cc.append(heatmap_agreement(_resize(strip, size), sample.clicks))
     metrics: dict[str, float] = {}
     for d in DIMENSIONS:
@@ -241,16 +229,14 @@ def train(lm: LoadedLMM, samples: list[Sample], config: TrainConfig, stages: tup
     if "heads" in stages:
         report.stage2_losses = train_heads(lm, train_set, videos, config)
     if test_set:
-        from judge.lmm.checkpoint import LMMConfig
-
-        judge = LMMJudge(LMMConfig(model=lm.name, frames=config.frames, side=config.side, device=str(lm.device)),
-                         loaded=lm)
+        judge = LMMJudge(LMMConfig(frames=config.frames, side=config.side), loaded=lm)
         report.metrics = evaluate(judge, test_set, load_videos(lm, test_set, config))
     return report
 
 
 def training_meta(config: TrainConfig, report: TrainReport, base_model: str) -> dict:
-    """What ``facelab_lmm.json`` records about the training."""
+    """What ``facelab_lmm.json`` records about the training (NaN metrics, e.g. SRCC of < 3 items, as null)."""
+    metrics = {k: (None if np.isnan(v) else v) for k, v in report.metrics.items()}
     return {"base_model": base_model, "training": asdict(config), "train_items": report.train_items,
-            "test_items": report.test_items, "metrics": report.metrics,
+            "test_items": report.test_items, "metrics": metrics,
             "final_losses": {"stage1": report.stage1_losses[-1:], "stage2": report.stage2_losses[-1:]}}

@@ -11,12 +11,12 @@ def test_score_head_maps_states_to_unit_scores():
     assert [m.out_features for m in head.mlp if isinstance(m, torch.nn.Linear)] == [1024, 256, 64, 16, 1]
 
 
-def test_saliency_head_gives_one_map_per_temporal_patch():
+def test_saliency_head_gives_one_map_per_frame():
     torch.manual_seed(0)
     head = SaliencyHead(32, depths=2, width=16, out_size=40)
     n = 3 * 4 * 5
     logits = head(torch.randn(n, 32), [torch.randn(n, 32), torch.randn(n, 32)], torch.randn(32), (3, 4, 5))
-    assert logits.shape == (3, 40, 40) and torch.isfinite(logits).all()
+    assert logits.shape == (3 * 2, 40, 40) and torch.isfinite(logits).all()  # 3 temporal patches of 2 frames
     with pytest.raises(ValueError, match="Expected 2 language-model states"):
         head(torch.randn(n, 32), [torch.randn(n, 32)], torch.randn(32), (3, 4, 5))
 

@@ -42,8 +42,10 @@ def test_judge_gives_a_complete_result(tiny_judge, clip):
     assert result.distortions and all(d.category in CATEGORIES for d in result.distortions)
     maps = result.frame_heatmaps
     assert maps.shape == (8, 56, 56) and maps.min() >= 0 and maps.max() == pytest.approx(1.0)
-    assert np.array_equal(maps[0], maps[1])  # two frames share a temporal patch, hence a map
     assert result.strip.shape == (56, 168, 3) and result.strip_heatmap.shape == (56, 168)
+    views = np.split(result.strip_heatmap, 3, axis=1)
+    assert not np.allclose(views[1], views[2])  # frames 4 and 5 share a temporal patch but not a map
+    assert np.array_equal(views[0], maps[2]) and np.array_equal(views[2], maps[5])
     assert len(result.frame_indices) == 8 and "The model answered" in result.summary
     assert JudgeResult.from_dict(result.to_dict()).to_dict() == result.to_dict()
 
@@ -117,10 +119,36 @@ def test_adapter_saved_and_loaded_reproduces_outputs(tiny_model, clip, tmp_path)
     assert after.one_token_mos != pytest.approx(base.one_token_mos, abs=1e-3)  # the adapter does change the model
 
 
-def test_missing_model_is_a_clear_error(monkeypatch):
+def test_missing_model_and_bad_devices_are_clear_errors(monkeypatch, tiny_model):
     monkeypatch.delenv("FACELAB_LMM_MODEL", raising=False)
     with pytest.raises(LMMError, match="--lmm-model"):
         LMMJudge()
+    with pytest.raises(LMMError, match="not a device torch knows"):
+        LMMConfig(model=tiny_model, device="bogus").resolved()
+    if not torch.cuda.is_available():
+        with pytest.raises(LMMError, match="sees no CUDA GPU"):
+            LMMConfig(model=tiny_model, device="cuda").resolved()
+
+
+def test_adapters_that_do_not_fit_are_refused(tiny_model, tmp_path):
+    import json
+
+    from peft import LoraConfig, get_peft_model
+
+    from judge.lmm.adapter import build_heads, save_adapter
+
+    lm = load_lmm(LMMConfig(model=tiny_model, device="cpu"))
+    lm.model = get_peft_model(lm.model, LoraConfig(r=2, target_modules="all-linear"))
+    meta = {"heads": ["score"], "base_model": "tiny"}
+    save_adapter(lm.model, build_heads(meta, lm.hidden_size), meta, tmp_path / "a")
+    config = LMMConfig(model=tiny_model, adapter=str(tmp_path / "a"), device="cpu")
+    stored = json.loads((tmp_path / "a" / "facelab_lmm.json").read_text())
+    (tmp_path / "a" / "facelab_lmm.json").write_text(json.dumps({**stored, "prompts_version": 0}))
+    with pytest.raises(LMMError, match="prompts version 0"):
+        load_lmm(config)
+    (tmp_path / "a" / "facelab_lmm.json").write_text(json.dumps({**stored, "heads": ["score", "saliency"]}))
+    with pytest.raises(LMMError, match="does not fit this model"):  # a saliency head listed but not saved
+        load_lmm(config)
 
 
 def test_other_checkpoints_and_bad_adapters_are_refused(tmp_path, tiny_model):

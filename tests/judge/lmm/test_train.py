@@ -77,12 +77,33 @@ def test_datasets_read_from_json_csv_and_the_spot_check_export(tmp_path):
     ({"video": "video0", "quality": 101, "authenticity": 1}, "quality must lie in 0-100"),
     ({"video": "video0", "quality": 1, "authenticity": 1, "distortions": ["Nose"]}, "unknown categories"),
     ({"video": "video0"}, "needs video, quality and authenticity"),
+    ({"video": "video0", "quality": 1, "authenticity": 1, "clicks": "abc"}, "clicks must be"),
+    ({"video": "video0", "quality": 1, "authenticity": 1, "clicks": [[1]]}, "clicks must be"),
+    ({"video": "video0", "quality": 1, "authenticity": 1, "strip_size": 512}, "strip_size must be"),
+    ({"video": "video0", "quality": 1, "authenticity": 1, "distortions": ["No Distortion", "Eye"]}, "either has"),
 ])
 def test_bad_labels_name_the_item_and_the_problem(tmp_path, item, message):
     write_dataset(tmp_path, count=1)
     (tmp_path / "labels.json").write_text(json.dumps([item]))
     with pytest.raises(LMMError, match=message):
         read_dataset(tmp_path)
+
+
+def test_bad_files_are_named(tmp_path):
+    (tmp_path / "labels.json").write_text(json.dumps({"videos": []}))
+    with pytest.raises(LMMError, match="must hold a list of items"):
+        read_dataset(tmp_path)
+    (tmp_path / "labels.json").write_text(json.dumps({"format": "facelab-annotations/1", "items": [{"path": "x"}]}))
+    with pytest.raises(LMMError, match="not an item of a spot-check export"):
+        read_dataset(tmp_path)
+
+
+def test_the_cli_checks_its_numbers_before_loading_anything(tmp_path):
+    for flag, value, message in (("--holdout", "1.0", "--holdout must lie in"), ("--rank", "0", "--rank must be at least 1"),
+                                 ("--frames", "0", "--frames must be at least 1")):
+        run = subprocess.run([sys.executable, "-m", "judge.train_lmm", str(tmp_path), "--out", str(tmp_path / "a"),
+                              flag, value], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and message in run.stderr
 
 
 def test_split_is_seeded_and_keeps_both_sides():
@@ -95,6 +116,11 @@ def test_split_is_seeded_and_keeps_both_sides():
         split(samples, 1.0, 0)
 
 
+def test_an_answer_naming_nothing_is_wrong_about_every_item():
+    scores = category_f1([{"No Distortion"}, {"Eye"}], [set(), set()])
+    assert scores["category_f1_micro"] == 0.0 and scores["category_f1_macro"] == 0.0
+
+
 def test_category_f1_by_hand():
     truth = [{"Eye"}, {"Mouth"}, {"No Distortion"}]
     found = [{"Eye", "Hair"}, {"Eye"}, {"No Distortion"}]
@@ -105,8 +131,8 @@ def test_category_f1_by_hand():
 
 def test_click_targets_peak_where_the_clicks_are(tiny_judge, clip):
     video = tiny_judge.video(clip)
-    sample = Sample("s", None, 50, 50, [], [[150.0, 50.0]], (100, 300))  # middle view, at its centre
+    sample = Sample("s", None, 50, 50, [], [[125.0, 30.0]], (100, 300))  # middle view: x 25/100, y 30/100
     maps = click_targets(sample, video, 20).numpy()
     assert maps.shape == (3, 20, 20) and maps[0].max() == 0 and maps[2].max() == 0
-    assert np.unravel_index(maps[1].argmax(), (20, 20)) == (10, 10) and maps[1].max() == pytest.approx(1.0)
+    assert np.unravel_index(maps[1].argmax(), (20, 20)) == (6, 5) and maps[1].max() == pytest.approx(1.0)
     assert click_targets(Sample("s", None, 50, 50, []), video, 20) is None
