@@ -85,14 +85,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--static-cache", action="store_true", help="also time a static KV cache (compiled decoding)")
+    parser.add_argument("--only-judgement", action="store_true", help="time the judgement only (no heatmaps, training)")
     parser.add_argument("--size", default="7b", help="7b (the benchmark) or tiny (a smoke run on the CPU)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lmm_gpu.json"))
     args = parser.parse_args()
     import transformers
 
     from judge.lmm.heads import SaliencyHead
-    from judge.lmm.judge import encode_video
-    from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, chat, score_prompt
+    from judge.lmm.judge import JUDGEMENT_PROMPTS, encode_video
     from judge.lmm.train import TrainConfig, head_features, level_batch, train_heads, train_levels
     from judge.lmm.data import Sample
 
@@ -117,10 +118,25 @@ def main() -> int:
           f"({min(seconds):.3f}-{max(seconds):.3f}), peak {peak:.2f} GiB")
     print(f"  answer tokens: up to {judge.config.max_new_tokens}; backend {result_box['r'].backend}")
 
-    prompts = [score_prompt(d) for d in DIMENSIONS] + [chat(DISTORTION_QUESTION)]
+    if args.static_cache:
+        judge.config.static_cache = True
+        start = time.perf_counter()
+        whole()  # the first call compiles the decoding step
+        sync()
+        results["judgement_static_cache_first_s"] = round(time.perf_counter() - start, 1)
+        print(f"first judgement with a static cache (compiles the decoding step): {results['judgement_static_cache_first_s']} s")
+        seconds, peak = timed(whole, args.runs)
+        results["judgement_static_cache_s"], results["judgement_static_cache_peak_gib"] = seconds, round(peak, 2)
+        print(f"whole judgement with a static cache (compiled decoding): {np.median(seconds):.3f} s median "
+              f"({min(seconds):.3f}-{max(seconds):.3f}), peak {peak:.2f} GiB")
+        judge.config.static_cache = False
+    if args.only_judgement:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        return 0
+    prompts = list(JUDGEMENT_PROMPTS)
 
     def prefill_only():  # the judgement's prefill alone: the vision tower once, 3 x ~1,400 tokens
-        batch = judge._batch(prompts, video)
+        batch = judge.loaded.batch(prompts, video)
         with torch.no_grad():
             encoded = encode_video(judge.loaded.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], 3)
             judge.loaded.model(**batch, mm_encoder_outputs={"video": encoded}, use_cache=False, logits_to_keep=1)

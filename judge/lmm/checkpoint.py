@@ -54,6 +54,8 @@ class LMMConfig:
     device: str | None = None
     allow_cpu: bool = False
     heatmaps: bool = True
+    static_cache: bool = False  # a static KV cache: transformers then compiles the decoding step (CUDA only;
+    #                             the first judgement pays the compilation)
 
     def resolved(self) -> "LMMConfig":
         """With the environment's defaults filled in; raises LMMError when no model is configured or the

@@ -146,11 +146,13 @@ class LMMJudge:
         text = lm.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
         return Answer(text or "(the model gave an empty answer)", bool(text))
 
-    def _special_ids(self) -> dict[str, int]:
+    def _special_ids(self) -> dict:
+        """generate()'s end and padding tokens (and the cache choice)."""
         tokenizer = self.loaded.tokenizer
         end = tokenizer.convert_tokens_to_ids(END)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
-        return {"eos_token_id": end, "pad_token_id": pad}
+        cache = {"cache_implementation": "static"} if self.config.static_cache else {}
+        return {"eos_token_id": end, "pad_token_id": pad, **cache}
 
     def _category_probabilities(self, logits: torch.Tensor) -> dict[str, float]:
         """Probability of the answer starting with each category's first token, among the nine; a first
