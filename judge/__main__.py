@@ -31,8 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
     lmm.add_argument("--lmm-adapter", help="adapter folder from python -m judge.train_lmm (default $FACELAB_LMM_ADAPTER)")
     lmm.add_argument("--lmm-allow-cpu", action="store_true", help="run a large model on the CPU anyway (minutes)")
     lmm.add_argument("--device", help="cuda, cpu, ... (default: CUDA when available)")
-    lmm.add_argument("--lmm-static-cache", action="store_true", help="decode with a static KV cache (compiled; "
-                     "pays off over many judgements, e.g. a folder)")
     lmm.add_argument("--lmm-no-heatmaps", action="store_true", help="skip the heatmaps (saves the score-gradient "
                      "backward pass when the adapter has no saliency head)")
     return parser
@@ -58,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     lmm_options = [f"--{n.replace('_', '-')}" for n in ("lmm_model", "lmm_adapter", "lmm_allow_cpu", "device",
-                                                         "lmm_no_heatmaps", "lmm_static_cache") if getattr(args, n)]
+                                                         "lmm_no_heatmaps") if getattr(args, n)]
     if args.backend != "lmm" and lmm_options:
         parser.error(f"{', '.join(lmm_options)} only apply to the LMM judge: add --backend lmm.")
     if not args.out and not args.ask:
@@ -76,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             from judge.lmm.judge import LMMJudge
 
             judge = LMMJudge(LMMConfig(model=args.lmm_model, adapter=args.lmm_adapter, device=args.device,
-                                       allow_cpu=args.lmm_allow_cpu, heatmaps=not args.lmm_no_heatmaps,
-                                       static_cache=args.lmm_static_cache))
+                                       allow_cpu=args.lmm_allow_cpu, heatmaps=not args.lmm_no_heatmaps))
         else:
             judge = EmbeddedJudge()
         clip = load_clip(args.video, max_frames=args.max_frames)
