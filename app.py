@@ -17,6 +17,7 @@ import numpy as np
 
 from face_nerf.lighting import PRESETS
 from judge.result import CATEGORIES
+from webapp.judges import BACKEND_ENV, BACKENDS, Judges
 from webapp.spotcheck import SLIDER_INFO, SpotCheck
 from webapp.services import MAX_FRAMES, SIZES, Judged, Services, parse_lighting, status_line
 
@@ -195,9 +196,9 @@ def build_demo(services: Services) -> gr.Blocks:
                 with gr.Column(scale=1):
                     upload = gr.File(label="Turntable video or image", elem_id="judge-upload", type="filepath",
                                      file_types=[".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", "image"])
-                    judge_backend = gr.Radio(["embedded", "lmm"], value=services.backend, label="Judge",
+                    judge_backend = gr.Radio(["embedded", "lmm"], value=services.judges.backend, label="Judge",
                                              info="lmm: the vision-language judge ($FACELAB_LMM_MODEL; needs a GPU "
-                                                  "for a full-size model)", visible=services.lmm_model is not None,
+                                                  "for a full-size model)", visible=services.judges.lmm_model is not None,
                                              elem_id="judge-backend")
                     judge_button = gr.Button("Judge", variant="primary", elem_id="judge-button")
                     judge_json = gr.JSON(label="Judgement", elem_id="judge-json")
@@ -302,19 +303,19 @@ def main(argv: list[str] | None = None) -> None:
     from face_nerf.pipeline import set_cpu_threads
 
     parser = argparse.ArgumentParser(description="FaceLab 3D web app")
-    parser.add_argument("--backend", choices=["embedded", "lmm"], default=os.environ.get("FACELAB_JUDGE_BACKEND", "embedded"),
-                        help="judge of creations and the Judge tab's default (lmm: $FACELAB_LMM_MODEL, "
-                             "$FACELAB_LMM_ADAPTER)")
+    parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get(BACKEND_ENV, "embedded"),
+                        help=f"judge of creations and the Judge tab's default (lmm: $FACELAB_LMM_MODEL, "
+                             f"$FACELAB_LMM_ADAPTER; default ${BACKEND_ENV} or embedded)")
     args = parser.parse_args(argv)
-    if args.backend not in ("embedded", "lmm"):  # a default from the environment is not checked by argparse
-        parser.error(f"FACELAB_JUDGE_BACKEND must be embedded or lmm. Got {args.backend!r}.")
+    if args.backend not in BACKENDS:  # a default from the environment is not checked by argparse
+        parser.error(f"${BACKEND_ENV} must be one of {BACKENDS}. Got {args.backend!r}.")
     set_cpu_threads()
     root = Path(os.environ.get("FACELAB_OUTPUTS", Path(tempfile.gettempdir()) / "facelab-outputs"))
     root.mkdir(parents=True, exist_ok=True)
-    services = Services(root, spot=SpotCheck(), backend=args.backend)  # ratings under ./data (or $FACELAB_ANNOTATIONS)
+    services = Services(root, spot=SpotCheck(), judges=Judges(args.backend))  # ratings under ./data (or $FACELAB_ANNOTATIONS)
     if args.backend == "lmm":
         try:  # refuse at start (no model, too slow here) rather than at the first request
-            services.judge_with("lmm")
+            services.judges.get("lmm")
         except gr.Error as err:
             raise SystemExit(f"error: {err.message}") from err
     services.warm_up()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import gradio as gr
 import numpy as np
@@ -136,7 +139,7 @@ def test_lmm_backend_judges_and_answers_by_generation(tiny_model, tmp_path, monk
     assert strip.shape[2] == 3 and frame.shape == judged.frames.shape[1:] and "lmm-judge" in summary
     question = "Which region is worst?"
     generated = lmm_services.ask_kept(token, judgement, question)
-    assert generated == lmm_services._lmm.ask(load_clip(str(video)), question).text  # the same 8 frames as judged
+    assert generated == lmm_services.judges.lmm.ask(load_clip(str(video)), question).text  # the same 8 frames as judged
     assert lmm_services.ask_kept(None, judgement, question) == lmm_services.ask(judgement, question)
 
 
@@ -199,3 +202,14 @@ def test_spot_check_handlers(services, created, tmp_path):
     with pytest.raises(gr.Error, match="quality must lie in 0-100"):
         spot.submit("ana", item, 140, 64, [], [], "", "rating-2")
     assert isinstance(SpotCheck(tmp_path / "x.sqlite").store.queue("ana"), list)
+
+
+def test_judges_refuse_an_unknown_backend_from_the_environment(monkeypatch):
+    from webapp.judges import Judges
+
+    monkeypatch.setenv("FACELAB_JUDGE_BACKEND", "oracle")
+    with pytest.raises(ValueError, match=r"must be one of \('embedded', 'lmm'\)"):
+        Judges()
+    run = subprocess.run([sys.executable, "app.py"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "FACELAB_JUDGE_BACKEND": "oracle"})
+    assert run.returncode == 2 and "FACELAB_JUDGE_BACKEND must be one of" in run.stderr

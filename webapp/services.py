@@ -20,12 +20,12 @@ import numpy as np
 from face_nerf.edit import EmbeddedEditor
 from face_nerf.errors import FaceLabError
 from face_nerf.lighting import CustomLight, Lighting
+from webapp.judges import Judges
 
 OUTPUT_TTL_S = 3600  # session folders untouched this long are removed when a new run starts
 KEEP_RESULTS = int(os.environ.get("FACELAB_KEEP_RESULTS", 2))  # results kept in memory for relight / compare / the panel
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
-BACKEND_ENV = "FACELAB_JUDGE_BACKEND"  # the judge of creations: embedded (default) or lmm
 
 
 @dataclass
@@ -111,9 +111,7 @@ class Services:
     editor: EmbeddedEditor = field(default_factory=EmbeddedEditor)
     kept: KeptResults = field(default_factory=KeptResults)
     spot: object = None  # webapp.spotcheck.SpotCheck; default: a database beside the outputs
-    backend: str = field(default_factory=lambda: os.environ.get(BACKEND_ENV, "embedded"))  # judges creations
-    _judge: object = None
-    _lmm: object = None
+    judges: Judges = field(default_factory=Judges)  # the embedded judge and, when configured, the LMM judge
 
     def __post_init__(self):
         from webapp.spotcheck import SpotCheck
@@ -125,52 +123,12 @@ class Services:
 
     @property
     def judge(self):
-        from judge.analytic import EmbeddedJudge
-
-        if self._judge is None:
-            self._judge = EmbeddedJudge()
-        return self._judge
-
-    @property
-    def lmm_model(self) -> str | None:
-        """The vision-language checkpoint configured for the LMM judge ($FACELAB_LMM_MODEL), if any."""
-        from judge.lmm.checkpoint import MODEL_ENV
-
-        return os.environ.get(MODEL_ENV) or None
+        """The embedded judge."""
+        return self.judges.embedded
 
     def judge_with(self, backend: str | None):
-        """The judge for ``backend`` ("embedded" or "lmm"); the LMM judge loads on first use and is
-        refused with its own message (no model configured, no GPU for a large model, ...)."""
-        backend = backend or self.backend
-        if backend == "embedded":
-            return self.judge
-        if backend != "lmm":
-            raise gr.Error(f"Unknown judge backend {backend!r}; choose embedded or lmm.")
-        if self._lmm is None:
-            self._lmm = self._load_lmm()
-        return self._lmm
-
-    @staticmethod
-    def _load_lmm():
-        """The LMM judge, loaded. With $FACELAB_LMM_STATIC_CACHE=1 on a GPU it decodes with a static KV
-        cache (transformers compiles the decoding step: ~0.65 s instead of ~1 s per judgement on an
-        H200), and one judgement of a blank 512 px turntable pays the compilation here rather than in
-        the first request (another frame size compiles again)."""
-        import torch
-
-        from judge.frames import load_clip
-        from judge.lmm.checkpoint import LMMConfig
-        from judge.lmm.judge import LMMJudge
-
-        static = os.environ.get("FACELAB_LMM_STATIC_CACHE") == "1" and torch.cuda.is_available()
-        try:
-            judge = LMMJudge(LMMConfig(static_cache=static))
-            _ = judge.loaded
-            if judge.config.static_cache:
-                judge.judge(load_clip(np.full((16, 512, 512, 3), 128, np.uint8)))
-        except FaceLabError as err:
-            raise gr.Error(str(err)) from err
-        return judge
+        """The judge for ``backend`` ("embedded" or "lmm"; default: the app's)."""
+        return self.judges.get(backend)
 
     def warm_up(self) -> None:
         """Load what the first request would otherwise wait for: the sentence-embedding model of the
@@ -320,10 +278,10 @@ class Services:
         """Answer a question in a judge panel: by generation when the kept judgement is the LMM judge's,
         else from the judgement (``ask``)."""
         judged = self.judged(token)
-        if judged is None or judged.clip is None or self._lmm is None:
+        if judged is None or judged.clip is None or self.judges.lmm is None:
             return self.ask(judgement, question)
         try:
-            return self._lmm.ask(judged.clip, question or "").text
+            return self.judges.lmm.ask(judged.clip, question or "").text
         except FaceLabError as err:
             raise gr.Error(str(err)) from err
 
@@ -350,7 +308,7 @@ class Services:
         from judge.frames import load_clip
 
         clip = load_clip(result.outputs.frames)
-        judgement = self.judge_with(self.backend).judge(clip)
+        judgement = self.judge_with(None).judge(clip)
         progress(0.95, desc="Writing video, mesh and judgement")
         folder = self._new_folder(request)
         out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
