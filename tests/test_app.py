@@ -116,7 +116,7 @@ def test_lmm_backend_is_refused_with_the_reason(services, created, config_7b, mo
         services.judge_video(created[0], "lmm", progress=_quiet)
     if not torch.cuda.is_available():
         monkeypatch.setenv("FACELAB_LMM_MODEL", config_7b)
-        with pytest.raises(gr.Error, match=r"B-parameter model on the CPU.*embedded judge"):
+        with pytest.raises(gr.Error, match=r"B parameters on the CPU.*embedded judge"):
             services.judge_video(created[0], "lmm", progress=_quiet)
     with pytest.raises(gr.Error, match="Unknown judge backend"):
         services.judge_video(created[0], "oracle", progress=_quiet)

@@ -160,7 +160,7 @@ def check_speed(config, device: torch.device, allow_cpu: bool) -> None:
     params = parameter_count(config)
     seconds = 2 * params * JUDGEMENT_TOKENS / CPU_FLOPS
     if seconds > MAX_CPU_SECONDS:
-        raise LMMError(f"The LMM judge would run a {params / 1e9:.1f} B-parameter model on the CPU here, about "
+        raise LMMError(f"The LMM judge would run a model of {params / 1e9:.1f} B parameters on the CPU here, about "
                        f"{seconds / 60:.0f} min per judgement. Run it on a machine with a GPU, allow the CPU "
                        f"anyway (--lmm-allow-cpu), or use the embedded judge (--backend embedded).")
 

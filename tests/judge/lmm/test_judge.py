@@ -164,7 +164,7 @@ def test_other_checkpoints_and_bad_adapters_are_refused(tmp_path, tiny_model):
 
 
 def test_a_7b_model_on_the_cpu_is_refused_unless_allowed(config_7b):
-    with pytest.raises(LMMError, match=r"8\.\d B-parameter model on the CPU.*--backend embedded"):
+    with pytest.raises(LMMError, match=r"8\.\d B parameters on the CPU.*--backend embedded"):
         load_lmm(LMMConfig(model=config_7b, device="cpu"))
     config = read_config(config_7b)  # the check counts parameters on the meta device: no weights needed
     check_speed(config, torch.device("cpu"), allow_cpu=True)
