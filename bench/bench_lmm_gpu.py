@@ -94,7 +94,7 @@ def main() -> int:
 
     from judge.lmm.heads import SaliencyHead
     from judge.lmm.judge import JUDGEMENT_PROMPTS, encode_video
-    from judge.lmm.train import TrainConfig, head_features, level_batch, train_heads, train_levels
+    from judge.lmm.train import TrainConfig, head_features, train_heads, train_levels
     from judge.lmm.data import Sample
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

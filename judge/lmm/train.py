@@ -25,7 +25,7 @@ from judge.lmm.inputs import VideoInput
 from judge.lmm.judge import JUDGEMENT_PROMPTS, SCORE_ROWS, LMMJudge, encode_video, strip_frames
 from judge.lmm.prompts import DIMENSIONS, distortion_answer, level_answer
 from judge.lmm.saliency import head_inputs
-from judge.result import CATEGORIES, NO_DISTORTION, level_word
+from judge.result import CATEGORIES, level_word
 
 
 @dataclass

@@ -4,14 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from judge.frames import load_clip
 from judge.lmm.checkpoint import LMMConfig, LMMError, check_speed, load_lmm, read_config
 from judge.lmm.inputs import encode_prompts
 from judge.lmm.judge import LMMJudge, strip_frames
 from judge.lmm.prompts import score_prompt
 from judge.lmm.scoring import level_token_ids
 from judge.result import CATEGORIES, LEVELS, JudgeResult
-from tests.judge.lmm.conftest import random_frames
 
 
 def test_one_token_score_equals_a_hand_computed_softmax(tiny_judge, clip):
