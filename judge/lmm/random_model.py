@@ -71,17 +71,39 @@ def random_config(tokenizer, size: str = "tiny", vocab_size: int | None = None):
         tie_word_embeddings=False)
 
 
+def tiny_qwen2_vl_config(tokenizer):
+    """A tiny Qwen2VLConfig (the older family: no window attention, no time-aligned positions)."""
+    from transformers import Qwen2VLConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    text = dict(SIZES["tiny"]["text"])
+    mrope = text.pop("mrope_section")
+    return Qwen2VLConfig(
+        text_config=dict(**text, vocab_size=len(tokenizer), rope_parameters={"rope_type": "default", "rope_theta": 1e6,
+                                                                             "mrope_section": mrope},
+                         bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>")),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=text["hidden_size"], num_heads=2, mlp_ratio=2,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+
+
 def build_checkpoint(folder: str | Path, size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
-                     vocab_size: int | None = None) -> Path:
-    """Write a random Qwen2.5-VL checkpoint (weights, tokenizer, image processor) to ``folder``."""
-    from transformers import Qwen2_5_VLForConditionalGeneration
+                     vocab_size: int | None = None, family: str = "qwen2.5-vl") -> Path:
+    """Write a random checkpoint (weights, tokenizer, image processor) to ``folder``: Qwen2.5-VL of
+    ``SIZES[size]``, or with ``family="qwen2-vl"`` a tiny Qwen2-VL."""
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+    if family not in ("qwen2.5-vl", "qwen2-vl"):
+        raise ValueError(f"family must be qwen2.5-vl or qwen2-vl. Got {family!r}.")
     folder = Path(folder)
     tokenizer = train_tokenizer()
-    config = random_config(tokenizer, size, vocab_size)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).to(dtype)
+    if family == "qwen2-vl":
+        model = Qwen2VLForConditionalGeneration(tiny_qwen2_vl_config(tokenizer)).to(dtype)
+    else:
+        model = Qwen2_5_VLForConditionalGeneration(random_config(tokenizer, size, vocab_size)).to(dtype)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     Qwen2VLImageProcessorPil().save_pretrained(folder)

@@ -167,3 +167,13 @@ def test_a_7b_model_on_the_cpu_is_refused_unless_allowed(config_7b):
     config = read_config(config_7b)  # the check counts parameters on the meta device: no weights needed
     check_speed(config, torch.device("cpu"), allow_cpu=True)
     check_speed(config, torch.device("cuda"), allow_cpu=False)
+
+
+def test_qwen2_vl_checkpoints_are_judged_too(tmp_path, clip):
+    from judge.lmm.random_model import build_checkpoint
+
+    folder = build_checkpoint(tmp_path / "tiny-qwen2-vl", family="qwen2-vl")
+    judge = LMMJudge(LMMConfig(model=str(folder), side=56, max_new_tokens=4, device="cpu"))
+    result = judge.judge(clip)
+    assert judge.loaded.model_type == "qwen2_vl" and result.backend == "lmm-judge:tiny-qwen2-vl"
+    assert 0 <= result.quality.mos <= 100 and result.frame_heatmaps.shape == (8, 56, 56)
