@@ -93,7 +93,7 @@ def main() -> int:
     import transformers
 
     from judge.lmm.heads import SaliencyHead
-    from judge.lmm.judge import JUDGEMENT_PROMPTS, encode_video
+    from judge.lmm.judge import JUDGEMENT_PROMPTS
     from judge.lmm.train import TrainConfig, head_features, train_heads, train_levels
     from judge.lmm.data import Sample
 
@@ -136,10 +136,9 @@ def main() -> int:
     prompts = list(JUDGEMENT_PROMPTS)
 
     def prefill_only():  # the judgement's prefill alone: the vision tower once, 3 x ~1,400 tokens
-        batch = judge.loaded.batch(prompts, video)
+        batch = judge.loaded.encoded_batch(prompts, video)
         with torch.no_grad():
-            encoded = encode_video(judge.loaded.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], 3)
-            judge.loaded.model(**batch, mm_encoder_outputs={"video": encoded}, use_cache=False, logits_to_keep=1)
+            judge.loaded.model(**batch, use_cache=False, logits_to_keep=1)
 
     seconds, peak = timed(prefill_only, args.runs)
     results["prefill_s"], results["prefill_peak_gib"] = seconds, round(peak, 2)

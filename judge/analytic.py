@@ -107,16 +107,23 @@ def region_weights(probabilities: np.ndarray, region_z: np.ndarray, seen: np.nda
     return weights
 
 
+def analysis_size(height: int, width: int) -> tuple[int, int]:
+    """(height, width) of frames of this size as the judge analyses them: at most ``ANALYSIS_SIDE`` on
+    the long side, never enlarged."""
+    scale = ANALYSIS_SIDE / max(height, width)
+    if scale >= 1.0:
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def analysis_frames(frames: np.ndarray) -> np.ndarray:
-    """The frames [T, H, W, 3] as the judge analyses them: at most ``ANALYSIS_SIDE`` on the long side."""
+    """The frames [T, H, W, 3] as the judge analyses them (``analysis_size``)."""
     from PIL import Image
 
-    h, w = frames.shape[1:3]
-    scale = ANALYSIS_SIDE / max(h, w)
-    if scale >= 1.0:
+    h, w = analysis_size(*frames.shape[1:3])
+    if (h, w) == frames.shape[1:3]:
         return frames
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BOX)) for f in frames])
+    return np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BOX)) for f in frames])
 
 
 def _no_face(clip: Clip, frames: np.ndarray, single: bool, backend: str) -> JudgeResult:

@@ -126,10 +126,6 @@ class Services:
         """The embedded judge."""
         return self.judges.embedded
 
-    def judge_with(self, backend: str | None):
-        """The judge for ``backend`` ("embedded" or "lmm"; default: the app's)."""
-        return self.judges.get(backend)
-
     def warm_up(self) -> None:
         """Load what the first request would otherwise wait for: the sentence-embedding model of the
         editor and the judge's calibration (local files; nothing is downloaded)."""
@@ -239,7 +235,7 @@ class Services:
 
         if not path:
             raise gr.Error("No video yet: upload a turntable video (mp4, webm, gif) or an image.")
-        judge = self.judge_with(backend)
+        judge = self.judges.get(backend)
         progress(0.1, desc="Reading the video")
         try:
             clip = load_clip(path)
@@ -308,7 +304,7 @@ class Services:
         from judge.frames import load_clip
 
         clip = load_clip(result.outputs.frames)
-        judgement = self.judge_with(None).judge(clip)
+        judgement = self.judges.get().judge(clip)
         progress(0.95, desc="Writing video, mesh and judgement")
         folder = self._new_folder(request)
         out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)

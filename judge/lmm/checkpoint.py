@@ -86,6 +86,13 @@ class LoadedLMM:
     heads: dict[str, torch.nn.Module] = field(default_factory=dict)
     adapter_meta: dict = field(default_factory=dict)
     name: str = ""
+    level_ids: list[int] | None = None  # token ids of the five level words (default: from the tokenizer)
+
+    def __post_init__(self):
+        from judge.lmm.scoring import level_token_ids
+
+        if self.level_ids is None:
+            self.level_ids = level_token_ids(self.tokenizer)
 
     @property
     def device(self) -> torch.device:
@@ -113,6 +120,18 @@ class LoadedLMM:
         batch = encode_prompts(self.tokenizer, prompts, video, answers, with_seconds=self.model_type == "qwen2_5_vl",
                                video_token=VIDEO_TOKEN)
         return {k: v.to(self.device) for k, v in batch.items()}
+
+    def encoded_batch(self, prompts: list[str], video) -> dict:
+        """``batch`` with the video through the vision tower once, shared by every row: the pixels are
+        replaced by ``mm_encoder_outputs`` (which generate() and forward() accept)."""
+        batch = self.batch(prompts, video)
+        pixels, grid = batch.pop("pixel_values_videos"), batch["video_grid_thw"]
+        backbone = (self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model).model
+        with torch.no_grad():
+            encoded = backbone.get_video_features(pixels[:int(grid[0].prod())], grid[:1], return_dict=True)
+        encoded.pooler_output = tuple(encoded.pooler_output) * len(prompts)
+        batch["mm_encoder_outputs"] = {"video": encoded}
+        return batch
 
 
 def text_config(config):
@@ -180,13 +199,13 @@ def load_lmm(config: LMMConfig) -> LoadedLMM:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(config.model)
-        level_token_ids(tokenizer)
+        level_ids = level_token_ids(tokenizer)  # checked before the weights load
         image_processor = transformers.AutoImageProcessor.from_pretrained(config.model, backend="pil")
         model = model_class(model_config.model_type).from_pretrained(config.model, dtype=dtype)
     except (OSError, ValueError) as err:
         raise LMMError(f"Could not load the LMM checkpoint {config.model!r} ({err}).") from err
     loaded = LoadedLMM(model, tokenizer, image_processor, model_config.model_type,
-                       name=f"lmm-judge:{Path(config.model.rstrip('/')).name}")
+                       name=f"lmm-judge:{Path(config.model.rstrip('/')).name}", level_ids=level_ids)
     if config.adapter:
         attach_adapter(loaded, config.adapter, meta)
     loaded.model.to(device).eval().requires_grad_(False)

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judge.analytic import ANALYSIS_SIDE
+from judge.analytic import analysis_size
 from judge.lmm.checkpoint import LMMError
 from judge.result import CATEGORIES, NO_DISTORTION
 
@@ -143,5 +143,5 @@ def _clicks(value, where: str) -> list[list[float]]:
 
 def app_strip_size(frame_height: int, frame_width: int) -> tuple[int, int]:
     """(height, width) of the app's 3-view strip for frames of this size (analysis frames side by side)."""
-    scale = min(1.0, ANALYSIS_SIDE / max(frame_height, frame_width))
-    return round(frame_height * scale), 3 * round(frame_width * scale)
+    height, width = analysis_size(frame_height, frame_width)
+    return height, 3 * width

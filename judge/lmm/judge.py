@@ -21,7 +21,7 @@ from judge.lmm.checkpoint import LMMConfig, LMMError, LoadedLMM, load_lmm
 from judge.lmm.inputs import VideoInput
 from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, END, chat, parse_distortions, score_prompt
 from judge.lmm.saliency import gradient_maps, head_inputs, head_maps
-from judge.lmm.scoring import level_probabilities, level_token_ids, one_token_mos
+from judge.lmm.scoring import level_probabilities, one_token_mos
 from judge.result import CATEGORIES, CATEGORY_REGIONS, NO_DISTORTION, Distortion, JudgeResult, Score
 
 STRIP_POSITIONS = (0.25, 0.5, 0.75)  # of a 180-degree turn: -45, 0, +45 degrees
@@ -94,14 +94,12 @@ class LMMJudge:
         heatmaps = self.config.heatmaps if heatmaps is None else heatmaps
         saliency = lm.heads.get("saliency") if heatmaps else None
         need_states = saliency is not None or "score.quality" in lm.heads
-        batch = lm.batch(list(JUDGEMENT_PROMPTS), video)
+        batch = lm.encoded_batch(list(JUDGEMENT_PROMPTS), video)
         with torch.no_grad():
-            encoded = encode_video(lm.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], len(batch["input_ids"]))
-            out = lm.model.generate(**batch, mm_encoder_outputs={"video": encoded},
-                                    max_new_tokens=self.config.max_new_tokens, do_sample=False,
+            out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
                                     return_dict_in_generate=True, output_logits=True,
                                     output_hidden_states=need_states, **self._special_ids())
-        level_ids = level_token_ids(lm.tokenizer)
+        level_ids = lm.level_ids
         first = out.logits[0].float()
         rows = list(SCORE_ROWS)
         by_rule = one_token_mos(first[rows], level_ids).cpu().numpy()
@@ -114,8 +112,8 @@ class LMMJudge:
         answer = lm.tokenizer.decode(out.sequences[ANSWER_ROW, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         maps, source = None, ""
         if saliency is not None:
-            vision, language, query = head_inputs(out.hidden_states[0], encoded.pooler_output[0], batch["input_ids"],
-                                                  lm.video_token_id, rows, saliency.depths)
+            vision, language, query = head_inputs(out.hidden_states[0], batch["mm_encoder_outputs"]["video"].pooler_output[0],
+                                                  batch["input_ids"], lm.video_token_id, rows, saliency.depths)
             with torch.no_grad():
                 maps, source = head_maps(saliency(vision, language, query, video.token_grid), video), "saliency head"
         elif heatmaps:
@@ -165,24 +163,14 @@ class LMMJudge:
         return {c: round(share[t], 4) for c, t in zip(CATEGORIES, first)}
 
 
-def base_model(model) -> torch.nn.Module:
-    """The Qwen2(.5)-VL backbone (vision tower + language model) of a possibly peft-wrapped model."""
-    return (model.get_base_model() if hasattr(model, "get_base_model") else model).model
-
-
-def encode_video(model, pixels: torch.Tensor, grid_thw: torch.Tensor, rows: int):
-    """Run the vision tower once on one row's video and share its output with ``rows`` rows (the
-    batch's rows all carry the same video). ``pixels`` and ``grid_thw`` may hold the video once or once
-    per row; only the first copy is encoded."""
-    per_row = int(grid_thw[0].prod())
-    encoded = base_model(model).get_video_features(pixels[:per_row], grid_thw[:1], return_dict=True)
-    encoded.pooler_output = tuple(encoded.pooler_output) * rows
-    return encoded
-
-
 def strip_frames(count: int) -> list[int]:
     """Sampled frames nearest -45, 0 and +45 degrees of a 180-degree turn."""
     return [int(round(p * (count - 1))) for p in STRIP_POSITIONS]
+
+
+def strip(images: np.ndarray) -> np.ndarray:
+    """[T, H, W, ...] frames or maps -> [H, 3W, ...]: the ``strip_frames`` side by side."""
+    return np.concatenate([images[i] for i in strip_frames(len(images))], axis=1)
 
 
 def to_result(output: LMMOutput, video: VideoInput, backend: str, single: bool = False) -> JudgeResult:
@@ -205,7 +193,6 @@ def to_result(output: LMMOutput, video: VideoInput, backend: str, single: bool =
                                   f"{NO_DISTORTION}. {quote}" if output.categories else
                                   f"The answer names no category of the taxonomy. {quote}")]
         found = "no distortion" if output.categories else "nothing it could name"
-    picked = strip_frames(len(frames))
     summary = (f"Quality {quality.mos:.0f}/100 ({quality.level}), authenticity {authenticity.mos:.0f}/100 "
                f"({authenticity.level}). Found: {found}. {quote}"
                + (f" Heatmaps from the {output.heatmap_source}." if output.heatmap_source else
@@ -213,5 +200,4 @@ def to_result(output: LMMOutput, video: VideoInput, backend: str, single: bool =
                + (" A single image: 3D consistency across views could not be judged." if single else ""))
     return JudgeResult(backend, quality, authenticity, distortions, output.category_probabilities, summary, True,
                        list(video.indices), not single, frame_heatmaps=maps,
-                       strip_heatmap=np.concatenate([maps[i] for i in picked], axis=1),
-                       strip=np.concatenate([frames[i] for i in picked], axis=1))
+                       strip_heatmap=strip(maps), strip=strip(frames))

@@ -22,7 +22,8 @@ from judge.lmm.checkpoint import LMMConfig, LoadedLMM
 from judge.lmm.data import Sample, app_strip_size
 from judge.lmm.heads import saliency_loss
 from judge.lmm.inputs import VideoInput
-from judge.lmm.judge import JUDGEMENT_PROMPTS, SCORE_ROWS, LMMJudge, encode_video, strip_frames
+from judge.heatmap import resize_heatmaps
+from judge.lmm.judge import JUDGEMENT_PROMPTS, SCORE_ROWS, LMMJudge, strip, strip_frames
 from judge.lmm.prompts import DIMENSIONS, distortion_answer, level_answer
 from judge.lmm.saliency import head_inputs
 from judge.result import CATEGORIES, level_word
@@ -112,13 +113,11 @@ def train_levels(lm: LoadedLMM, samples: list[Sample], videos: list[VideoInput],
 def head_features(lm: LoadedLMM, video: VideoInput, depths: int) -> dict[str, object]:
     """The frozen model's features for the heads: level-word states per dimension and the saliency
     head's inputs (on the CPU)."""
-    batch = lm.batch([JUDGEMENT_PROMPTS[r] for r in SCORE_ROWS], video)
+    batch = lm.encoded_batch([JUDGEMENT_PROMPTS[r] for r in SCORE_ROWS], video)
     with torch.no_grad():
-        encoded = encode_video(lm.model, batch.pop("pixel_values_videos"), batch["video_grid_thw"], len(DIMENSIONS))
-        out = lm.model(**batch, mm_encoder_outputs={"video": encoded}, output_hidden_states=True, use_cache=False,
-                       logits_to_keep=1)
-    vision, language, query = head_inputs(out.hidden_states, encoded.pooler_output[0], batch["input_ids"],
-                                          lm.video_token_id, [0, 1], depths)
+        out = lm.model(**batch, output_hidden_states=True, use_cache=False, logits_to_keep=1)
+    vision, language, query = head_inputs(out.hidden_states, batch["mm_encoder_outputs"]["video"].pooler_output[0],
+                                          batch["input_ids"], lm.video_token_id, [0, 1], depths)
     return {"levels": out.hidden_states[-1][:, -1].float().cpu(), "vision": vision.float().cpu(),
             "language": [s.float().cpu() for s in language], "query": query.float().cpu()}
 
@@ -127,7 +126,7 @@ def click_targets(sample: Sample, video: VideoInput, size: int) -> torch.Tensor 
     """[3, size, size] blurred-click maps of the three views (peak 1), or None without clicks."""
     if not sample.clicks:
         return None
-    height, width = sample.strip_size or app_strip_size(*video.source_size)
+    height, width = _strip_size(sample, video)
     view_width = width / 3
     maps = []
     for k in range(3):
@@ -181,10 +180,8 @@ def evaluate(judge: LMMJudge, samples: list[Sample], videos: list[VideoInput]) -
             predicted[d].append(output.mos[d])
         found.append(set(output.categories))  # an answer that names nothing is wrong about every item
         if sample.clicks and output.heatmaps is not None:
-            picked = strip_frames(len(video.frames))
-            strip = np.concatenate([output.heatmaps[i] for i in picked], axis=1)
-            size = sample.strip_size or app_strip_size(*video.source_size)
-            nss_cc.append(heatmap_agreement(_resize(strip, size), sample.clicks))
+            judge_map = resize_heatmaps(strip(output.heatmaps)[None], _strip_size(sample, video))[0]
+            nss_cc.append(heatmap_agreement(judge_map, sample.clicks))
     metrics: dict[str, float] = {}
     for d in DIMENSIONS:
         truth = [getattr(s, d) for s in samples]
@@ -211,10 +208,9 @@ def category_f1(truth: list[set[str]], found: list[set[str]]) -> dict[str, float
             "category_f1_macro": float(np.mean([f1(tp[c], fp[c], fn[c]) for c in present])) if present else float("nan")}
 
 
-def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(heatmap.astype(np.float32)).resize((size[1], size[0]), Image.BILINEAR))
+def _strip_size(sample: Sample, video: VideoInput) -> tuple[int, int]:
+    """(height, width) of the strip the sample's clicks are on."""
+    return sample.strip_size or app_strip_size(*video.source_size)
 
 
 def train(lm: LoadedLMM, samples: list[Sample], config: TrainConfig, stages: tuple[str, ...] = ("levels", "heads")
