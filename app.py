@@ -2,7 +2,8 @@
 
 The UI is a thin layer over ``webapp.services``: nothing heavy is loaded at import, ``launch()`` runs
 only under ``__main__``. Port: $PORT or $GRADIO_SERVER_PORT, default 7860. Outputs go under
-$FACELAB_OUTPUTS (default: the system's temporary folder), one folder per browser session.
+$FACELAB_OUTPUTS (default: the system's temporary folder): Gradio's upload cache and one folder per
+browser session, removed when the session ends and swept after $FACELAB_MAX_AGE_S (default 3600 s).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import numpy as np
 from face_nerf.lighting import PRESETS
 from judge.result import CATEGORIES
 from webapp.judges import BACKEND_ENV, BACKENDS, Judges
-from webapp.spotcheck import SLIDER_INFO, SpotCheck
+from webapp.retention import MAX_AGE_ENV, MAX_AGE_S
+from webapp.spotcheck import QUEUE_NOTICE, SLIDER_INFO, SpotCheck
 from webapp.services import MAX_FRAMES, SIZES, Judged, Services, parse_lighting, status_line
+from webapp.sessions import session_name
+from webapp.text import markdown_text
 
 __all__ = ["Services", "Judged", "parse_lighting", "status_line", "light_spec", "panel", "frame_overlay", "build_demo",
            "main"]
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.*"))
-MAX_UPLOAD = "200mb"  # videos for the judge; photos have their own 30 MB limit with a clear message
+MAX_UPLOAD = "32mb"  # every upload route: a turntable of a few seconds is a few MB; photos have a 30 MB limit
 LIGHTING_CHOICES = [*PRESETS, "custom"]
 EXAMPLE_PROMPTS = ["red lipstick", "blue eyes", "older, with a grey beard and blue eyes", "big smile", "sunglasses",
                    "marble statue", "zombie", "grey hair, raised eyebrows"]
@@ -45,9 +49,10 @@ except ImportError:
         return fn
 
 
-def photo_input(**kwargs) -> gr.Image:
+def photo_input(files=None, **kwargs) -> gr.Image:
     """An image upload whose unreadable files (a text file renamed .jpg, a damaged photo) get a message
-    in the page instead of a bare error.
+    in the page instead of a bare error. ``files`` (``webapp.sessions.SessionFiles``) learns which
+    upload each decoded photo came from, so both go with the visitor's session.
 
     Its preprocessing is wrapped on the instance rather than in a subclass: Gradio writes a ``.pyi``
     copy of the module beside any file that subclasses a component, at every import.
@@ -57,7 +62,10 @@ def photo_input(**kwargs) -> gr.Image:
 
     def readable(payload):
         try:
-            return preprocess(payload)
+            decoded = preprocess(payload)
+            if files is not None and decoded and getattr(payload, "path", None):
+                files.derived(decoded, payload.path)
+            return decoded
         except (OSError, ValueError, SyntaxError) as err:
             name = getattr(payload, "orig_name", None) or "The file"
             raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
@@ -65,6 +73,21 @@ def photo_input(**kwargs) -> gr.Image:
 
     image.preprocess = readable
     return image
+
+
+def clip_input(**kwargs) -> gr.File:
+    """A one-file upload whose events receive the uploaded file's path. (Gradio's own
+    ``gr.File(type="filepath")`` leaves an empty temporary file in its cache at every call; the judge
+    checks the file's type itself, with a message.)"""
+    upload = gr.File(type="filepath", file_count="single", **kwargs)
+
+    def path_of(payload):
+        if payload is None:
+            return None
+        return (payload[0] if isinstance(payload, list) or hasattr(payload, "root") else payload).path
+
+    upload.preprocess = path_of
+    return upload
 
 
 def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:
@@ -96,7 +119,7 @@ def panel(judged: Judged | None):
         return None, None, "", None, None, gr.Slider(maximum=1, value=0)
     r = judged.result
     found = ", ".join(f"**{d.category}** ({d.probability:.2f})" for d in r.distortions)
-    summary = f"**[{r.backend}]** {r.summary}  \n**Found:** {found or 'nothing'}"
+    summary = f"**[{markdown_text(r.backend)}]** {markdown_text(r.summary)}  \n**Found:** {found or 'nothing'}"
     strip = overlay(r.strip, r.strip_heatmap) if r.strip is not None else None
     last = max(len(judged.frames) - 1, 0)
     return (score_figure(r), category_figure(r), summary, strip, frame_overlay(judged, last // 2),
@@ -113,8 +136,9 @@ def frame_overlay(judged: Judged | None, index: float) -> np.ndarray | None:
     return overlay(judged.frames[i], judged.result.frame_heatmaps[i])
 
 
-def _judge_panel(prefix: str):
-    """The judge panel's components (returned in ``panel``'s order, then the question box parts)."""
+def _judge_panel(prefix: str, spot_enabled: bool):
+    """The judge panel's components (returned in ``panel``'s order), the question box parts, and the
+    "Add to the spot-check queue" button with its message line (shown when spot-checks are offered)."""
     with gr.Group():
         gr.Markdown("### Judge")
         summary = gr.Markdown(elem_id=f"{prefix}-summary")
@@ -132,7 +156,11 @@ def _judge_panel(prefix: str):
             ask = gr.Button("Ask", elem_id=f"{prefix}-ask", scale=1)
         gr.Examples([[q] for q in QUESTIONS], inputs=question, label="Questions")
         answer = gr.Markdown(elem_id=f"{prefix}-answer")
-    return [scores, categories, summary, strip, frame, slider], question, ask, answer
+    with gr.Row(visible=spot_enabled):
+        queue = gr.Button("Add to the spot-check queue", elem_id=f"{prefix}-queue", size="sm", scale=1)
+        gr.Markdown(QUEUE_NOTICE, scale=3)
+    queued = gr.Markdown(elem_id=f"{prefix}-queued")
+    return [scores, categories, summary, strip, frame, slider], question, ask, answer, (queue, queued)
 
 
 def build_demo(services: Services) -> gr.Blocks:
@@ -146,7 +174,7 @@ def build_demo(services: Services) -> gr.Blocks:
             judged = gr.State(None)
             with gr.Row():
                 with gr.Column(scale=1):
-                    photo = photo_input(type="filepath", label="Face photo", elem_id="photo", image_mode=None,
+                    photo = photo_input(services.files, type="filepath", label="Face photo", elem_id="photo", image_mode=None,
                                         sources=["upload", "webcam", "clipboard"])
                     gr.Examples(EXAMPLES, inputs=photo, label="Example photos (public domain)")
                     prompt = gr.Textbox(label="Edit prompt (optional)", elem_id="prompt", max_length=300,
@@ -186,7 +214,8 @@ def build_demo(services: Services) -> gr.Blocks:
                             compare_preset = gr.Dropdown(list(PRESETS), value="studio", label="Second lighting preset")
                             compare_button = gr.Button("Compare", elem_id="compare")
                         compare_image = gr.Image(label="Side by side", elem_id="compare-image")
-                    create_panel, create_question, create_ask, create_answer = _judge_panel("create")
+                    create_panel, create_question, create_ask, create_answer, create_queue = \
+                        _judge_panel("create", services.spot.enabled)
                     with gr.Accordion("Judgement (JSON)", open=False):
                         judgement = gr.JSON(label="Judgement", elem_id="judgement")
         with gr.Tab("Judge", id="judge"):
@@ -194,7 +223,7 @@ def build_demo(services: Services) -> gr.Blocks:
             judged_upload = gr.State(None)
             with gr.Row():
                 with gr.Column(scale=1):
-                    upload = gr.File(label="Turntable video or image", elem_id="judge-upload", type="filepath",
+                    upload = clip_input(label="Turntable video or image", elem_id="judge-upload",
                                      file_types=[".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", "image"])
                     judge_backend = gr.Radio(["embedded", "lmm"], value=services.judges.backend, label="Judge",
                                              info="lmm: the vision-language judge ($FACELAB_LMM_MODEL; needs a GPU "
@@ -203,49 +232,10 @@ def build_demo(services: Services) -> gr.Blocks:
                     judge_button = gr.Button("Judge", variant="primary", elem_id="judge-button")
                     judge_json = gr.JSON(label="Judgement", elem_id="judge-json")
                 with gr.Column(scale=2):
-                    judge_panel, judge_question, judge_ask, judge_answer = _judge_panel("judge")
+                    judge_panel, judge_question, judge_ask, judge_answer, judge_queue = \
+                        _judge_panel("judge", services.spot.enabled)
 
-        with gr.Tab("Spot-check", id="spot"):
-            gr.Markdown("Rate results yourself. The judge's verdict stays hidden until you submit. Keyboard: Tab "
-                        "between controls, arrow keys move sliders, Enter in the comment box submits and loads the next item.")
-            spot_item, spot_clicks, spot_rating = gr.State(None), gr.State([]), gr.State("")
-            with gr.Row():
-                annotator = gr.Textbox(label="Your name", elem_id="annotator", scale=3)
-                spot_start = gr.Button("Start / next item", elem_id="spot-start", scale=1)
-            spot_progress = gr.Markdown(elem_id="spot-progress")
-            with gr.Row():
-                spot_video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="spot-video", height=320)
-                with gr.Column():
-                    spot_strip = gr.Image(label="3-view strip: click the distorted spots", interactive=False,
-                                          elem_id="spot-strip")
-                    spot_undo = gr.Button("Undo last click", size="sm")
-            spot_quality = gr.Slider(0, 100, value=50, step=1, label="Quality", info=SLIDER_INFO, elem_id="spot-quality")
-            spot_authenticity = gr.Slider(0, 100, value=50, step=1, label="Authenticity", info=SLIDER_INFO,
-                                          elem_id="spot-authenticity")
-            spot_categories = gr.CheckboxGroup(list(CATEGORIES), label="Distortions you see", elem_id="spot-categories")
-            spot_comment = gr.Textbox(label="Comment (Enter submits)", elem_id="spot-comment")
-            spot_submit = gr.Button("Submit and next", variant="primary", elem_id="spot-submit")
-            spot_verdict = gr.Markdown(elem_id="spot-verdict")
-
-        spot = services.spot
-        loaded = [spot_item, spot_video, spot_strip, spot_clicks, spot_progress]
-        fresh = [spot_quality, spot_authenticity, spot_categories, spot_comment, spot_rating]
-
-        def reset():
-            return 50, 50, [], "", uuid.uuid4().hex
-
-        spot_start.click(spot.next_item, annotator, loaded, api_visibility="private", queue=False
-                         ).then(reset, None, fresh, api_visibility="private", queue=False)
-        spot_strip.select(spot.click, [spot_item, spot_clicks], [spot_strip, spot_clicks], api_visibility="private",
-                          queue=False)
-        spot_undo.click(spot.undo, [spot_item, spot_clicks], [spot_strip, spot_clicks], api_visibility="private",
-                        queue=False)
-        rate = [annotator, spot_item, spot_quality, spot_authenticity, spot_categories, spot_clicks, spot_comment,
-                spot_rating]
-        for trigger in (spot_submit.click, spot_comment.submit):
-            trigger(spot.submit, rate, spot_verdict, api_visibility="private", queue=False
-                    ).success(spot.next_item, annotator, loaded, api_visibility="private", queue=False
-                              ).then(reset, None, fresh, api_visibility="private", queue=False)
+        _spot_check_tab(services.spot)
 
         controls = [azimuth, elevation, colour, intensity, ambient]
 
@@ -257,44 +247,110 @@ def build_demo(services: Services) -> gr.Blocks:
         lighting.change(lambda choice: gr.Accordion(open=choice == "custom"), lighting, custom_box,
                         api_visibility="private", queue=False)
 
-        def after_create(token: str | None):
-            res = services.result(token)
+        def shown_panel(judged_item: Judged | None, request: gr.Request) -> list:
+            """The panel, its images written into the session's folder (they show the visitor's face)."""
+            parts = list(panel(judged_item))
+            parts[3:5] = [services.files.image(session_name(request), image) for image in parts[3:5]]
+            return parts
+
+        def after_create(token: str | None, request: gr.Request):
+            res = services.result(token, request)
             report = res.outputs.report if res else None
             return (status_line(report, res.judged if res else None), res.files if res else None,
-                    token, *panel(res.judged if res else None))
+                    token, *shown_panel(res.judged if res else None, request), "")
 
-        def show_panel(token: str | None):
-            return panel(services.judged(token))
+        def show_panel(token: str | None, request: gr.Request):
+            return *shown_panel(services.judged(token, request), request), ""
 
-        def show_frame(token: str | None, index: float):
-            return frame_overlay(services.judged(token), index)
+        def show_frame(token: str | None, index: float, request: gr.Request):
+            return services.files.image(session_name(request), frame_overlay(services.judged(token, request), index))
+
+        def compare(token: str | None, mode: str, preset: str, request: gr.Request):
+            return services.files.image(session_name(request), services.compare(token, mode, preset, request))
 
         create_outputs = [video, mesh, strip, judgement, result]
-        shown = [status, downloads, judged, *create_panel]
+        shown = [status, downloads, judged, *create_panel, create_queue[1]]
         run.click(gpu(services.generate), inputs=[photo, prompt, lighting, light, fixed_to, size, frames, editor_choice],
                   outputs=create_outputs, api_name="generate", concurrency_limit=1, concurrency_id="heavy"
                   ).then(after_create, result, shown, api_visibility="private", queue=False)
         relight.click(services.relight, inputs=[result, lighting, light, fixed_to], outputs=create_outputs,
                       api_name="relight", concurrency_limit=1, concurrency_id="heavy"
                       ).then(after_create, result, shown, api_visibility="private", queue=False)
-        compare_button.click(services.compare, [result, compare_mode, compare_preset], compare_image,
+        compare_button.click(compare, [result, compare_mode, compare_preset], compare_image,
                              api_visibility="private", concurrency_limit=1, concurrency_id="heavy")
         judge_button.click(services.judge_video, [upload, judge_backend], [judge_json, judged_upload], api_name="judge",
                            concurrency_limit=1, concurrency_id="heavy"
-                           ).then(show_panel, judged_upload, judge_panel, api_visibility="private", queue=False)
+                           ).then(show_panel, judged_upload, [*judge_panel, judge_queue[1]], api_visibility="private",
+                                  queue=False)
         # The API's /ask (judgement JSON, question) -> answer; declared before the panels' own ask events.
         hidden_json, hidden_question, hidden_answer = gr.JSON(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False)
         gr.Button(visible=False).click(services.ask, [hidden_json, hidden_question], hidden_answer, api_name="ask")
-        for state, panel_parts, question, ask, answer, source in (
-                (judged, create_panel, create_question, create_ask, create_answer, judgement),
-                (judged_upload, judge_panel, judge_question, judge_ask, judge_answer, judge_json)):
+        for state, panel_parts, question, ask, answer, source, (queue, queued) in (
+                (judged, create_panel, create_question, create_ask, create_answer, judgement, create_queue),
+                (judged_upload, judge_panel, judge_question, judge_ask, judge_answer, judge_json, judge_queue)):
             panel_parts[-1].change(show_frame, [state, panel_parts[-1]], panel_parts[-2],
                                    api_visibility="private", queue=False)
+            queue.click(services.queue_for_spotcheck, state, queued, api_visibility="private", queue=False)
             for trigger in (ask.click, question.submit):
                 trigger(services.ask_kept, [state, source, question], answer, api_visibility="private",
                         concurrency_limit=1, concurrency_id="heavy")  # the LMM judge answers on the same device
         demo.unload(services.end_session)
+    # The example photos Gradio keeps for every visitor are never removed.
+    services.files.keep = frozenset(str(Path(p).resolve()) for block in demo.blocks.values()
+                                    for p in getattr(block, "keep_in_cache", ()))
     return demo
+
+
+def _spot_check_tab(spot: SpotCheck) -> None:
+    """The Spot-check tab and its events. Hidden where spot-checks are not offered (a public Space
+    without an annotator key); every handler checks the key itself, since hidden events can still be
+    called."""
+    problem = spot.check() if spot.enabled else None
+    with gr.Tab("Spot-check", id="spot", visible=spot.enabled):
+        gr.Markdown("Rate results yourself. The judge's verdict stays hidden until you submit. Keyboard: Tab "
+                    "between controls, arrow keys move sliders, Enter in the comment box submits and loads the next item.")
+        if problem:
+            gr.Markdown(f"⚠️ {markdown_text(problem)} Creating and judging work as usual.", elem_id="spot-problem")
+        spot_item, spot_clicks, spot_rating = gr.State(None), gr.State([]), gr.State("")
+        with gr.Row():
+            annotator = gr.Textbox(label="Your name", elem_id="annotator", scale=3)
+            key = gr.Textbox(label="Annotator key", type="password", elem_id="annotator-key", scale=2,
+                             visible=spot.key is not None)
+            start = gr.Button("Start / next item", elem_id="spot-start", scale=1)
+        progress = gr.Markdown(elem_id="spot-progress")
+        with gr.Row():
+            video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="spot-video", height=320)
+            with gr.Column():
+                strip = gr.Image(label="3-view strip: click the distorted spots", interactive=False,
+                                 elem_id="spot-strip")
+                undo = gr.Button("Undo last click", size="sm")
+        quality = gr.Slider(0, 100, value=50, step=1, label="Quality", info=SLIDER_INFO, elem_id="spot-quality")
+        authenticity = gr.Slider(0, 100, value=50, step=1, label="Authenticity", info=SLIDER_INFO,
+                                 elem_id="spot-authenticity")
+        categories = gr.CheckboxGroup(list(CATEGORIES), label="Distortions you see", elem_id="spot-categories")
+        comment = gr.Textbox(label="Comment (Enter submits)", elem_id="spot-comment")
+        submit = gr.Button("Submit and next", variant="primary", elem_id="spot-submit")
+        verdict = gr.Markdown(elem_id="spot-verdict")
+
+    loaded = [spot_item, video, strip, spot_clicks, progress]
+    fresh = [quality, authenticity, categories, comment, spot_rating]
+
+    def next_item(name: str, given_key: str):
+        return *spot.next_item(name, given_key), 50, 50, [], "", uuid.uuid4().hex
+
+    def submit_and_next(name, item, q, a, cats, clicks, text, rating_id, given_key):
+        message, saved = spot.submit(name, item, q, a, cats, clicks, text, rating_id, given_key)
+        if not saved:
+            return message, *[gr.skip()] * (len(loaded) + len(fresh))
+        return message, *next_item(name, given_key)
+
+    light = dict(api_visibility="private", queue=False)
+    start.click(next_item, [annotator, key], loaded + fresh, **light)
+    strip.select(spot.click, [spot_item, spot_clicks, key], [strip, spot_clicks], **light)
+    undo.click(spot.undo, [spot_item, spot_clicks, key], [strip, spot_clicks], **light)
+    rate = [annotator, spot_item, quality, authenticity, categories, spot_clicks, comment, spot_rating, key]
+    for trigger in (submit.click, comment.submit):
+        trigger(submit_and_next, rate, [verdict, *loaded, *fresh], **light)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -309,10 +365,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.backend not in BACKENDS:  # a default from the environment is not checked by argparse
         parser.error(f"${BACKEND_ENV} must be one of {BACKENDS}. Got {args.backend!r}.")
+    try:
+        max_age = float(os.environ.get(MAX_AGE_ENV, MAX_AGE_S))
+    except ValueError:
+        max_age = -1.0
+    if not max_age > 0:
+        parser.error(f"${MAX_AGE_ENV} must be a positive number of seconds. Got {os.environ.get(MAX_AGE_ENV)!r}.")
     set_cpu_threads()
     root = Path(os.environ.get("FACELAB_OUTPUTS", Path(tempfile.gettempdir()) / "facelab-outputs"))
-    root.mkdir(parents=True, exist_ok=True)
-    services = Services(root, spot=SpotCheck(), judges=Judges(args.backend))  # ratings under ./data (or $FACELAB_ANNOTATIONS)
+    # Gradio's upload cache is the app's own, inside the outputs, so that the sweep may empty it; session
+    # folders lie inside it, so Gradio serves them where they are instead of keeping copies elsewhere.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))
+    uploads = Path(os.environ["GRADIO_TEMP_DIR"])
+    services = Services(uploads / "sessions", spot=SpotCheck(), judges=Judges(args.backend), uploads_root=uploads,
+                        max_age_s=max_age)  # ratings under ./data (or $FACELAB_ANNOTATIONS)
     if args.backend == "lmm":
         try:  # refuse at start (no model, too slow here) rather than at the first request
             services.judges.get("lmm")
@@ -320,10 +386,18 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"error: {err.message}") from err
     services.warm_up()
     demo = build_demo(services)
+    services.start_retention()
     port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    demo.queue(max_size=40, default_concurrency_limit=1).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port, max_file_size=MAX_UPLOAD,
-        allowed_paths=[str(root)], state_session_capacity=16, theme=gr.themes.Soft(text_size="lg"), css=CSS)
+    launch(demo, server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), server_port=port)
+
+
+def launch(demo: gr.Blocks, **options):
+    """Serve the page with the app's limits: the queue (40 waiting, one heavy request at a time), the
+    upload limit on every upload route, no folder served beyond Gradio's own cache. ``options`` go to
+    ``Blocks.launch`` (a port, ``prevent_thread_lock`` in tests)."""
+    return demo.queue(max_size=40, default_concurrency_limit=1).launch(
+        max_file_size=MAX_UPLOAD, state_session_capacity=16, theme=gr.themes.Soft(text_size="lg"), css=CSS,
+        **options)
 
 
 if __name__ == "__main__":

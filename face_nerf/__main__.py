@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from face_nerf.errors import FaceLabError
 
@@ -14,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     rec = commands.add_parser("reconstruct", help="photo -> turntable.mp4, views.png, input_view.png, mesh.glb, field, report")
     rec.add_argument("photo", help="face photo (JPEG, PNG, WebP, ...)")
-    rec.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    rec.add_argument("--out", required=True, help="output folder: new, empty, or an earlier output of this command "
+                     "(replaced atomically); a folder holding other files is refused")
     rec.add_argument("--frames", type=int, default=48, help="turntable frames (default 48)")
     rec.add_argument("--size", type=int, default=256, help="turntable and strip view size in pixels (default 256)")
     rec.add_argument("--yaw", type=float, default=45.0, help="turntable sweeps between -yaw and +yaw degrees (default 45)")
@@ -53,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from face_nerf.edit import EmbeddedEditor
     from face_nerf.lighting import CustomLight, Lighting
-    from face_nerf.pipeline import (ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs,
+    from face_nerf.output_folder import check_output_folder
+    from face_nerf.pipeline import (TOOL, ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs,
                                     set_cpu_threads, write_outputs)
 
     set_cpu_threads()
+    inputs = _input_paths(args)
     try:
+        check_output_folder(args.out, TOOL, inputs)  # a bad --out fails now, not after the run
         custom = CustomLight.parse(args.light) if args.light else None
         lighting = Lighting(args.lighting, custom, args.light_fixed_to)
         config = ReconstructionConfig(frames=args.frames, size=args.size, yaw=args.yaw, fps=args.fps,
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             outputs = render_outputs(recon, config, progress=bar.update)
             bar.update(1)
             bar.set_description("writing")
-            out = write_outputs(recon, outputs, args.out, config.fps)
+            out = write_outputs(recon, outputs, args.out, config.fps, inputs)
             bar.update(1)
         if args.judge:
             judgement = _judge_turntable(outputs.frames, out / "judge")
@@ -92,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in outputs.report["timings_s"].items())
     print(f"wrote {out} ({timings})")
     return 0
+
+
+def _input_paths(args: argparse.Namespace) -> list[str]:
+    """The files the run reads, which ``--out`` may not contain: the photo and a local SD model."""
+    return [args.photo] + ([args.sd_model] if args.sd_model and Path(args.sd_model).exists() else [])
 
 
 def _judge_turntable(frames, out_dir):

@@ -5,13 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ from face_nerf.field import AppearanceConfig, HeadField, build_field
 from face_nerf.geometry import GeometryConfig, build_head, place_head
 from face_nerf.landmarks import FaceAnalysis, analyse_face
 from face_nerf.lighting import Lighting
+from face_nerf.output_folder import staged_folder
 from face_nerf.photo import Photo, load_photo
 from face_nerf.relight import LightTransfer
 
@@ -233,10 +232,22 @@ def _lighting_report(recon: Reconstruction, lighting: Lighting, light, mesh_ligh
     return report
 
 
-def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24) -> Path:
+TOOL = "face_nerf reconstruct"  # the writer named in the output folder's marker
+
+
+def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24,
+                  inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Write every output into ``out_dir`` atomically: all files are written to a temporary folder
-    beside it, which then replaces ``out_dir``; if anything fails, ``out_dir`` is left as it was."""
-    with staged_folder(out_dir) as staging:
+    beside it, which then replaces ``out_dir``; if anything fails, ``out_dir`` is left as it was.
+
+    Args:
+        inputs: paths the run read (the photo); ``out_dir`` may not be or contain them.
+
+    Raises:
+        OutputError: ``out_dir`` holds files this tool did not write, contains an input, or cannot be
+            written (see ``face_nerf.output_folder``); nothing is written then.
+    """
+    with staged_folder(out_dir, TOOL, inputs) as staging:
         start = time.perf_counter()
         write_video(outputs.frames, staging / "turntable.mp4", fps)
         Image.fromarray(outputs.strip).save(staging / "views.png")
@@ -246,39 +257,6 @@ def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, 
         outputs.report["timings_s"]["write"] = round(time.perf_counter() - start, 4)
         (staging / "report.json").write_text(json.dumps(outputs.report, indent=2))
     return Path(out_dir)
-
-
-@contextmanager
-def staged_folder(out_dir: str | Path):
-    """Yield a temporary folder beside ``out_dir`` to write into; on success it replaces ``out_dir``
-    (renames only), on failure it is removed and ``out_dir`` is left as it was."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
-        yield staging
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` in place of ``target`` (which may not exist) with renames only."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    if not target.is_dir():
-        raise FaceLabError(f"{target} exists and is not a folder; choose another --out.")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except OSError:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def set_cpu_threads(threads: int | None = None) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from face_nerf.errors import FaceLabError
 from judge.lmm.train import TrainConfig
+
+TOOL = "judge.train_lmm"  # the writer named in the adapter folder's marker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "adapter and heads on rated turntables.")
     parser.add_argument("data", help="benchmark-style folder (labels.json/csv) or a spot-check export (.json)")
     parser.add_argument("--lmm-model", help="Qwen2.5-VL / Qwen2-VL hub id or local folder (default $FACELAB_LMM_MODEL)")
-    parser.add_argument("--out", required=True, help="adapter folder to write (replaced atomically)")
+    parser.add_argument("--out", required=True, help="adapter folder to write: new, empty, or an earlier adapter "
+                        "of this command (replaced atomically); a folder holding other files is refused")
     parser.add_argument("--stages", default="levels,heads", help="levels, heads or both (default: levels,heads)")
     parser.add_argument("--rank", type=int, default=d.rank, help=f"LoRA rank (default {d.rank})")
     parser.add_argument("--alpha", type=int, default=d.alpha, help=f"LoRA alpha (default {d.alpha})")
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--holdout must lie in [0, 1). Got {args.holdout}.")
     if args.lr <= 0 or args.head_lr <= 0:
         parser.error("--lr and --head-lr must be positive.")
-    from face_nerf.pipeline import staged_folder
+    from face_nerf.output_folder import check_output_folder, staged_folder
     from judge.lmm.adapter import save_adapter
     from judge.lmm.checkpoint import LMMConfig, load_lmm
     from judge.lmm.data import read_dataset
@@ -61,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(rank=args.rank, alpha=args.alpha, lr=args.lr, epochs=args.epochs, head_lr=args.head_lr,
                          head_epochs=args.head_epochs, saliency=not args.no_saliency, holdout=args.holdout,
                          seed=args.seed, frames=args.frames, side=args.side)
+    inputs = tuple(p for p in (args.data, args.lmm_model) if p and Path(p).exists())
     try:
+        check_output_folder(args.out, TOOL, inputs)  # a bad --out fails now, not after the training
         samples = read_dataset(args.data)
         lm_config = LMMConfig(model=args.lmm_model, frames=args.frames, side=args.side, device=args.device,
                               allow_cpu=args.lmm_allow_cpu).resolved()
         lm = load_lmm(lm_config)
         report = train(lm, samples, config, stages)
-        with staged_folder(args.out) as staging:
+        with staged_folder(args.out, TOOL, inputs) as staging:
             save_adapter(lm.model, lm.heads, {**training_meta(config, report, lm_config.model), **lm.adapter_meta},
                          staging)
     except FaceLabError as err:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 
 import app
 from judge.frames import load_clip
+from webapp.text import markdown_text
 from tests.conftest import EXAMPLES
 
 
@@ -139,17 +141,9 @@ def test_lmm_backend_judges_and_answers_by_generation(tiny_model, tmp_path, monk
     assert strip.shape[2] == 3 and frame.shape == judged.frames.shape[1:] and "lmm-judge" in summary
     question = "Which region is worst?"
     generated = lmm_services.ask_kept(token, judgement, question)
-    assert generated == lmm_services.judges.lmm.ask(load_clip(str(video)), question).text  # the same 8 frames as judged
-    assert lmm_services.ask_kept(None, judgement, question) == lmm_services.ask(judgement, question)
-
-
-def test_kept_results_are_bounded_and_say_when_something_was_dropped():
-    kept = app.Services.__dataclass_fields__["kept"].default_factory()
-    kept.capacity = 2
-    tokens = [kept.put(i) for i in range(3)]
-    assert len(kept) == 2 and kept.get(tokens[2]) == 2 and kept.get(None) is None
-    with pytest.raises(gr.Error, match="no longer kept"):
-        kept.get(tokens[0])
+    expected = lmm_services.judges.lmm.ask(load_clip(str(video)), question).text  # the same 8 frames as judged
+    assert generated == markdown_text(expected)
+    assert lmm_services.ask_kept(None, judgement, question) == markdown_text(lmm_services.ask(judgement, question))
 
 
 def test_photo_input_names_an_unreadable_file(tmp_path):
@@ -184,24 +178,32 @@ def test_running_app_serves_generate_judge_and_ask(tmp_path):
         demo.close()
 
 
-def test_spot_check_handlers(services, created, tmp_path):
+def test_spot_check_queues_only_what_its_maker_adds(services, created, tmp_path):
     from webapp.spotcheck import SpotCheck
 
-    spot = services.spot  # Generate queued its turntable
+    spot = SpotCheck(tmp_path / "ratings.sqlite", key=None, public=False)
+    services_spot, services.spot = services.spot, spot
+    try:
+        assert spot.next_item("ana")[0] is None  # Generate queued nothing by itself
+        message = services.queue_for_spotcheck(created[4])
+        assert message.startswith("Added to the spot-check queue") and "annotators of this app will see" in message
+    finally:
+        services.spot = services_spot
     item, video, strip, clicks, progress = spot.next_item("ana")
-    assert item and video.endswith("turntable.mp4") and strip.ndim == 3 and clicks == [] and "item 1 of" in progress
-    with pytest.raises(gr.Error, match="Enter your name"):
-        spot.next_item("  ")
+    assert item and strip.ndim == 3 and clicks == [] and "item 1 of 1" in progress
+    assert video.startswith(str(tmp_path)) and Path(video).is_file()  # a copy in the store's own folder
+    assert spot.next_item("  ")[4] == "⚠️ Enter your name first, so your ratings can be told apart from others'."
     event = gr.SelectData(None, {"index": [30, 40], "value": None})
-    marked, clicks = spot.click(item, [], event)
+    marked, clicks = spot.click(item, [], "", event)
     assert clicks == [[30.0, 40.0]] and not np.array_equal(marked, strip)
-    verdict = spot.submit("ana", item, 72, 64, ["Eye"], clicks, "ok", "rating-1")
-    assert verdict.startswith("Saved.") and "Judge (embedded-judge)" in verdict
+    verdict, saved = spot.submit("ana", item, 72, 64, ["Eye"], clicks, "ok", "rating-1")
+    assert saved and verdict.startswith("Saved.") and "Judge (embedded-judge)" in verdict
     spot.submit("ana", item, 72, 64, ["Eye"], clicks, "ok", "rating-1")  # a retried submit
     assert spot.store.count() == 1 and spot.store.ratings()[0].clicks == [[30.0, 40.0]]
-    with pytest.raises(gr.Error, match="quality must lie in 0-100"):
-        spot.submit("ana", item, 140, 64, [], [], "", "rating-2")
-    assert isinstance(SpotCheck(tmp_path / "x.sqlite").store.queue("ana"), list)
+    verdict, saved = spot.submit("ana", item, 140, 64, [], [], "", "rating-2")
+    assert not saved and "quality must lie in 0-100" in verdict
+    verdict, saved = spot.submit("ana", None, 50, 50, [], [], "", "rating-3")
+    assert not saved and "Load an item first" in verdict
 
 
 def test_judges_refuse_an_unknown_backend_from_the_environment(monkeypatch):

@@ -1,16 +1,15 @@
-"""What the web app's events call: create, relight, compare, judge and ask. No Gradio layout here;
-errors a user can act on become ``gr.Error`` messages, everything is written into a per-session folder
-that is removed when the session ends."""
+"""What the web app's events call: create, relight, compare, judge, ask and queue for spot-checks. No
+Gradio layout here; errors a user can act on become ``gr.Error`` messages. What a visitor makes is
+kept for their browser session only (``webapp.kept``, ``webapp.sessions``) and removed when it ends or
+after the maximum age (``webapp.retention``)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
-import uuid
-from collections import OrderedDict
-import tempfile
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +20,15 @@ from face_nerf.edit import EmbeddedEditor
 from face_nerf.errors import FaceLabError
 from face_nerf.lighting import CustomLight, Lighting
 from webapp.judges import Judges
+from webapp.kept import KeptResults, NotKept
+from webapp.retention import MAX_AGE_S, Sweeper, sweep_interval
+from webapp.sessions import SessionFiles, session_name
+from webapp.text import markdown_text
 
-OUTPUT_TTL_S = 3600  # session folders untouched this long are removed when a new run starts
-KEEP_RESULTS = int(os.environ.get("FACELAB_KEEP_RESULTS", 2))  # results kept in memory for relight / compare / the panel
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
+MAX_JSON_CHARS = 2_000_000  # a judgement pasted into /ask is a few kB; larger text is refused before parsing
+MAX_JSON_DEPTH = 32  # a judgement nests 5 levels deep
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Judged:
     frames: np.ndarray  # [T, H, W, 3] uint8
     json_path: str
     clip: object = None  # judge.frames.Clip of the judged frames at their own size (the LMM judge's questions)
+    video: str | None = None  # the judged video in the session's folder (what "Add to the spot-check queue" sends)
 
 
 @dataclass
@@ -67,59 +71,36 @@ def status_line(report: dict | None, judged: Judged | None = None) -> str:
         return ""
     edit = report.get("edit") or {}
     lighting = report.get("lighting") or {}
-    judge = f" · **judge:** {judged.result.backend}" if judged else ""
-    return (f"**Backend:** {report.get('backend')} · **editor:** {edit.get('backend') or 'none'} · "
-            f"**lighting:** {lighting.get('name')} ({lighting.get('fixed_to')}-fixed){judge}  \n"
-            f"**Edits:** {edit.get('summary', 'no edit')}")
-
-
-class KeptResults:
-    """The last ``capacity`` results and judgements, by token (what the browser session holds), so
-    memory stays bounded however many sessions come; an evicted token gets a message to generate again."""
-
-    def __init__(self, capacity: int = KEEP_RESULTS):
-        self.capacity = max(1, capacity)
-        self._items: OrderedDict[str, object] = OrderedDict()
-
-    def put(self, item) -> str:
-        token = uuid.uuid4().hex
-        self._items[token] = item
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-        return token
-
-    def get(self, token: str | None, what: str = "result"):
-        """The item, or None for no token; a gr.Error when it is no longer kept."""
-        if not token:
-            return None
-        if token not in self._items:
-            raise gr.Error(f"This {what} is no longer kept in memory (the server keeps the last {self.capacity}); "
-                           "generate or judge again.")
-        self._items.move_to_end(token)
-        return self._items[token]
-
-    def __len__(self) -> int:
-        return len(self._items)
+    judge = f" · **judge:** {markdown_text(judged.result.backend)}" if judged else ""
+    return (f"**Backend:** {markdown_text(report.get('backend'))} · **editor:** "
+            f"{markdown_text(edit.get('backend') or 'none')} · **lighting:** {markdown_text(lighting.get('name'))} "
+            f"({markdown_text(lighting.get('fixed_to'))}-fixed){judge}  \n"
+            f"**Edits:** {markdown_text(edit.get('summary', 'no edit'))}")
 
 
 @dataclass
 class Services:
-    """Shared by all sessions: the editor (its sentence-embedding model loads on first need) and the
-    judge (its calibration loads on first need)."""
+    """Shared by all sessions: the editor (its sentence-embedding model loads on first need), the
+    judges, and the spot-check store. What a visitor makes belongs to their browser session: kept
+    results (``kept``) and files (``files``) are looked up by session and removed when it ends or
+    after ``max_age_s``."""
 
     output_root: Path
     editor: EmbeddedEditor = field(default_factory=EmbeddedEditor)
     kept: KeptResults = field(default_factory=KeptResults)
     spot: object = None  # webapp.spotcheck.SpotCheck; default: a database beside the outputs
     judges: Judges = field(default_factory=Judges)  # the embedded judge and, when configured, the LMM judge
+    uploads_root: Path = field(default_factory=lambda: Path(gr.utils.get_upload_folder()))  # Gradio's upload cache
+    max_age_s: float = MAX_AGE_S  # nothing a visitor uploads or makes is kept longer (seconds)
 
     def __post_init__(self):
         from webapp.spotcheck import SpotCheck
 
         self.output_root = Path(self.output_root)
-        self.output_root.mkdir(parents=True, exist_ok=True)
+        self.files = SessionFiles(self.output_root, Path(self.uploads_root), self.max_age_s)
         if self.spot is None:
-            self.spot = SpotCheck(Path(self.output_root) / "annotations.sqlite")
+            self.spot = SpotCheck(self.output_root.with_name(f"{self.output_root.name}-ratings") / "annotations.sqlite")
+        self._sweeper: Sweeper | None = None
 
     @property
     def judge(self):
@@ -131,6 +112,31 @@ class Services:
         editor and the judge's calibration (local files; nothing is downloaded)."""
         self.editor.parse("undead")
         _ = self.judge
+
+    # --- retention ---------------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Remove files older than the maximum age and forget sessions idle that long; returns how many
+        files went."""
+        self.kept.drop_idle(self.max_age_s)
+        return self.files.sweep()
+
+    def start_retention(self) -> Sweeper:
+        """Sweep on a timer (every ``sweep_interval(max_age_s)``), whatever the traffic."""
+        if self._sweeper is None:
+            self._sweeper = Sweeper(self.sweep, sweep_interval(self.max_age_s)).start()
+        return self._sweeper
+
+    def stop_retention(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
+
+    def end_session(self, request: gr.Request) -> None:
+        """Forget the session's results and remove its files (called when the browser tab closes)."""
+        session = session_name(request)
+        self.kept.end(session)
+        self.files.end(session)
 
     # --- create ------------------------------------------------------------------------------------
 
@@ -157,22 +163,23 @@ class Services:
         token for the result kept for relighting, comparing and the judge panel)."""
         from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs
 
+        self.files.received(session_name(request), photo_path)
         if not photo_path:
             raise gr.Error("No photo yet: upload a face photo or click one of the examples.")
         size, frames = self._check_size(size, frames)
-        self._remove_old_runs()
+        prompt = (prompt or "").strip()
         progress(0.02, desc="Reading the prompt")
-        try:
+        with user_errors():
             config = ReconstructionConfig(frames=frames, size=size, lighting=parse_lighting(lighting, light, fixed_to))
             chosen = self._editor(editor)
             if chosen is self.editor:
-                self.editor.parse(prompt or "")  # an unreadable prompt fails before any work
+                self.editor.parse(prompt)  # an unreadable prompt fails before any work
             progress(0.05, desc="Finding the face")
             base = reconstruct(photo_path, config)
             for warning in base.warnings:
                 gr.Warning(warning)
             progress(0.15, desc="Editing")
-            recon = edit_reconstruction(base, prompt or "", chosen)
+            recon = edit_reconstruction(base, prompt, chosen)
             done = [0]
 
             def frame_done(n: int) -> None:
@@ -181,38 +188,34 @@ class Services:
 
             outputs = render_outputs(recon, config, progress=frame_done)
             progress(0.8, desc="Judging the turntable")
-            result = Result(recon, base, outputs, config)
-            return self._finish(result, request, progress)
-        except FaceLabError as err:
-            raise gr.Error(str(err)) from err
+            return self._finish(Result(recon, base, outputs, config), request, progress)
 
     def relight(self, token: str | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
                 request: gr.Request | None = None, progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
         """The last result under another light, without reconstructing (judged again)."""
         from face_nerf.pipeline import relight_outputs
 
-        result = self.kept.get(token)
+        result = self.result(token, request)
         if result is None:
             raise gr.Error("Nothing to relight yet: generate a face first.")
-        try:
+        with user_errors():
             progress(0.1, desc="Relighting")
             outputs = relight_outputs(result.recon, result.outputs, parse_lighting(lighting, light, fixed_to),
                                       result.config.mesh_lighting)
             return self._finish(Result(result.recon, result.base, outputs, result.config), request, progress)
-        except FaceLabError as err:
-            raise gr.Error(str(err)) from err
 
-    def compare(self, token: str | None, mode: str = "original vs edited", preset: str = "studio") -> np.ndarray:
+    def compare(self, token: str | None, mode: str = "original vs edited", preset: str = "studio",
+                request: gr.Request | None = None) -> np.ndarray:
         """Two 3-view strips one above the other: before and after the edit, or the current light and
         ``preset``; each labelled."""
         from face_nerf.export import STRIP_YAWS, TurntableFrame, render_views
         from face_nerf.pipeline import relight_outputs
 
-        result = self.kept.get(token)
+        result = self.result(token, request)
         if result is None:
             raise gr.Error("Nothing to compare yet: generate a face first.")
         current = result.outputs.strip
-        try:
+        with user_errors():
             if mode == "original vs edited":
                 light = result.config.lighting.to_sh(result.base.field.photo_light)
                 views, _ = render_views(result.base.field, [TurntableFrame(y, 0.0) for y in STRIP_YAWS],
@@ -222,8 +225,6 @@ class Services:
                 return _stack_labelled([other, current], labels)
             relit = relight_outputs(result.recon, result.outputs, parse_lighting(preset), result.config.mesh_lighting)
             return _stack_labelled([current, relit.strip], (f"lighting: {result.outputs.lighting.name}", f"lighting: {preset}"))
-        except FaceLabError as err:
-            raise gr.Error(str(err)) from err
 
     # --- judge -------------------------------------------------------------------------------------
 
@@ -233,25 +234,27 @@ class Services:
         panel). ``backend``: "embedded" or "lmm" (default: the app's)."""
         from judge.frames import load_clip
 
+        session = session_name(request)
+        self.files.received(session, path)
         if not path:
             raise gr.Error("No video yet: upload a turntable video (mp4, webm, gif) or an image.")
         judge = self.judges.get(backend)
         progress(0.1, desc="Reading the video")
-        try:
-            clip = load_clip(path)
+        with user_errors():
+            folder = self.files.new_folder(session)
+            # The session's own copy (what "Add to the spot-check queue" sends); judged from here, so
+            # the upload may be removed meanwhile.
+            own = folder / Path(path).name
+            shutil.copyfile(path, own)
+            clip = load_clip(own)
             progress(0.3, desc="Judging")
             result = judge.judge(clip)
-        except FaceLabError as err:
-            raise gr.Error(str(err)) from err
-        if not result.face_found:
-            gr.Warning(result.summary)
-        folder = self._new_folder(request)
-        judged = self._keep_judgement(result, clip, folder)
-        if result.face_found and clip.kind == "video":
-            kept = folder / Path(path).name  # the upload's own copy may be cleaned up by gradio
-            shutil.copyfile(path, kept)
-            self.spot.add(str(kept), result, "upload")
-        token = self.kept.put(judged)
+            if not result.face_found:
+                gr.Warning(result.summary)
+            judged = self._keep_judgement(result, clip, folder)
+            judged.video = str(own) if clip.kind == "video" else None
+            token = self.kept.put(session, judged, self.files.folder(session))
+            self._drop_if_ended(session)
         release_memory()
         return result.to_dict(), token
 
@@ -264,58 +267,77 @@ class Services:
         if not judgement:
             raise gr.Error("Nothing judged yet: generate a face or judge a video first.")
         try:
-            data = json.loads(judgement) if isinstance(judgement, str) else judgement
+            data = parse_judgement(judgement)
             result = JudgeResult.from_dict(data)
-        except (ValueError, TypeError, KeyError) as err:
-            raise gr.Error(f"That is not a judgement from this app ({err}); pass the JSON /judge or /generate returned.") from err
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as err:
+            reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+            raise gr.Error(f"That is not a judgement from this app ({reason[:200]}); pass the JSON /judge or "
+                           "/generate returned.") from err
         return ask(result, question or "").text
 
-    def ask_kept(self, token: str | None, judgement: dict | str | None, question: str) -> str:
-        """Answer a question in a judge panel: by generation when the kept judgement is the LMM judge's,
-        else from the judgement (``ask``)."""
-        judged = self.judged(token)
+    def ask_kept(self, token: str | None, judgement: dict | str | None, question: str,
+                 request: gr.Request | None = None) -> str:
+        """Answer a question in a judge panel, as Markdown-safe text: by generation when the kept
+        judgement is the LMM judge's, else from the judgement (``ask``)."""
+        judged = self.judged(token, request)
         if judged is None or judged.clip is None or self.judges.lmm is None:
-            return self.ask(judgement, question)
-        try:
-            return self.judges.lmm.ask(judged.clip, question or "").text
-        except FaceLabError as err:
-            raise gr.Error(str(err)) from err
+            return markdown_text(self.ask(judgement, question))
+        with user_errors():
+            return markdown_text(self.judges.lmm.ask(judged.clip, question or "").text)
 
-    def result(self, token: str | None) -> Result | None:
-        """A kept creation (None for no token)."""
-        return self.kept.get(token)
+    def result(self, token: str | None, request: gr.Request | None = None) -> Result | None:
+        """A creation kept for the request's session (None for no token)."""
+        with user_errors():
+            return self.kept.get(session_name(request), token)
 
-    def judged(self, token: str | None) -> Judged | None:
-        """The judgement of a kept creation or judged upload (None for no token)."""
-        item = self.kept.get(token, "judgement")
+    def judged(self, token: str | None, request: gr.Request | None = None) -> Judged | None:
+        """The judgement of a creation or judged upload kept for the request's session (None for no token)."""
+        with user_errors():
+            item = self.kept.get(session_name(request), token, "judgement")
         return item.judged if isinstance(item, Result) else item
 
-    # --- sessions ----------------------------------------------------------------------------------
+    # --- spot-check --------------------------------------------------------------------------------
 
-    def end_session(self, request: gr.Request) -> None:
-        """Remove the session's folder (called when the browser tab closes)."""
-        if request is not None and request.session_hash:
-            shutil.rmtree(self.output_root / _safe(request.session_hash), ignore_errors=True)
+    def queue_for_spotcheck(self, token: str | None, request: gr.Request | None = None) -> str:
+        """Add the visitor's kept creation or judged upload to the annotators' queue, on their explicit
+        request; returns a line for the page. Its turntable and strip are copied into the ratings store."""
+        if not self.spot.enabled:
+            return markdown_text(self.spot.disabled_reason)
+        judged = self.judged(token, request)
+        if judged is None:
+            return "Nothing to add yet: generate a face or judge a video first."
+        if judged.video is None or not judged.result.face_found:
+            return "Only a turntable video with a face can be rated; this one cannot be added."
+        return markdown_text(self.spot.add(judged.video, judged.result, "app" if judged.clip is None else "upload"))
+
+    # --- helpers -----------------------------------------------------------------------------------
 
     def _finish(self, result: Result, request, progress) -> tuple[str, str, str, dict, Result]:
         from face_nerf.pipeline import write_outputs
-
-        progress(0.85, desc="Judging the turntable")
         from judge.frames import load_clip
 
+        session = session_name(request)
+        progress(0.85, desc="Judging the turntable")
         clip = load_clip(result.outputs.frames)
         judgement = self.judges.get().judge(clip)
         progress(0.95, desc="Writing video, mesh and judgement")
-        folder = self._new_folder(request)
+        folder = self.files.new_folder(session)
         out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
         result.judged = self._keep_judgement(judgement, clip, out)
-        if judgement.face_found:  # queued for the annotators' spot-checks
-            self.spot.add(str(out / "turntable.mp4"), judgement, "app")
+        result.judged.video = str(out / "turntable.mp4")
         result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json")] + \
             [result.judged.json_path]
-        token = self.kept.put(result)
+        token = self.kept.put(session, result, self.files.folder(session))
+        self._drop_if_ended(session)
         release_memory()
         return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), token
+
+    def _drop_if_ended(self, session: str) -> None:
+        """The browser left while the request ran: remove what it made instead of keeping it."""
+        if self.files.ended(session):
+            self.kept.end(session)
+            self.files.end(session)
+            raise gr.Error("The browser session ended before the result was ready; it was not kept.")
 
     def _keep_judgement(self, result, clip, folder: Path) -> Judged:
         """Write the judgement's JSON and keep it with the frames it analysed, at the panel's size (at
@@ -337,12 +359,6 @@ class Services:
             lmm_clip = Clip(judged_frames, list(result.frame_indices), clip.source_frames, clip.fps, clip.kind, clip.name)
         return Judged(result, frames, str(path), lmm_clip)
 
-    def _new_folder(self, request) -> Path:
-        session = _safe(request.session_hash) if request is not None and request.session_hash else "no-session"
-        root = self.output_root / session
-        root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=root))
-
     @staticmethod
     def _check_size(size, frames) -> tuple[int, int]:
         try:
@@ -355,11 +371,64 @@ class Services:
             raise gr.Error(f"Frames must be between 8 and {MAX_FRAMES}. Got {frames}.")
         return size, frames
 
-    def _remove_old_runs(self) -> None:
-        cutoff = time.time() - OUTPUT_TTL_S
-        for run in self.output_root.iterdir():
-            if run.is_dir() and run.stat().st_mtime < cutoff:
-                shutil.rmtree(run, ignore_errors=True)
+
+@contextmanager
+def user_errors():
+    """Errors a visitor can act on, as messages in the page: FaceLab's own, a result no longer kept, and a
+    server that cannot write (a full disk). No server path is named."""
+    try:
+        yield
+    except FaceLabError as err:
+        raise gr.Error(str(err)) from err
+    except NotKept as err:
+        raise gr.Error(str(err)) from err
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise gr.Error("The server's disk is full, so the result could not be written. Try again in a few "
+                           "minutes (old results are removed hourly); if it persists, tell the operator.") from err
+        raise gr.Error(f"The server could not write the result ({err.strerror or type(err).__name__}). Try again; "
+                       "if it persists, tell the operator.") from err
+
+
+def parse_judgement(judgement: dict | str) -> dict:
+    """A judgement's JSON as a dict, refused when too large or too deeply nested to be one."""
+    if isinstance(judgement, str):
+        if len(judgement) > MAX_JSON_CHARS:
+            raise ValueError(f"the text is {len(judgement):,} characters; a judgement is a few thousand")
+        depth = max_depth_of_brackets(judgement)
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"it nests {depth} levels deep; a judgement nests at most {MAX_JSON_DEPTH}")
+        judgement = json.loads(judgement)
+    elif nesting(judgement) > MAX_JSON_DEPTH:
+        raise ValueError(f"it nests more than {MAX_JSON_DEPTH} levels deep; a judgement nests fewer")
+    if not isinstance(judgement, dict):
+        raise ValueError(f"it is a JSON {type(judgement).__name__}, not an object")
+    return judgement
+
+
+def max_depth_of_brackets(text: str) -> int:
+    """The deepest nesting of [ and { in JSON text (brackets inside strings count too: an upper bound)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def nesting(value, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """How deep dicts and lists nest in ``value`` (1 for a flat dict), counted without recursion and
+    at most to ``limit``."""
+    level, frontier = 0, [value]
+    while level < limit:
+        containers = [item for item in frontier if isinstance(item, (dict, list))]
+        if not containers:
+            break
+        level += 1
+        frontier = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
+    return level
 
 
 def release_memory() -> None:
@@ -376,10 +445,6 @@ def release_memory() -> None:
             ctypes.CDLL(name).malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
-
-
-def _safe(name: str) -> str:
-    return "".join(c for c in name if c.isalnum() or c in "-_")[:64] or "session"
 
 
 def _stack_labelled(strips: list[np.ndarray], labels: tuple[str, str]) -> np.ndarray:

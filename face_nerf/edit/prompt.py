@@ -103,7 +103,8 @@ def split_clauses(prompt: str) -> list[str]:
         raise PromptError(f"The prompt is {len(prompt)} characters long; keep it under {MAX_PROMPT_CHARS} "
                           "(a few edits such as 'older, grey beard, blue eyes').")
     parts = re.split(r"[,;.!?&+\n]|\band\b|\bwith\b|\bplus\b|\bbut\b", prompt.lower())
-    return [p.strip(" '\"-:") for p in parts if p.strip(" '\"-:")]
+    clauses = (re.sub(r"^[\s'\"\-:]+|[\s'\"\-:]+$", "", p) for p in parts)  # any whitespace: tabs, no-break spaces
+    return [c for c in clauses if c]
 
 
 def tokenize(clause: str) -> tuple[list[str], list[str]]:

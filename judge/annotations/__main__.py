@@ -1,7 +1,8 @@
 """Command line: python -m judge.annotations {import,export,stats,calibrate} [--db data/annotations.sqlite]
 
   import FILE_OR_FOLDER   an export (.json/.csv), or a folder of videos to add to the queue (judged on the way)
-  export FILE             .json (per item, the published benchmark's layout) or .csv (one row per rating)
+  export FILE             .json (per item, the published benchmark's layout) or .csv (one row per rating);
+                          a new file, or an earlier export (replaced atomically)
   stats                   agreement of the judge with the annotators
   calibrate               refit the judge's scores to the ratings (cross-validated); writes a new
                           data/calibrations/score-map-vN.json
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=str(DEFAULT_PATH), help=f"ratings database (default {DEFAULT_PATH})")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("import").add_argument("source", help="an export (.json/.csv) or a folder of videos")
-    commands.add_parser("export").add_argument("target", help="a .json or .csv file")
+    commands.add_parser("export").add_argument("target", help="a new .json or .csv file, or an earlier export")
     commands.add_parser("stats")
     calibrate = commands.add_parser("calibrate")
     calibrate.add_argument("--folds", type=int, default=5)
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from judge.annotations import report
 
     try:
+        if args.command == "export":
+            report.check_export_target(args.target, args.db)  # before the database is opened (or created)
         with AnnotationStore(args.db) as store:
             if args.command == "import":
                 source = Path(args.source)

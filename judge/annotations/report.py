@@ -1,14 +1,21 @@
 """Per-item summaries in the published benchmark's layout, export and import (CSV and JSON), and the
-agreement statistics of a store."""
+agreement statistics of a store.
+
+Exports are written atomically and replace only an earlier export; CSV text cells that a spreadsheet
+would run as a formula (starting with = + - @, a tab or a CR) are written with a leading ``'``, which
+``import_file`` takes off again.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
+from face_nerf.output_folder import check_output_file, staged_file
 from judge.annotations.agreement import (DIMENSIONS, category_precision_recall, correlate, heatmap_agreement,
                                          inter_annotator)
 from judge.annotations.store import AnnotationError, AnnotationStore, Item, Rating
@@ -16,6 +23,10 @@ from judge.result import level_word
 
 CSV_FIELDS = ("item_id", "name", "rating_id", "annotator", "quality", "authenticity", "categories", "clicks",
               "comment", "created")
+CSV_TEXT_FIELDS = ("item_id", "name", "rating_id", "annotator", "categories", "clicks", "comment")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs such a cell as a formula
+EXPORT_TOOL = "python -m judge.annotations export"
+_JSON_EXPORT_START = re.compile(r'\{\s*"format"\s*:\s*"facelab-annotations/1"')
 
 
 def item_summaries(store: AnnotationStore) -> list[dict]:
@@ -43,22 +54,77 @@ def item_summaries(store: AnnotationStore) -> list[dict]:
     return out
 
 
+def check_export_target(path: str | Path, database: str | Path) -> Path:
+    """Refuse an export target that would destroy something: a folder, the ratings database itself
+    (or its -wal / -shm files), an existing file that is not an earlier export, or a path where
+    nothing can be written. Returns ``path`` as a Path.
+
+    Raises:
+        OutputError: the message names the target and the fix.
+    """
+    database = Path(database)
+    protected = [database] + [database.with_name(database.name + s) for s in ("-wal", "-shm", "-journal")]
+    return check_output_file(path, EXPORT_TOOL, protected, may_replace=is_export)
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` starts like an export of this module (JSON or CSV): one that may be replaced."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024).decode("utf-8", "replace")
+    except OSError:
+        return False
+    lines = head.splitlines()
+    return bool(_JSON_EXPORT_START.match(head)) or (bool(lines) and lines[0] == ",".join(CSV_FIELDS))
+
+
 def export_json(store: AnnotationStore, path: str | Path) -> int:
+    """Write the per-item summaries to ``path`` (atomically); returns the number of items.
+
+    Raises:
+        OutputError: ``path`` is refused by ``check_export_target``.
+    """
+    target = check_export_target(path, store.path)
     items = item_summaries(store)
-    Path(path).write_text(json.dumps({"format": "facelab-annotations/1", "items": items}, indent=1))
+    with staged_file(target) as staging:
+        staging.write_text(json.dumps({"format": "facelab-annotations/1", "items": items}, indent=1))
     return len(items)
 
 
 def export_csv(store: AnnotationStore, path: str | Path) -> int:
+    """Write one row per rating to ``path`` (atomically), formula-like text cells escaped; returns
+    the number of ratings.
+
+    Raises:
+        OutputError: ``path`` is refused by ``check_export_target``.
+    """
+    target = check_export_target(path, store.path)
     rows = 0
-    with open(path, "w", newline="") as handle:
+    with staged_file(target) as staging, open(staging, "w", newline="") as handle:
         writer = csv.DictWriter(handle, CSV_FIELDS)
         writer.writeheader()
         for item in store.items():
             for r in store.ratings(item.item_id):
-                writer.writerow({"name": item.name, **_rating_row(r)})
+                row = {"name": item.name, **_rating_row(r)}
+                writer.writerow({k: escape_cell(v) if k in CSV_TEXT_FIELDS else v for k, v in row.items()})
                 rows += 1
     return rows
+
+
+def escape_cell(text: str) -> str:
+    """A CSV text cell a spreadsheet shows as text: a leading ``'`` before a formula-like start (and
+    before a leading ``'``, so ``unescape_cell`` can always take exactly one off).
+
+    Example:
+        >>> escape_cell("=1+2"), escape_cell("ana")
+        ("'=1+2", 'ana')
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS + ("'",)) else text
+
+
+def unescape_cell(text: str) -> str:
+    """The text ``escape_cell`` was given."""
+    return text[1:] if text.startswith("'") else text
 
 
 def import_file(store: AnnotationStore, path: str | Path) -> int:
@@ -77,6 +143,7 @@ def import_file(store: AnnotationStore, path: str | Path) -> int:
         missing = set(CSV_FIELDS) - set(rows[0] if rows else CSV_FIELDS)
         if missing:
             raise AnnotationError(f"{path.name} lacks the columns {sorted(missing)}; export with `python -m judge.annotations export`.")
+        rows = [{k: unescape_cell(v) if k in CSV_TEXT_FIELDS and v else v for k, v in row.items()} for row in rows]
     else:
         raise AnnotationError(f"{path.name}: import a .json or .csv export.")
     for row in rows:

@@ -16,7 +16,8 @@ from face_nerf.pipeline import ReconstructionConfig
 from face_nerf.quality import face_psnr, track_turntable
 from tests.conftest import EXAMPLES
 
-OUTPUT_FILES = {"turntable.mp4", "views.png", "input_view.png", "mesh.glb", "field.safetensors", "report.json"}
+OUTPUT_FILES = {"turntable.mp4", "views.png", "input_view.png", "mesh.glb", "field.safetensors", "report.json",
+                ".facelab-output"}  # the marker: a later run may replace this folder
 
 
 def test_all_outputs_are_written(example_run):
@@ -125,6 +126,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
 
     out = tmp_path / "result"
     out.mkdir()
+    (out / ".facelab-output").write_text(json.dumps({"tool": "face_nerf reconstruct"}))  # an earlier run's output
     (out / "keep.txt").write_text("earlier run")
 
     def broken(*args, **kwargs):
@@ -134,7 +136,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         cli_main(["reconstruct", str(EXAMPLES["astronaut"]), "--out", str(out), "--frames", "4", "--size", "64", "--quiet"])
     assert [p.name for p in tmp_path.iterdir()] == ["result"]
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".facelab-output", "keep.txt"]
 
 
 def test_cli_writes_outputs_and_reports_bad_input(tmp_path, capsys):

@@ -247,3 +247,123 @@ def test_cli_imports_a_folder_exports_and_reimports(example_run, tmp_path, capsy
     assert "imported 1 ratings" in capsys.readouterr().out
     assert main(["--db", str(db), "stats"]) == 0 and '"ratings": 1' in capsys.readouterr().out
     assert main(["--db", str(db), "calibrate"]) == 2 and "needs at least 10" in capsys.readouterr().err
+
+
+# --- a database that cannot be used, and exports that destroy nothing -----------------------------------
+
+def _cli(*args: str) -> int:
+    from judge.annotations.__main__ import main
+
+    return main([str(a) for a in args])
+
+
+def test_cli_names_a_corrupt_database_and_the_fix(tmp_path, capsys):
+    db = tmp_path / "annotations.sqlite"
+    db.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert _cli("--db", db, "stats") == 2
+    err = capsys.readouterr().err
+    assert str(db) in err and "file is not a database" in err and "Restore it from a backup" in err
+
+
+def test_cli_names_an_unopenable_database_and_the_fix(tmp_path, capsys):
+    (tmp_path / "folder.sqlite").mkdir()
+    assert _cli("--db", tmp_path / "folder.sqlite", "stats") == 2
+    assert "cannot be opened" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    assert _cli("--db", tmp_path / "a-file" / "a.sqlite", "stats") == 2
+    assert f"{tmp_path / 'a-file' / 'a.sqlite'} cannot be created" in capsys.readouterr().err
+
+
+def test_cli_names_a_read_only_database_and_the_fix(tmp_path, capsys, monkeypatch):
+    with _filled_store(tmp_path, n_items=1) as store:
+        export_json(store, tmp_path / "out.json")
+    fresh = tmp_path / "fresh.sqlite"
+    AnnotationStore(fresh).close()
+    connect = sqlite3.connect  # as root, file modes do not stop writes: open the file read-only instead
+    monkeypatch.setattr(sqlite3, "connect", lambda path, **kw: connect(f"file:{path}?mode=ro", uri=True, **kw))
+    assert _cli("--db", fresh, "import", tmp_path / "out.json") == 2
+    err = capsys.readouterr().err
+    assert f"{fresh} cannot be written" in err and "read-only" in err and "another --db" in err
+    with AnnotationStore(fresh) as store, pytest.raises(AnnotationError, match="read-only"):
+        store.check()
+
+
+class _FailingWrites:
+    """A connection whose writes fail the way a full disk makes them fail."""
+
+    def __init__(self, db: sqlite3.Connection, message: str):
+        self._db, self._message = db, message
+
+    def execute(self, sql: str, *args):
+        if sql.lstrip().upper().startswith(("INSERT", "BEGIN")):
+            raise sqlite3.OperationalError(self._message)
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_a_full_disk_or_damaged_database_is_an_annotation_error(tmp_path):
+    with AnnotationStore(tmp_path / "a.sqlite") as store:
+        store.check()  # a healthy database passes
+        item = store.add_item(_video(tmp_path, "a.mp4", b"x"), "upload")
+        store._db = _FailingWrites(store._db, "database or disk is full")
+        with pytest.raises(AnnotationError, match="the disk is full .*Free some space"):
+            store.add_rating(Rating(item, "ana", 50, 50))
+        with pytest.raises(AnnotationError, match="the disk is full"):
+            store.add_item(_video(tmp_path, "b.mp4", b"y"), "upload")
+        with pytest.raises(AnnotationError, match="the disk is full"):
+            store.check()
+        store._db = store._db._db
+        assert store.count() == 0 and len(store.items()) == 1
+    (tmp_path / "a.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 16)
+    with pytest.raises(AnnotationError, match="Restore it from a backup"):
+        AnnotationStore(tmp_path / "a.sqlite").check()
+
+
+def test_cli_export_never_overwrites_the_database_or_unrelated_files(tmp_path, capsys):
+    db = tmp_path / "a.sqlite"
+    _filled_store(tmp_path, n_items=2).close()
+    (tmp_path / "notes.csv").write_text("my notes")
+    assert _cli("--db", db, "export", db) == 2  # a .sqlite target is written as CSV: over the database itself
+    assert "which this command reads" in capsys.readouterr().err
+    assert _cli("--db", db, "export", tmp_path / "notes.csv") == 2
+    assert "already exists and was not written by" in capsys.readouterr().err
+    assert _cli("--db", db, "export", tmp_path) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert _cli("--db", db, "export", tmp_path / "notes.csv" / "out.csv") == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.csv").read_text() == "my notes"
+    with AnnotationStore(db) as store:
+        assert store.integrity() == "ok" and store.count() == 6
+    for name in ("out.csv", "out.json"):
+        assert _cli("--db", db, "export", tmp_path / name) == 0
+        assert _cli("--db", db, "export", tmp_path / name) == 0  # an earlier export is replaced
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+FORMULAS = {"annotator": '=HYPERLINK("http://x")', "comment": "+cmd"}
+
+
+def test_cli_csv_export_escapes_formulas_and_round_trips(tmp_path, capsys):
+    import csv
+
+    db = tmp_path / "a.sqlite"
+    with AnnotationStore(db) as store:
+        item = store.add_item(_video(tmp_path, "a.mp4", b"x"), "upload", name="-1+1.mp4")
+        ratings = [Rating(item, FORMULAS["annotator"], 0, 100, ["Mouth"], comment=FORMULAS["comment"]),
+                   Rating(item, "@ana", 12.5, 7, comment="\t-tabbed"),
+                   Rating(item, "'quoted", 50, 50, comment="'=already quoted")]
+        for rating in ratings:
+            store.add_rating(rating)
+    assert _cli("--db", db, "export", tmp_path / "out.csv") == 0
+    with open(tmp_path / "out.csv", newline="") as handle:
+        rows = {row["rating_id"]: row for row in csv.DictReader(handle)}
+    first = rows[ratings[0].rating_id]
+    assert first["annotator"] == "'" + FORMULAS["annotator"] and first["comment"] == "'+cmd"
+    assert first["name"] == "'-1+1.mp4" and first["quality"] == "0.0" and first["authenticity"] == "100.0"
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows.values() for cell in row.values())
+    assert _cli("--db", tmp_path / "b.sqlite", "import", tmp_path / "out.csv") == 0
+    with AnnotationStore(tmp_path / "b.sqlite") as fresh:
+        assert sorted(fresh.ratings(), key=lambda r: r.rating_id) == sorted(ratings, key=lambda r: r.rating_id)
+        assert fresh.item(item).name == "-1+1.mp4"

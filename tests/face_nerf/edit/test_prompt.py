@@ -90,6 +90,7 @@ def test_words_that_merely_contain_a_negation_are_fine():
 
 def test_empty_and_over_long_prompts(editor):
     assert editor.parse("") == [] and editor.parse("  , ") == []
+    assert editor.parse("\t") == [] and editor.parse(" \t\r\n\u00a0 ") == []  # whitespace only is empty
     with pytest.raises(PromptError, match=f"keep it under {MAX_PROMPT_CHARS}"):
         editor.parse("red lips, " * 40)
 

@@ -136,3 +136,18 @@ def test_click_targets_peak_where_the_clicks_are(tiny_judge, clip):
     assert maps.shape == (3, 20, 20) and maps[0].max() == 0 and maps[2].max() == 0
     assert np.unravel_index(maps[1].argmax(), (20, 20)) == (6, 5) and maps[1].max() == pytest.approx(1.0)
     assert click_targets(Sample("s", None, 50, 50, []), video, 20) is None
+
+
+def test_the_cli_refuses_an_out_folder_it_did_not_write_before_loading_anything(tmp_path, capsys):
+    from judge.train_lmm import main
+
+    write_dataset(tmp_path / "data", count=2)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main([str(tmp_path / "data"), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert str(mine) in err and "notes.txt" in err and "choose an empty or new folder" in err.lower()
+    assert main([str(tmp_path / "data"), "--out", str(tmp_path / "data")]) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep" and (tmp_path / "data" / "labels.json").exists()
