@@ -9,14 +9,17 @@ browser session, removed when the session ends and swept after $FACELAB_MAX_AGE_
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import uuid
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from face_nerf.lighting import PRESETS
+from face_nerf.photo import MAX_PIXELS as MAX_PHOTO_PIXELS
 from judge.result import CATEGORIES
 from webapp.judges import BACKEND_ENV, BACKENDS, Judges
 from webapp.retention import MAX_AGE_ENV, MAX_AGE_S
@@ -66,6 +69,12 @@ def photo_input(files=None, **kwargs) -> gr.Image:
             if files is not None and decoded and getattr(payload, "path", None):
                 files.derived(decoded, payload.path)
             return decoded
+        except Image.DecompressionBombError as err:  # before any pixel is decoded
+            name = getattr(payload, "orig_name", None) or "The image"
+            size = re.search(r"\((\d+) pixels\)", str(err))
+            pixels = f"{int(size.group(1)) / 1e6:,.0f} megapixels" if size else "too many pixels"
+            raise gr.Error(f"{name} has {pixels}; the limit is {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels. Downscale "
+                           "it (a face photo of 1-4 megapixels is plenty) and upload it again.") from err
         except (OSError, ValueError, SyntaxError) as err:
             name = getattr(payload, "orig_name", None) or "The file"
             raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "

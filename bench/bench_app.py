@@ -56,7 +56,22 @@ def bad_inputs(tmp: Path) -> dict[str, Path | str]:
     huge = tmp / "huge.jpg"
     Image.new("RGB", (9000, 6700), (128, 128, 128)).save(huge, quality=30)  # 60 megapixels
     return {"text file renamed .jpg": text, "photo with no face": blank, "60-megapixel photo": huge,
-            "2,000-character prompt": "older " * 333 + "xx"}
+            "30000x30000 PNG bomb": png_bomb(tmp / "bomb.png"), "2,000-character prompt": "older " * 333 + "xx",
+            "whitespace-only prompt (is no prompt)": "\t "}
+
+
+def png_bomb(path: Path, side: int = 30000) -> Path:
+    """A PNG whose header says side x side pixels (a few hundred bytes on disk)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\0" * (1 + side // 8) * 64)  # the first rows of a 1-bit image; the rest is missing
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path
 
 
 def main() -> None:
@@ -77,6 +92,8 @@ def main() -> None:
         start = time.perf_counter()
         client.predict(handle_file(str(EXAMPLE)), "red lipstick", "studio", api_name="/generate")
         print(f"first Generate (example photo, prompt, preset; loads models): {time.perf_counter() - start:.1f} s")
+        first = rss_mb(server.pid)
+        print(f"RSS after the first request: {first:.0f} MB")
         start = time.perf_counter()
         client.predict(handle_file(str(EXAMPLE)), "older, with a grey beard and blue eyes", "warm", api_name="/generate")
         print(f"second Generate: {time.perf_counter() - start:.1f} s")
@@ -100,14 +117,15 @@ def main() -> None:
               f"server alive: {server.poll() is None}; RSS peak-ish now {rss_mb(server.pid):.0f} MB")
         time.sleep(5)
         after = rss_mb(server.pid)
-        print(f"RSS 5 s later: {after:.0f} MB ({after - base:+.0f} MB from after warm-up, {after - started:+.0f} MB "
-              f"from start; the server keeps the last 2 results in memory for relight and compare)")
+        print(f"RSS 5 s later: {after:.0f} MB ({after - first:+.0f} MB from after the first request, "
+              f"{after - base:+.0f} MB from after warm-up, {after - started:+.0f} MB from start; each session's "
+              f"result is kept, at most 256 MB of them in memory and the rest in the sessions' folders)")
 
         for name, value in bad_inputs(tmp).items():
             photo, prompt = (EXAMPLE, value) if isinstance(value, str) else (value, "")
             try:
                 client.predict(handle_file(str(photo)), prompt, "original", api_name="/generate")
-                print(f"{name}: no error (unexpected)")
+                print(f"{name}: made a result" + ("" if "whitespace" in name else " (unexpected)"))
             except Exception as err:  # gradio_client raises AppError with the page's message
                 print(f"{name}: {str(err).splitlines()[0][:160]}")
         video, *_ = client.predict(handle_file(str(EXAMPLE)), "", "original", api_name="/generate")

@@ -32,9 +32,11 @@ def _chromium():
 def test_create_judge_and_ask_in_the_browser(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    demo = app.build_demo(app.Services(tmp_path / "outputs"))
-    (tmp_path / "outputs").mkdir(exist_ok=True)
-    demo.queue().launch(prevent_thread_lock=True, allowed_paths=[str(tmp_path / "outputs")], quiet=True)
+    from webapp.spotcheck import SpotCheck
+
+    spot = SpotCheck(tmp_path / "ratings.sqlite", key=None, public=False)
+    demo = app.build_demo(app.Services(tmp_path / "outputs", spot=spot))
+    app.launch(demo, prevent_thread_lock=True, quiet=True)
     screenshot = Path(os.environ.get("FACELAB_SCREENSHOT", tmp_path / "browser.png"))
     try:
         with sync_playwright() as p:
@@ -56,6 +58,10 @@ def test_create_judge_and_ask_in_the_browser(tmp_path):
             page.locator("#create-question textarea").fill("Which region is worst?")
             page.locator("#create-ask").click()
             page.locator("#create-answer").get_by_text("badness").wait_for(timeout=30_000)
+            assert spot.store.items() == []  # nothing is queued for annotators unless its maker asks
+            page.locator("#create-queue").click()
+            page.locator("#create-queued").get_by_text("Added to the spot-check queue").wait_for(timeout=30_000)
+            assert len(spot.store.items()) == 1
             page.wait_for_timeout(1500)  # let the mesh viewer draw
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)

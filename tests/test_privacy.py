@@ -177,6 +177,20 @@ def test_judge_and_ask_errors_are_messages_that_name_no_server_path(server, tmp_
     visitor.close()
 
 
+def test_a_png_bomb_sent_to_generate_gets_a_message_and_the_server_keeps_serving(server, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_app import png_bomb
+
+    services, demo = server
+    visitor = Client(demo.local_url, verbose=False)
+    with pytest.raises(AppError, match=r"bomb.png has 900 megapixels; the limit is 40 megapixels. Downscale"):
+        visitor.predict(handle_file(str(png_bomb(tmp_path / "bomb.png"))), "", "original", api_name="/generate")
+    assert as_dict(visitor.predict(handle_file(PHOTO), api_name="/judge"))["backend"] == "embedded-judge"
+    visitor.close()
+
+
 def services_ask_error(text: str) -> gr.Error:
     with pytest.raises(gr.Error) as caught:
         app.Services.ask(text, "Why?")

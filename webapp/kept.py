@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-KEEP_MB = 400.0  # results held in memory, all sessions together (about three creations)
+KEEP_MB = 256.0  # results held in memory, all sessions together (about two creations; the rest wait on disk)
 PER_SESSION = 4  # items a session keeps (its newest); older ones are dropped
 
 

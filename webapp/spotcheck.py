@@ -95,7 +95,8 @@ class SpotCheck:
                                           strip=judgement.strip)
         except (SpotCheckRefused, AnnotationError, OSError) as err:
             return f"Not added: {err}"
-        return f"Added to the spot-check queue as item {item_id[:12]}. {QUEUE_NOTICE}"
+        return (f"Added to the spot-check queue as item {item_id[:12]}: the annotators of this app will see it; it "
+                "stays in the ratings store until an operator removes it.")
 
     def authorise(self, key: str | None) -> None:
         """Refuse unless the spot-check is offered here and ``key`` is the annotators' key (when one is set)."""
