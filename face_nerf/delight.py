@@ -20,9 +20,23 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
+from face_nerf.errors import NoFaceError
 from face_nerf.lighting import LUMA, LightEstimate, estimate_sh_lighting, irradiance
 from face_nerf.regions import skin_mask
 from face_nerf.render import Camera, RenderOutput
+
+
+MIN_SKIN_SAMPLES = 50  # the fewest skin pixels the light fit takes (``estimate_sh_lighting``)
+
+
+def _check_skin_samples(count: int) -> None:
+    """Refuse, with the fix, a face whose visible skin is too small to estimate the light on."""
+    if count < MIN_SKIN_SAMPLES:
+        raise NoFaceError(
+            f"Too little of the face's skin is visible to estimate the photo's lighting ({count} pixels, "
+            f"at least {MIN_SKIN_SAMPLES} are needed). Use a photo in which the face is at least 80 pixels "
+            "across, facing the camera and not covered; crop a group photo around one face."
+        )
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,8 @@ def delight_photo(texture: Tensor, view: RenderOutput, low: Camera, person_mask:
         config: options.
 
     Raises:
-        ValueError: fewer than 50 skin pixels are visible (see ``estimate_sh_lighting``).
+        NoFaceError: fewer than ``MIN_SKIN_SAMPLES`` skin pixels are visible at the input view's low
+            resolution (a face far too small in a large photo, turned away or covered).
     """
     h, w = low.height, low.width
     photo = F.interpolate(texture, size=(h, w), mode="area")[0].permute(1, 2, 0)
@@ -90,6 +105,7 @@ def delight_photo(texture: Tensor, view: RenderOutput, low: Camera, person_mask:
     scale = w / float(person_mask.shape[1])
     skin = skin_mask(landmarks_px * scale, (w, h)) & (alpha > 0.95).numpy() & (person > 0.5).numpy() & (facing > 0.3).numpy()
     ys, xs = np.nonzero(skin)
+    _check_skin_samples(len(ys))
     stride = max(1, len(ys) // config.max_samples)
     ys, xs = ys[::stride], xs[::stride]
     estimate = estimate_sh_lighting(photo[ys, xs], normal[ys, xs])

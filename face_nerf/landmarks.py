@@ -14,6 +14,7 @@ import numpy as np
 from face_nerf.errors import NoFaceError
 
 NUM_LANDMARKS = 478  # 468 face-mesh points + 2 x 5 iris points
+MIN_FACE_PIXELS = 80  # a face smaller than this across is reconstructed, with a warning that it will be blurry
 # Landmark indices used across the package (mediapipe face-mesh topology).
 FOREHEAD_TOP, CHIN, NOSE_TIP = 10, 152, 1
 FACE_RIGHT_SIDE, FACE_LEFT_SIDE = 234, 454  # subject's right / left side of the face oval
@@ -115,9 +116,19 @@ def analyse_face(rgb: np.ndarray) -> FaceAnalysis:
     x, y = landmarks[:, 0], landmarks[:, 1]
     if x.min() < 0 or y.min() < 0 or x.max() > w or y.max() > h:
         notes.append("The face touches the photo's border; parts outside the photo are guessed.")
+    across = face_size(landmarks)
+    if across < MIN_FACE_PIXELS:
+        notes.append(f"The face is only {across:.0f} pixels across, so the 3D face will be blurry. For a "
+                     f"sharp result use a photo in which the face is at least {MIN_FACE_PIXELS} pixels across "
+                     "(crop a group photo around one face).")
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return FaceAnalysis(landmarks, segment_person(rgb), (w, h), len(faces), notes)
+
+
+def face_size(landmarks: np.ndarray) -> float:
+    """How large the face is in the photo: the longer side of its landmarks' box, in pixels."""
+    return float(np.ptp(landmarks[:, :2], axis=0).max())
 
 
 def landmark_hull_mask(landmarks: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +66,7 @@ def load_photo(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> 
     else:
         path = Path(source)
         name = path.name
-        if not path.is_file():
-            raise PhotoError(f"Photo not found: {path}. Check the path and try again.")
+        _check_regular_file(path)
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise PhotoError(
@@ -80,10 +80,12 @@ def load_photo(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> 
             "Resize or re-save it as JPEG and try again."
         )
     try:
-        image = Image.open(io.BytesIO(data))
-        _check_pixels(image.size, name)
+        image = Image.open(io.BytesIO(data))  # reads the header only
+        _check_pixels(image.size, name)  # before any pixel is decoded
         image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:  # Pillow refuses over ~179 MP before we see the size
+        raise _too_many_pixels(name, _bomb_pixels(err)) from err
+    except UnidentifiedImageError as err:
         raise PhotoError(
             f"{name} is not an image this app can read ({type(err).__name__}). "
             "Upload a JPEG, PNG or WebP photo."
@@ -93,19 +95,44 @@ def load_photo(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> 
     return _photo_from_pil(image, name)
 
 
+def _check_regular_file(path: Path) -> None:
+    """Refuse a missing path, a folder or a device / pipe (e.g. /dev/zero); messages name the file only,
+    never the folders above it (the web app shows them)."""
+    if not path.exists():
+        raise PhotoError(f"Photo not found: {path.name}. Check the path and try again.")
+    if not path.is_file():
+        raise PhotoError(f"{path.name} is not a photo file (it is a folder, device or pipe). "
+                         "Upload a JPEG, PNG or WebP photo.")
+
+
 def _check_pixels(size: tuple[int, int], name: str) -> None:
     w, h = size
     if w * h > MAX_PIXELS:
-        raise PhotoError(
-            f"{name} is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is {MAX_PIXELS / 1e6:.0f} MP. "
-            "Downscale the photo and try again."
-        )
+        raise _too_many_pixels(name, w * h, f"{w}x{h}")
     if min(w, h) < MIN_SIDE:
         raise PhotoError(f"{name} is only {w}x{h} pixels; use a photo at least {MIN_SIDE} pixels on each side.")
     if max(w, h) / min(w, h) > MAX_ASPECT:
         raise PhotoError(
             f"{name} is {w}x{h}, an aspect ratio over {MAX_ASPECT:.0f}:1. Crop it around the face and try again."
         )
+
+
+def _too_many_pixels(name: str, pixels: int | None, dimensions: str | None = None) -> PhotoError:
+    """The error for a photo over ``MAX_PIXELS`` (``pixels`` None: Pillow's bomb limit, count unknown)."""
+    if pixels is None:
+        what = "larger than can be decoded safely"
+    else:
+        what = f"{dimensions} ({pixels / 1e6:.0f} MP)" if dimensions else f"{pixels / 1e6:.0f} MP ({pixels} pixels)"
+    return PhotoError(
+        f"{name} is {what}; the limit is {MAX_PIXELS / 1e6:.0f} MP. "
+        "Downscale the photo (4000 pixels on the long side is plenty) and try again."
+    )
+
+
+def _bomb_pixels(err: Exception) -> int | None:
+    """The pixel count in Pillow's DecompressionBombError ("Image size (N pixels) exceeds ..."), else None."""
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    return int(found.group(1)) if found else None
 
 
 def _photo_from_pil(image: Image.Image, name: str) -> Photo:

@@ -30,17 +30,57 @@ def landmark_groups() -> dict[str, tuple[int, ...]]:
     }
 
 
-def hull_mask(points: np.ndarray, size: tuple[int, int], grow: float = 0.0) -> np.ndarray:
-    """[H, W] bool: inside the convex hull of 2D ``points`` [N, 2] (pixels), grown by ``grow`` pixels."""
-    from scipy.spatial import ConvexHull
+def dilation_radius(pixels: float) -> int:
+    """Whole pixels a mask is grown by for a growth of ``pixels`` (0 for a growth under half a pixel,
+    including negative, NaN or infinite growths of degenerate faces).
 
-    w, h = size
-    hull = points[ConvexHull(points).vertices]
-    canvas = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(canvas).polygon([tuple(map(float, p)) for p in hull], fill=255)
-    if grow > 0:
-        canvas = canvas.filter(ImageFilter.MaxFilter(2 * int(round(grow)) + 1))
-    return np.asarray(canvas) > 127
+    Example:
+        >>> dilation_radius(2.4), dilation_radius(0.3), dilation_radius(float("nan"))
+        (2, 0, 0)
+    """
+    if not np.isfinite(pixels) or pixels < 0.5:
+        return 0
+    return int(round(pixels))
+
+
+def dilate(mask: Image.Image, pixels: float) -> Image.Image:
+    """An "L" mask grown by ``pixels`` (a square max filter); unchanged when that rounds to 0 pixels.
+
+    Pillow's rank filters (MaxFilter, MinFilter, MedianFilter) end the process with SIGFPE at size 1,
+    which a growth proportional to a small face's size (a group photo) gives, so they are skipped then.
+    """
+    radius = dilation_radius(pixels)
+    if radius == 0:
+        return mask
+    return mask.filter(ImageFilter.MaxFilter(2 * radius + 1))
+
+
+def hull_mask(points: np.ndarray, size: tuple[int, int], grow: float = 0.0) -> np.ndarray:
+    """[H, W] bool: inside the convex hull of 2D ``points`` [N, 2] (pixels), grown by ``grow`` pixels.
+
+    Points that span no area (fewer than 3, all on one line, or a face so small that they coincide)
+    give the pixels along them instead of failing.
+    """
+    canvas = Image.new("L", size, 0)
+    outline = [tuple(map(float, p)) for p in _hull(np.asarray(points, dtype=np.float64).reshape(-1, 2))]
+    if len(outline) >= 3:
+        ImageDraw.Draw(canvas).polygon(outline, fill=255)
+    elif outline:
+        ImageDraw.Draw(canvas).line(outline, fill=255)
+    return np.asarray(dilate(canvas, grow)) > 127
+
+
+def _hull(points: np.ndarray) -> np.ndarray:
+    """[K, 2] the convex hull's corners in order; the finite points themselves when they span no area."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    points = points[np.isfinite(points).all(1)]
+    if len(np.unique(points.round(6), axis=0)) < 3:
+        return points
+    try:
+        return points[ConvexHull(points).vertices]
+    except QhullError:  # collinear points
+        return points
 
 
 def skin_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -110,9 +150,10 @@ def polygon_mask(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _grow(mask: np.ndarray, pixels: float) -> np.ndarray:
-    if pixels < 0.5:
+    """[H, W] bool ``mask`` grown by ``pixels`` (``dilate``)."""
+    if dilation_radius(pixels) == 0:
         return mask
-    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * int(round(pixels)) + 1))) > 127
+    return np.asarray(dilate(Image.fromarray(mask.astype(np.uint8) * 255), pixels)) > 127
 
 
 def photo_region_labels(landmarks: np.ndarray, person_mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
@@ -167,6 +208,8 @@ def photo_region_labels(landmarks: np.ndarray, person_mask: np.ndarray, rgb: np.
     put("hair", outside & (ys <= jaw_level))
     # Fringes: above the brows, inside the oval, pixels unlike the skin's colour.
     skin = skin_mask(landmarks, (w, h))
+    if skin.sum() < 2:  # a face of a few pixels: no skin colour to compare with
+        return labels
     lab = _lab(rgb)
     mean, std = lab[skin].mean(0), lab[skin].std(0) + 1e-3
     unlike = (((lab - mean) / std) ** 2).sum(-1) > 3.0 ** 2 * 3

@@ -84,6 +84,7 @@ class EmbeddedJudge:
             not single, regions, views, measures, heatmaps,
             np.concatenate([heatmaps[i] for i in strip_frames], axis=1), np.concatenate([frames[i] for i in strip_frames], 1))
         result.summary = summarise(result)
+        result.add_warnings(clip.warnings)
         return result
 
 
@@ -133,9 +134,11 @@ def _no_face(clip: Clip, frames: np.ndarray, single: bool, backend: str) -> Judg
     summary = (f"No face was found in {what}, so nothing was judged. Use a turntable or image in which one face "
                "is clearly visible (at least about 80 pixels across).")
     strip = np.concatenate([frames[i] for i in _strip_frames(np.full(t, np.nan))], 1)
-    return JudgeResult(backend, zero, zero, [], {c: 0.0 for c in CATEGORIES}, summary, False, list(clip.indices),
-                       not single, frame_heatmaps=np.zeros((t, h, w), np.float32),
-                       strip_heatmap=np.zeros(strip.shape[:2], np.float32), strip=strip)
+    result = JudgeResult(backend, zero, zero, [], {c: 0.0 for c in CATEGORIES}, summary, False, list(clip.indices),
+                         not single, frame_heatmaps=np.zeros((t, h, w), np.float32),
+                         strip_heatmap=np.zeros(strip.shape[:2], np.float32), strip=strip)
+    result.add_warnings(clip.warnings)
+    return result
 
 
 def top_category(probabilities: np.ndarray) -> str:

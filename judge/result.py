@@ -6,6 +6,7 @@ The category names and the level rule are the published judge's (REFERENCE.md se
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -131,6 +132,8 @@ class JudgeResult:
         frame_heatmaps: [T, H, W] float32 in [0, 1], aligned with the analysed frames.
         strip_heatmap: [H, 3W] float32 in [0, 1] over the 3-view strip (``strip``).
         strip: [H, 3W, 3] uint8, the analysed frames nearest the three views side by side.
+        warnings: what the verdict could not take into account (e.g. a video cut short, of which only
+            some frames could be decoded), each also at the end of ``summary``.
     """
 
     backend: str
@@ -148,6 +151,13 @@ class JudgeResult:
     frame_heatmaps: np.ndarray | None = field(default=None, repr=False)
     strip_heatmap: np.ndarray | None = field(default=None, repr=False)
     strip: np.ndarray | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    def add_warnings(self, notes: Sequence[str]) -> None:
+        """Record ``notes`` (e.g. a clip's ``warnings``) in ``warnings`` and at the end of ``summary``."""
+        new = [n for n in dict.fromkeys(notes) if n and n not in self.warnings]
+        self.warnings.extend(new)
+        self.summary = " ".join([self.summary, *new]).strip()
 
     def top_category(self) -> str:
         """The most probable distortion's category (``No Distortion`` when none was found)."""
@@ -165,8 +175,10 @@ class JudgeResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> "JudgeResult":
-        """Read ``to_dict``'s output back (without the arrays)."""
+        """Read ``to_dict``'s output back (without the arrays); results saved before ``warnings``
+        existed read back with none."""
         data = dict(data)
+        data["warnings"] = list(data.get("warnings", []))
         data["quality"], data["authenticity"] = Score(**data["quality"]), Score(**data["authenticity"])
         data["distortions"] = [Distortion(**d) for d in data["distortions"]]
         data["regions"] = {k: RegionReport(**v) for k, v in data.get("regions", {}).items()}

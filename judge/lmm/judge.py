@@ -127,7 +127,9 @@ class LMMJudge:
         """Scores, distortions and heatmaps of a turntable (or a single image)."""
         video = self.video(clip)
         output = self.evaluate(video)
-        return to_result(output, video, self.name, single=len(clip.frames) == 1)
+        result = to_result(output, video, self.name, single=len(clip.frames) == 1)
+        result.add_warnings(clip.warnings)
+        return result
 
     def ask(self, clip: Clip, question: str) -> Answer:
         """Answer a free question about the clip by generation."""

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from face_nerf.errors import NoFaceError
-from face_nerf.landmarks import NUM_LANDMARKS, analyse_face, nose_yaw_proxy
+from face_nerf.landmarks import MIN_FACE_PIXELS, NUM_LANDMARKS, analyse_face, face_size, nose_yaw_proxy
 from face_nerf.photo import load_photo
 from tests.conftest import EXAMPLES
 
@@ -25,6 +25,7 @@ def test_examples_give_478_landmarks_and_a_person_mask(name):
     assert analysis.person_mask[hull].mean() > 0.9
     assert 0.02 < hull.mean() < 0.5
     assert abs(nose_yaw_proxy(analysis.landmarks)) < 0.1  # both examples look at the camera
+    assert not any("pixels across" in note for note in analysis.warnings)  # large enough faces
 
 
 def test_no_face_is_a_clear_error():
@@ -44,6 +45,17 @@ def test_several_faces_keep_the_largest_with_a_warning():
         analysis = analyse_face(canvas)
     assert analysis.num_faces == 2
     assert analysis.landmarks[:, 0].max() < 512  # the big one, on the left
+
+
+def test_a_small_face_is_kept_with_a_warning_that_says_how_small():
+    photo = load_photo(EXAMPLES["grace_hopper"]).rgb
+    canvas = np.full((375, 500, 3), 205, np.uint8)  # a family group: four faces about 35 pixels tall
+    for i in range(4):
+        canvas[5:110, 10 + 100 * i:100 + 100 * i] = np.asarray(Image.fromarray(photo).resize((90, 105)))
+    with pytest.warns(UserWarning, match=r"The face is only \d+ pixels across, so the 3D face will be blurry"):
+        analysis = analyse_face(canvas)
+    assert face_size(analysis.landmarks) < MIN_FACE_PIXELS
+    assert any("at least 80 pixels across (crop a group photo around one face)" in n for n in analysis.warnings)
 
 
 def test_landmarker_rejects_bad_arrays():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -73,6 +76,44 @@ def test_huge_file_is_refused_before_decoding(tmp_path):
         handle.truncate(MAX_FILE_BYTES + 1)
     with pytest.raises(PhotoError, match="limit is 30 MB"):
         load_photo(path)
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A 1-bit PNG that declares ``width`` x ``height`` but holds one row: a few hundred bytes on disk."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(bytes(1 + (width + 7) // 8))) + chunk(b"IEND", b"")
+
+
+def test_png_bomb_is_refused_with_its_size_the_limit_and_the_fix(tmp_path):
+    """30000 x 30000 is past Pillow's own bomb limit, which it refuses before we see the size."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_bomb(30000, 30000))
+    for source, name in ((path, "bomb.png"), (path.read_bytes(), "<bytes>")):
+        with pytest.raises(PhotoError, match=rf"^{name} is 900 MP \(900000000 pixels\); the limit is 40 MP. "
+                                             "Downscale the photo"):
+            load_photo(source)
+
+
+def test_image_between_our_limit_and_pillows_is_refused_with_its_dimensions():
+    with pytest.raises(PhotoError, match=r"<bytes> is 10000x10000 \(100 MP\); the limit is 40 MP. Downscale"):
+        load_photo(png_bomb(10000, 10000))
+
+
+def test_messages_name_the_file_never_the_folders_above_it():
+    with pytest.raises(PhotoError) as info:
+        load_photo("/tmp/some/dir/x.jpg")
+    assert "x.jpg" in str(info.value) and "/tmp/some/dir" not in str(info.value)
+
+
+def test_a_device_pipe_or_folder_is_not_a_photo_rather_than_not_found(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    for path in ("/dev/zero", tmp_path / "pipe.jpg", tmp_path):
+        with pytest.raises(PhotoError, match="is not a photo file .* Upload a JPEG, PNG or WebP photo") as info:
+            load_photo(path)
+        assert "not found" not in str(info.value)
 
 
 def test_too_many_pixels_is_refused():

@@ -65,6 +65,44 @@ def test_no_face_is_a_clear_result_not_a_crash(judge):
     assert "No face was found" in result.summary and result.frame_heatmaps.shape == (6, 96, 96)
 
 
+def write_cut_face_mp4(folder, count: int = 48) -> tuple:
+    """(cut path, whole path): a ``count``-frame mp4 of a face (the Grace Hopper example, 160 px, with grain
+    so that frames take most of the bytes), index first, and a copy cut to half its bytes."""
+    import imageio.v2 as iio
+    from PIL import Image
+
+    from tests.conftest import EXAMPLES
+
+    face = np.asarray(Image.open(EXAMPLES["grace_hopper"]).convert("RGB").resize((160, 188)), np.int16)
+    rng = np.random.default_rng(0)
+    whole, cut = folder / "whole.mp4", folder / "cut.mp4"
+    with iio.get_writer(whole, fps=24, codec="libx264", quality=9, macro_block_size=1,
+                        output_params=["-movflags", "+faststart"]) as writer:
+        for _ in range(count):
+            writer.append_data(np.clip(face + rng.integers(-40, 41, face.shape), 0, 255).astype(np.uint8))
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    return cut, whole
+
+
+def test_a_cut_short_video_is_judged_with_a_warning_that_says_how_much_was_seen(judge, tmp_path):
+    cut, _ = write_cut_face_mp4(tmp_path)
+    clip = load_clip(cut)
+    result = judge.judge(clip)
+    assert result.face_found
+    said = f"Only {clip.source_frames} of the 48 frames that 'cut.mp4' announces could be decoded"
+    assert clip.source_frames < 40 and len(result.warnings) == 1 and result.warnings[0].startswith(said)
+    assert said in result.summary and json.loads(result.to_json())["warnings"] == result.warnings
+
+
+def test_a_clip_warning_reaches_a_no_face_result(judge):
+    clip = load_clip(np.full((6, 96, 96, 3), 200, np.uint8))
+    clip = type(clip)(clip.frames, clip.indices, 12, None, "video", "x.mp4", 12, ("Only 6 of 12 frames.",))
+    result = judge.judge(clip)
+    assert not result.face_found and result.warnings == ["Only 6 of 12 frames."]
+    assert result.summary.endswith("Only 6 of 12 frames.")
+
+
 def test_a_single_image_has_no_3d_consistency_evidence(judged, judge):
     frames, _ = judged
     result = judge.judge(load_clip(frames[len(frames) // 2]))

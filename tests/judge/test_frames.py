@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
+import time
 import zlib
 
 import imageio.v2 as iio
@@ -14,7 +16,7 @@ from PIL import Image
 
 from face_nerf.errors import FaceLabError
 from judge import frames as frames_module
-from judge.frames import MAX_FRAMES, Clip, ClipError, load_clip, sample_indices
+from judge.frames import MAX_FRAMES, Clip, ClipError, decode_limit, load_clip, sample_indices
 
 H, W = 48, 64
 
@@ -46,6 +48,16 @@ def write_mp4(path, count: int, faststart: bool = False):
     return path
 
 
+def write_noise_mp4(path, count: int, height: int = 96, width: int = 128):
+    """An mp4 of ``count`` noise frames with its index first (faststart), so that most bytes are frame data."""
+    rng = np.random.default_rng(0)
+    with iio.get_writer(path, fps=24, codec="libx264", quality=8, macro_block_size=1,
+                        output_params=["-movflags", "+faststart"]) as w:
+        for _ in range(count):
+            w.append_data(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    return path
+
+
 def write_gif(path, count: int, duration_ms: int = 100):
     images = [Image.fromarray(numbered_frame(i)) for i in range(count)]
     images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
@@ -65,6 +77,17 @@ def write_frames(folder, numbers, size=(H, W)):
 def mp4_80(tmp_path_factory):
     """An 80-frame 64x48 mp4 at 24 fps; frame i shows the number i."""
     return write_mp4(tmp_path_factory.mktemp("video") / "turn.mp4", 80)
+
+
+@pytest.fixture(scope="module")
+def mp4_2048(tmp_path_factory):
+    """A 24-frame 2048x2048 mp4 (2 s at 12 fps); frame i shows the number i."""
+    path = tmp_path_factory.mktemp("large") / "large.mp4"
+    with iio.get_writer(path, fps=12, codec="libx264", quality=5, macro_block_size=1,
+                        output_params=["-preset", "ultrafast"]) as w:
+        for i in range(24):
+            w.append_data(numbered_frame(i, 2048, 2048))
+    return path
 
 
 # sample_indices ------------------------------------------------------------------------------------------
@@ -119,7 +142,7 @@ def test_mp4_shorter_than_max_frames_keeps_every_frame(mp4_80):
 
 @pytest.mark.parametrize("quick_count", [0, 50, 95])
 def test_mp4_is_sampled_by_decoded_frames_when_the_quick_count_is_off(mp4_80, monkeypatch, quick_count):
-    monkeypatch.setattr(frames_module, "_quick_count", lambda reader: quick_count)
+    monkeypatch.setattr(frames_module, "_quick_count", lambda path, budget: quick_count)
     clip = load_clip(mp4_80, max_frames=8)
     assert clip.source_frames == 80
     assert clip.indices == sample_indices(80, 8)
@@ -131,6 +154,62 @@ def test_max_side_downscales_keeping_aspect_and_never_upscales(mp4_80, max_side,
     clip = load_clip(mp4_80, max_frames=4, max_side=max_side)
     assert clip.frames.shape == (4, *shape, 3)
     assert [read_number(f) for f in clip.frames] == sample_indices(80, 4)
+
+
+def test_large_frames_are_downscaled_by_ffmpeg_while_decoding(mp4_2048, monkeypatch):
+    seen = []
+    fit = frames_module._fit
+    monkeypatch.setattr(frames_module, "_fit", lambda rgb, max_side: seen.append(rgb.shape) or fit(rgb, max_side))
+    clip = load_clip(mp4_2048, max_frames=6, max_side=256)
+    assert clip.frames.shape == (6, 256, 256, 3)
+    assert seen and all(max(shape[:2]) <= 256 for shape in seen)  # ffmpeg sent them small
+    assert [read_number(f) for f in clip.frames] == clip.indices == sample_indices(24, 6)
+    assert (clip.source_frames, clip.expected_frames, clip.warnings) == (24, 24, ())
+
+
+def test_a_tiny_time_budget_is_a_clear_error(mp4_2048):
+    with pytest.raises(ClipError, match=r"'large.mp4' takes too long to decode: only \d+ (of 24 )?frames were read "
+                                        r"in the 1e-06 s allowed. Trim the turntable to a few seconds or re-encode "
+                                        "it at 512 px"):
+        load_clip(mp4_2048, time_budget=1e-6)
+    with pytest.raises(ValueError, match="time_budget > 0"):
+        load_clip(mp4_2048, time_budget=0)
+
+
+def test_decode_limit_bounds_frames_times_pixels():
+    assert decode_limit(512, 512) == frames_module.MAX_SOURCE_FRAMES
+    assert decode_limit(4096, 4096) * 4096 * 4096 <= frames_module.MAX_DECODED_PIXELS
+    assert decode_limit(100_000, 100_000) == MAX_FRAMES  # never fewer than the judge keeps
+    with pytest.raises(ValueError, match="at least 1x1"):
+        decode_limit(0, 10)
+
+
+def test_a_video_over_the_decode_limit_is_judged_on_its_first_frames_with_a_note(mp4_80, monkeypatch):
+    monkeypatch.setattr(frames_module, "MAX_SOURCE_FRAMES", 70)
+    clip = load_clip(mp4_80, max_frames=8)
+    assert clip.source_frames == 70 and clip.indices == sample_indices(70, 8)
+    assert [read_number(f) for f in clip.frames] == clip.indices
+    assert len(clip.warnings) == 1
+    assert "'turn.mp4' has 80 frames of 64x48; only the first 70 (2.9 s) were decoded and judged" in clip.warnings[0]
+
+
+def test_a_gif_over_the_decode_limit_is_judged_on_its_first_frames_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(frames_module, "MAX_SOURCE_FRAMES", 70)
+    clip = load_clip(write_gif(tmp_path / "spin.gif", 80), max_frames=8)
+    assert clip.source_frames == 70 and [read_number(f) for f in clip.frames] == sample_indices(70, 8)
+    assert "'spin.gif' has 80 frames of 64x48; only the first 70 (7.0 s)" in clip.warnings[0]
+
+
+def test_a_cut_short_mp4_says_how_many_of_its_frames_were_decoded(tmp_path):
+    data = write_noise_mp4(tmp_path / "full.mp4", 48).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    clip = load_clip(tmp_path / "cut.mp4")
+    assert 10 < clip.source_frames < 40 and clip.expected_frames == 48
+    assert clip.warnings == (f"Only {clip.source_frames} of the 48 frames that 'cut.mp4' announces could be decoded: "
+                             "the file may be cut short, so the judge saw only part of the turn. Export the "
+                             "turntable again to have all of it judged.",)
+    whole = load_clip(tmp_path / "full.mp4")
+    assert (whole.source_frames, whole.expected_frames, whole.warnings) == (48, 48, ())
 
 
 def test_gif_is_a_video_with_fps_from_frame_durations(tmp_path):
@@ -220,6 +299,20 @@ def huge_png_stub(width: int, height: int) -> bytes:
 def test_missing_path(tmp_path):
     with pytest.raises(ClipError, match="'.*nope.mp4' was not found. Check the path"):
         load_clip(tmp_path / "nope.mp4")
+
+
+def test_messages_name_the_file_never_the_folders_above_it():
+    with pytest.raises(ClipError) as info:
+        load_clip("/tmp/some/dir/x.mp4")
+    assert "x.mp4" in str(info.value) and "/tmp/some/dir" not in str(info.value)
+
+
+def test_a_device_or_pipe_is_not_a_video_rather_than_not_found(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    for path in ("/dev/zero", tmp_path / "pipe.mp4"):
+        with pytest.raises(ClipError, match="is not a video or image file .* Upload an mp4") as info:
+            load_clip(path)
+        assert "not found" not in str(info.value)
 
 
 def test_folder_without_images(tmp_path):

@@ -63,3 +63,19 @@ def test_json_round_trip_keeps_everything_but_the_arrays():
     back = JudgeResult.from_dict(data)
     assert back.distortions == result.distortions and back.views == result.views and back.regions == result.regions
     assert back.top_category() == "Mouth"
+
+
+def test_warnings_go_into_the_summary_once_and_survive_json():
+    result = _result()
+    assert result.warnings == []
+    result.add_warnings(("Only 22 of the 48 frames could be decoded.", ""))
+    result.add_warnings(["Only 22 of the 48 frames could be decoded."])
+    assert result.warnings == ["Only 22 of the 48 frames could be decoded."]
+    assert result.summary == "summary Only 22 of the 48 frames could be decoded."
+    assert JudgeResult.from_dict(json.loads(result.to_json())).warnings == result.warnings
+
+
+def test_results_saved_before_warnings_existed_read_back_with_none():
+    data = json.loads(_result().to_json())
+    del data["warnings"]
+    assert JudgeResult.from_dict(data).warnings == []
