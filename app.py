@@ -9,27 +9,25 @@ browser session, removed when the session ends and swept after $FACELAB_MAX_AGE_
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import uuid
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from face_nerf.lighting import PRESETS
-from face_nerf.photo import MAX_PIXELS as MAX_PHOTO_PIXELS
 from judge.result import CATEGORIES
 from webapp.judges import BACKEND_ENV, BACKENDS, Judges
 from webapp.retention import MAX_AGE_ENV, MAX_AGE_S
 from webapp.spotcheck import QUEUE_NOTICE, SLIDER_INFO, SpotCheck
 from webapp.services import MAX_FRAMES, SIZES, Judged, Services, parse_lighting, status_line
+from webapp.inputs import clip_input, photo_input
 from webapp.sessions import session_name
 from webapp.text import markdown_text
 
 __all__ = ["Services", "Judged", "parse_lighting", "status_line", "light_spec", "panel", "frame_overlay", "build_demo",
-           "main"]
+           "main", "launch", "photo_input", "clip_input"]
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.*"))
 MAX_UPLOAD = "32mb"  # every upload route: a turntable of a few seconds is a few MB; photos have a 30 MB limit
@@ -50,53 +48,6 @@ try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
 except ImportError:
     def gpu(fn):
         return fn
-
-
-def photo_input(files=None, **kwargs) -> gr.Image:
-    """An image upload whose unreadable files (a text file renamed .jpg, a damaged photo) get a message
-    in the page instead of a bare error. ``files`` (``webapp.sessions.SessionFiles``) learns which
-    upload each decoded photo came from, so both go with the visitor's session.
-
-    Its preprocessing is wrapped on the instance rather than in a subclass: Gradio writes a ``.pyi``
-    copy of the module beside any file that subclasses a component, at every import.
-    """
-    image = gr.Image(**kwargs)
-    preprocess = image.preprocess
-
-    def readable(payload):
-        try:
-            decoded = preprocess(payload)
-            if files is not None and decoded and getattr(payload, "path", None):
-                files.derived(decoded, payload.path)
-            return decoded
-        except Image.DecompressionBombError as err:  # before any pixel is decoded
-            name = getattr(payload, "orig_name", None) or "The image"
-            size = re.search(r"\((\d+) pixels\)", str(err))
-            pixels = f"{int(size.group(1)) / 1e6:,.0f} megapixels" if size else "too many pixels"
-            raise gr.Error(f"{name} has {pixels}; the limit is {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels. Downscale "
-                           "it (a face photo of 1-4 megapixels is plenty) and upload it again.") from err
-        except (OSError, ValueError, SyntaxError) as err:
-            name = getattr(payload, "orig_name", None) or "The file"
-            raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
-                           "or WebP photo of a face.") from err
-
-    image.preprocess = readable
-    return image
-
-
-def clip_input(**kwargs) -> gr.File:
-    """A one-file upload whose events receive the uploaded file's path. (Gradio's own
-    ``gr.File(type="filepath")`` leaves an empty temporary file in its cache at every call; the judge
-    checks the file's type itself, with a message.)"""
-    upload = gr.File(type="filepath", file_count="single", **kwargs)
-
-    def path_of(payload):
-        if payload is None:
-            return None
-        return (payload[0] if isinstance(payload, list) or hasattr(payload, "root") else payload).path
-
-    upload.preprocess = path_of
-    return upload
 
 
 def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:

@@ -260,6 +260,21 @@ def test_a_result_finished_after_the_browser_left_is_not_kept(tmp_path, monkeypa
     assert not services.files.folder("leaving").exists() and len(services.kept) == 0
 
 
+def test_other_visitors_creating_never_take_away_a_visitors_result(tmp_path):
+    from webapp.kept import KeptResults
+
+    services = app.Services(tmp_path / "out", kept=KeptResults(budget_mb=150))  # about one creation in memory
+    alice, bob, carol = (SimpleNamespace(session_hash=name) for name in ("alice", "bob", "carol"))
+    *_, token = services.generate(PHOTO, "blue eyes", request=alice, progress=_quiet, **FAST)
+    for other in (bob, carol):
+        services.generate(PHOTO, "", request=other, progress=_quiet, **FAST)
+    assert services.kept.in_memory() <= 150 * 2**20
+    video, *_ = services.relight(token, "warm", request=alice, progress=_quiet)  # read back from her folder
+    assert Path(video).is_file() and Path(video).is_relative_to(services.files.folder("alice"))
+    with pytest.raises(gr.Error, match="not kept any more"):
+        services.relight(token, "warm", request=bob, progress=_quiet)
+
+
 def test_a_full_disk_is_a_message(tmp_path, monkeypatch):
     import face_nerf.pipeline
 

@@ -6,7 +6,6 @@ after the maximum age (``webapp.retention``)."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 from contextlib import contextmanager
@@ -19,6 +18,8 @@ import numpy as np
 from face_nerf.edit import EmbeddedEditor
 from face_nerf.errors import FaceLabError
 from face_nerf.lighting import CustomLight, Lighting
+from webapp.compare import stack_labelled
+from webapp.judgement_json import parse_judgement
 from webapp.judges import Judges
 from webapp.kept import KeptResults, NotKept
 from webapp.retention import MAX_AGE_S, Sweeper, sweep_interval
@@ -27,8 +28,6 @@ from webapp.text import markdown_text
 
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
-MAX_JSON_CHARS = 2_000_000  # a judgement pasted into /ask is a few kB; larger text is refused before parsing
-MAX_JSON_DEPTH = 32  # a judgement nests 5 levels deep
 
 
 @dataclass
@@ -222,9 +221,9 @@ class Services:
                                         result.config.size, light, result.config.lighting.fixed_to)
                 other, labels = np.concatenate(list(views), 1), ("original", "edited: " + (result.recon.edit.summary()
                                                                                           if result.recon.edit else "no edit"))
-                return _stack_labelled([other, current], labels)
+                return stack_labelled([other, current], labels)
             relit = relight_outputs(result.recon, result.outputs, parse_lighting(preset), result.config.mesh_lighting)
-            return _stack_labelled([current, relit.strip], (f"lighting: {result.outputs.lighting.name}", f"lighting: {preset}"))
+            return stack_labelled([current, relit.strip], (f"lighting: {result.outputs.lighting.name}", f"lighting: {preset}"))
 
     # --- judge -------------------------------------------------------------------------------------
 
@@ -390,47 +389,6 @@ def user_errors():
                        "if it persists, tell the operator.") from err
 
 
-def parse_judgement(judgement: dict | str) -> dict:
-    """A judgement's JSON as a dict, refused when too large or too deeply nested to be one."""
-    if isinstance(judgement, str):
-        if len(judgement) > MAX_JSON_CHARS:
-            raise ValueError(f"the text is {len(judgement):,} characters; a judgement is a few thousand")
-        depth = max_depth_of_brackets(judgement)
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"it nests {depth} levels deep; a judgement nests at most {MAX_JSON_DEPTH}")
-        judgement = json.loads(judgement)
-    elif nesting(judgement) > MAX_JSON_DEPTH:
-        raise ValueError(f"it nests more than {MAX_JSON_DEPTH} levels deep; a judgement nests fewer")
-    if not isinstance(judgement, dict):
-        raise ValueError(f"it is a JSON {type(judgement).__name__}, not an object")
-    return judgement
-
-
-def max_depth_of_brackets(text: str) -> int:
-    """The deepest nesting of [ and { in JSON text (brackets inside strings count too: an upper bound)."""
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def nesting(value, limit: int = MAX_JSON_DEPTH + 1) -> int:
-    """How deep dicts and lists nest in ``value`` (1 for a flat dict), counted without recursion and
-    at most to ``limit``."""
-    level, frontier = 0, [value]
-    while level < limit:
-        containers = [item for item in frontier if isinstance(item, (dict, list))]
-        if not containers:
-            break
-        level += 1
-        frontier = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
-    return level
-
-
 def release_memory() -> None:
     """Hand freed heap back to the system after a heavy request: glibc keeps it otherwise (measured:
     ~700 MB of a 2-core server's RSS after twenty requests)."""
@@ -445,20 +403,3 @@ def release_memory() -> None:
             ctypes.CDLL(name).malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
-
-
-def _stack_labelled(strips: list[np.ndarray], labels: tuple[str, str]) -> np.ndarray:
-    """Strips one above the other, each under a label bar."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    width = max(s.shape[1] for s in strips)
-    rows = []
-    for strip, label in zip(strips, labels):
-        bar = Image.new("RGB", (width, 36), (30, 30, 30))
-        try:
-            font = ImageFont.load_default(size=22)
-        except TypeError:
-            font = ImageFont.load_default()
-        ImageDraw.Draw(bar).text((10, 5), label[:120], fill=(255, 255, 255), font=font)
-        rows += [np.asarray(bar), np.pad(strip, ((0, 0), (0, width - strip.shape[1]), (0, 0)), constant_values=255)]
-    return np.concatenate(rows, 0)

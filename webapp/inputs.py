@@ -1,0 +1,58 @@
+"""The page's upload components, each handing its event a path and naming an unusable file in the page.
+
+Their preprocessing is wrapped on the instance rather than in a subclass: Gradio writes a ``.pyi`` copy
+of the module beside any file that subclasses a component, at every import.
+"""
+
+from __future__ import annotations
+
+import re
+
+import gradio as gr
+from PIL import Image
+
+from face_nerf.photo import MAX_PIXELS as MAX_PHOTO_PIXELS
+
+
+def photo_input(files=None, **kwargs) -> gr.Image:
+    """An image upload whose unreadable files (a text file renamed .jpg, a damaged photo) get a message
+    in the page instead of a bare error. ``files`` (``webapp.sessions.SessionFiles``) learns which
+    upload each decoded photo came from, so both go with the visitor's session.
+    """
+    image = gr.Image(**kwargs)
+    preprocess = image.preprocess
+
+    def readable(payload):
+        try:
+            decoded = preprocess(payload)
+            if files is not None and decoded and getattr(payload, "path", None):
+                files.derived(decoded, payload.path)
+            return decoded
+        except Image.DecompressionBombError as err:  # before any pixel is decoded
+            name = getattr(payload, "orig_name", None) or "The image"
+            size = re.search(r"\((\d+) pixels\)", str(err))
+            pixels = f"{int(size.group(1)) / 1e6:,.0f} megapixels" if size else "too many pixels"
+            raise gr.Error(f"{name} has {pixels}; the limit is {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels. Downscale "
+                           "it (a face photo of 1-4 megapixels is plenty) and upload it again.") from err
+        except (OSError, ValueError, SyntaxError) as err:
+            name = getattr(payload, "orig_name", None) or "The file"
+            raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
+                           "or WebP photo of a face.") from err
+
+    image.preprocess = readable
+    return image
+
+
+def clip_input(**kwargs) -> gr.File:
+    """A one-file upload whose events receive the uploaded file's path. (Gradio's own
+    ``gr.File(type="filepath")`` leaves an empty temporary file in its cache at every call; the judge
+    checks the file's type itself, with a message.)"""
+    upload = gr.File(type="filepath", file_count="single", **kwargs)
+
+    def path_of(payload):
+        if payload is None:
+            return None
+        return (payload[0] if isinstance(payload, list) or hasattr(payload, "root") else payload).path
+
+    upload.preprocess = path_of
+    return upload
