@@ -1,7 +1,9 @@
-"""Shared fixtures: the example photos and one reconstruction per photo, reused across tests."""
+"""Shared fixtures: the example photos and one reconstruction per photo, reused across tests; the shared
+real-world material, when it is there."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {p.stem: p for p in sorted((ROOT / "assets" / "examples").glob("*.*"))}
+SHARED = ROOT / ".." / "shared" / "realworld"
+
+
+def shared_realworld() -> Path:
+    """The shared real-world photos and clips (a sibling of the repository; never copied into it). A test
+    that reads them is skipped when they are absent, and fails instead when FACELAB_REQUIRE_SHARED=1
+    (.ci/run sets it)."""
+    if not SHARED.is_dir():
+        reason = f"the shared real-world material is not at {SHARED.resolve()}"
+        if os.environ.get("FACELAB_REQUIRE_SHARED") == "1":
+            pytest.fail(f"{reason}, and FACELAB_REQUIRE_SHARED=1 requires it")
+        pytest.skip(reason)
+    return SHARED
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -18,30 +18,20 @@ from PIL import Image
 
 from face_nerf.photo import load_photo
 from face_nerf.regions import REGION_ID, dilate, dilation_radius, hull_mask, photo_region_labels, skin_mask
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, shared_realworld
 
-SHARED = ROOT / ".." / "shared" / "realworld"
 GROUP_PHOTOS = ("p17_group_of_four_lowres.jpg", "p18_two_men_side_by_side.jpg", "p06_old_bald_man_profile.jpg")
 
 
-def shared_realworld() -> Path:
-    """The shared real-world material (a sibling of the repository); skips when it is absent, fails
-    instead when FACELAB_REQUIRE_SHARED=1."""
-    if not SHARED.is_dir():
-        reason = f"the shared real-world photos are not at {SHARED.resolve()}"
-        if os.environ.get("FACELAB_REQUIRE_SHARED") == "1":
-            pytest.fail(f"{reason}, and FACELAB_REQUIRE_SHARED=1 requires them")
-        pytest.skip(reason)
-    return SHARED
-
-
 def test_missing_shared_photos_skip_unless_required(monkeypatch, tmp_path):
-    monkeypatch.setattr(sys.modules[__name__], "SHARED", tmp_path / "absent")
+    import tests.conftest
+
+    monkeypatch.setattr(tests.conftest, "SHARED", tmp_path / "absent")
     monkeypatch.delenv("FACELAB_REQUIRE_SHARED", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="shared real-world photos are not at"):
+    with pytest.raises(pytest.skip.Exception, match="shared real-world material is not at"):
         shared_realworld()
     monkeypatch.setenv("FACELAB_REQUIRE_SHARED", "1")
-    with pytest.raises(pytest.fail.Exception, match="FACELAB_REQUIRE_SHARED=1 requires them"):
+    with pytest.raises(pytest.fail.Exception, match="FACELAB_REQUIRE_SHARED=1 requires it"):
         shared_realworld()
 
 
