@@ -7,6 +7,9 @@ shape targets and facial actions; later, its fit to a photo.
 """
 
 from face_nerf.head.cache import load_head_template
+from face_nerf.head.correspondence import (LandmarkCorrespondence, build_landmark_correspondence,
+                                           load_landmark_correspondence)
 from face_nerf.head.template import REGIONS, HeadTemplate, SparseOffsets, build_head_template
 
-__all__ = ["REGIONS", "HeadTemplate", "SparseOffsets", "build_head_template", "load_head_template"]
+__all__ = ["REGIONS", "HeadTemplate", "LandmarkCorrespondence", "SparseOffsets", "build_head_template",
+           "build_landmark_correspondence", "load_head_template", "load_landmark_correspondence"]
