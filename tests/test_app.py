@@ -192,6 +192,7 @@ def test_spot_check_queues_only_what_its_maker_adds(services, created, tmp_path)
     item, video, strip, clicks, progress = spot.next_item("ana")
     assert item and strip.ndim == 3 and clicks == [] and "item 1 of 1" in progress
     assert video.startswith(str(tmp_path)) and Path(video).is_file()  # a copy in the store's own folder
+    assert [i.source for i in spot.store.items()] == ["app"]  # a creation, not an upload
     assert spot.next_item("  ")[4] == "⚠️ Enter your name first, so your ratings can be told apart from others'."
     event = gr.SelectData(None, {"index": [30, 40], "value": None})
     marked, clicks = spot.click(item, [], "", event)

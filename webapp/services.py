@@ -9,7 +9,7 @@ import errno
 import os
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
@@ -133,7 +133,9 @@ class Services:
 
     def end_session(self, request: gr.Request) -> None:
         """Forget the session's results and remove its files (called when the browser tab closes)."""
-        session = session_name(request)
+        self._forget(session_name(request))
+
+    def _forget(self, session: str) -> None:
         self.kept.end(session)
         self.files.end(session)
 
@@ -302,12 +304,14 @@ class Services:
         request; returns a line for the page. Its turntable and strip are copied into the ratings store."""
         if not self.spot.enabled:
             return markdown_text(self.spot.disabled_reason)
-        judged = self.judged(token, request)
-        if judged is None:
+        with user_errors():
+            item = self.kept.get(session_name(request), token)
+        if item is None:
             return "Nothing to add yet: generate a face or judge a video first."
+        judged, source = (item.judged, "app") if isinstance(item, Result) else (item, "upload")
         if judged.video is None or not judged.result.face_found:
             return "Only a turntable video with a face can be rated; this one cannot be added."
-        return markdown_text(self.spot.add(judged.video, judged.result, "app" if judged.clip is None else "upload"))
+        return markdown_text(self.spot.add(judged.video, judged.result, source))
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -334,8 +338,7 @@ class Services:
     def _drop_if_ended(self, session: str) -> None:
         """The browser left while the request ran: remove what it made instead of keeping it."""
         if self.files.ended(session):
-            self.kept.end(session)
-            self.files.end(session)
+            self._forget(session)
             raise gr.Error("The browser session ended before the result was ready; it was not kept.")
 
     def _keep_judgement(self, result, clip, folder: Path) -> Judged:
@@ -343,7 +346,6 @@ class Services:
         most 256 px; heatmaps of another size, e.g. the LMM judge's, are resized to them). For the LMM
         judge, the judged frames are also kept at their own size, for its questions."""
         from judge.analytic import analysis_frames
-        from judge.frames import Clip
         from judge.heatmap import resize_heatmaps
 
         path = folder / "judge.json"
@@ -355,7 +357,7 @@ class Services:
             result.frame_heatmaps = resize_heatmaps(result.frame_heatmaps, frames.shape[1:3])
         lmm_clip = None
         if result.backend.startswith("lmm-judge"):
-            lmm_clip = Clip(judged_frames, list(result.frame_indices), clip.source_frames, clip.fps, clip.kind, clip.name)
+            lmm_clip = replace(clip, frames=judged_frames, indices=list(result.frame_indices))  # warnings kept
         return Judged(result, frames, str(path), lmm_clip)
 
     @staticmethod

@@ -111,7 +111,9 @@ class SessionFiles:
     def sweep(self) -> int:
         """Remove every file older than the maximum age (outputs and uploads) and forget sessions that
         ended that long ago. Returns how many files were removed."""
-        removed = remove_older_than([self.output_root, self.uploads_root], self.max_age_s, keep=self.keep)
+        inside = self.output_root.resolve().is_relative_to(self.uploads_root.resolve())  # as the app lays them out
+        roots = [self.uploads_root] if inside else [self.output_root, self.uploads_root]
+        removed = remove_older_than(roots, self.max_age_s, keep=self.keep)
         cutoff = time.time() - self.max_age_s
         with self._lock:
             for session in [s for s, when in self._ended.items() if when < cutoff]:

@@ -76,15 +76,15 @@ class SpotCheck:
         return self._store
 
     def check(self) -> str | None:
-        """Open the ratings store now; the reason it is unusable (also logged), or None when it works.
-        The rest of the app works either way."""
+        """Open the ratings store now and try it; the reason it is unusable (also logged), or None when it
+        works. The rest of the app works either way."""
         try:
-            store = self.store
-            if hasattr(store, "check"):
-                store.check()
-        except (SpotCheckRefused, AnnotationError, OSError) as err:
-            self._problem = str(err) if str(err).startswith("Ratings are unavailable") else \
-                f"Ratings are unavailable: {err}"
+            self.store.check()
+        except SpotCheckRefused:  # ``store`` recorded why it could not open
+            pass
+        except AnnotationError as err:
+            self._problem = f"Ratings are unavailable: {err}"
+        if self._problem is not None:
             log.warning("%s", self._problem)
         return self._problem
 
