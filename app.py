@@ -21,7 +21,7 @@ from judge.result import CATEGORIES
 from webapp.judges import BACKEND_ENV, BACKENDS, Judges
 from webapp.retention import MAX_AGE_ENV, MAX_AGE_S
 from webapp.spotcheck import QUEUE_NOTICE, SLIDER_INFO, SpotCheck
-from webapp.services import MAX_FRAMES, SIZES, Judged, Services, parse_lighting, status_line
+from webapp.services import MAX_FRAMES, SIZES, TURNTABLES, Judged, Services, parse_lighting, status_line
 from webapp.inputs import clip_input, photo_input
 from webapp.sessions import session_name
 from webapp.text import markdown_text
@@ -157,6 +157,8 @@ def build_demo(services: Services) -> gr.Blocks:
                     with gr.Accordion("Advanced", open=False):
                         size = gr.Dropdown(list(SIZES), value=256, label="Output size (pixels)")
                         frames = gr.Slider(8, MAX_FRAMES, value=48, step=1, label="Turntable frames")
+                    turntable = gr.Radio(list(TURNTABLES), value="±45°", label="Turntable", elem_id="turntable-choice",
+                                         info="full turn: round the whole head, the back included")
                     with gr.Row():
                         run = gr.Button("Generate", variant="primary", elem_id="generate")
                         relight = gr.Button("Relight", elem_id="relight")
@@ -230,7 +232,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
         create_outputs = [video, mesh, strip, judgement, result]
         shown = [status, downloads, judged, *create_panel, create_queue[1]]
-        run.click(gpu(services.generate), inputs=[photo, prompt, lighting, light, fixed_to, size, frames, editor_choice],
+        run.click(gpu(services.generate), inputs=[photo, prompt, lighting, light, fixed_to, size, frames, editor_choice, turntable],
                   outputs=create_outputs, api_name="generate", concurrency_limit=1, concurrency_id="heavy"
                   ).then(after_create, result, shown, api_visibility="private", queue=False)
         relight.click(services.relight, inputs=[result, lighting, light, fixed_to], outputs=create_outputs,

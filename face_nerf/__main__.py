@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(replaced atomically); a folder holding other files is refused")
     rec.add_argument("--frames", type=int, default=48, help="turntable frames (default 48)")
     rec.add_argument("--size", type=int, default=256, help="turntable and strip view size in pixels (default 256)")
-    rec.add_argument("--yaw", type=float, default=45.0, help="turntable sweeps between -yaw and +yaw degrees (default 45)")
+    rec.add_argument("--yaw", type=float, default=45.0, help="turntable sweeps between -yaw and +yaw degrees (default 45); 180 is a full turn that shows the back")
     rec.add_argument("--fps", type=int, default=24, help="turntable frame rate (default 24)")
     rec.add_argument("--prompt", default="", metavar="TEXT",
                      help='text edit applied before lighting, e.g. "older, grey beard, blue eyes" or "marble statue"')

@@ -1,4 +1,5 @@
-"""Outputs of a reconstruction: turntable video, 3-view strip, input view and a coloured GLB mesh."""
+"""Outputs of a reconstruction: turntable video, 3-view strip, input view and a GLB mesh (the textured head
+model with its hair shell, or marching cubes with vertex colours for a field whose shape was edited)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,26 @@ class TurntableFrame:
     pitch: float
 
 
+FULL_TURN = 180.0  # a max_yaw of 180 degrees is a full turn round the head
+
+
 def turntable_poses(frames: int, max_yaw: float, pitch: float = 0.0) -> list[TurntableFrame]:
-    """A loopable sweep: yaw = max_yaw * sin(2 pi i / frames), so the last frame leads back to the first."""
+    """A loopable turntable.
+
+    Below ``FULL_TURN`` a sweep, yaw = max_yaw * sin(2 pi i / frames), so the last frame leads back to the
+    first; at ``FULL_TURN`` a full turn at constant speed from the front, yaw = 360 i / frames (reported
+    in (-180, 180]), which shows the back half-way.
+    """
     if frames < 2:
         raise ValueError(f"A turntable needs at least 2 frames. Got {frames}.")
+    if max_yaw >= FULL_TURN:
+        return [TurntableFrame(_wrapped(360.0 * i / frames), pitch) for i in range(frames)]
     return [TurntableFrame(max_yaw * math.sin(2 * math.pi * i / frames), pitch) for i in range(frames)]
+
+
+def _wrapped(yaw: float) -> float:
+    """The same direction in (-180, 180] degrees."""
+    return yaw - 360.0 if yaw > 180.0 else yaw
 
 
 def framing(bounds: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -121,6 +137,63 @@ def extract_mesh(field, max_faces: int = 200_000, light: torch.Tensor | None = N
     return trimesh.Trimesh(vertices=verts, faces=faces, vertex_normals=normals.numpy(), vertex_colors=rgba, process=False)
 
 
+HEAD_MESH_REGIONS = ("scalp", "face", "ears", "lips", "eyes", "neck")  # the outside of the head (no mouth lining)
+
+
+def textured_head_mesh(field, head, hair, size: int = 1024, light: torch.Tensor | None = None):
+    """The fitted head model as a ``trimesh.Scene``: the head with a UV texture image of the field's albedo
+    (or the albedo shaded by the SH light [9, 3]), and the hair layer as a textured shell over the scalp.
+
+    Args:
+        field: the radiance field (its albedo is baked into the textures).
+        head: ``face_nerf.head.place.PlacedHead`` (the mesh, in the field's world).
+        hair: ``face_nerf.appearance.hair.HairLayer`` (the shell's thickness per vertex).
+        size: texture side in texels.
+        light: shade the textures with this light (default: albedo, for viewers that light the mesh).
+    """
+    import trimesh
+
+    template = head.fit.template
+    keep = np.isin(np.arange(len(head.vertices)), np.concatenate([template.regions[r] for r in HEAD_MESH_REGIONS]))
+    parts = {"head": (head.vertices, keep[template.faces].all(1))}
+    if hair.present and hair.thickness.max() > 0:
+        shell = head.vertices + head.normals * hair.thickness[:, None]
+        parts["hair"] = (shell, head.region_mask("scalp")[template.faces].all(1))
+    scene = trimesh.Scene()
+    for name, (vertices, chosen) in parts.items():
+        scene.add_geometry(_textured(field, vertices, template.faces[chosen], template.uv_faces[chosen], template.uvs,
+                                     size, light), geom_name=name, node_name=name)
+    return scene
+
+
+def _textured(field, vertices: np.ndarray, faces: np.ndarray, uv_faces: np.ndarray, uvs: np.ndarray, size: int, light):
+    """One ``trimesh.Trimesh`` with a texture of the field's albedo at its surface (vertices split at UV seams)."""
+    import trimesh
+    from PIL import Image
+    from scipy.ndimage import distance_transform_edt
+
+    from face_nerf.head.texture import texel_map
+
+    texels, points = texel_map(uvs, uv_faces, size).points(vertices, faces)
+    albedo, normals = field.attributes(torch.from_numpy(points.astype(np.float32)))
+    colour = albedo if light is None else lambert_shader(light)(albedo, normals)
+    image = np.zeros((size, size, 3), np.uint8)
+    image[texels[:, 0], texels[:, 1]] = to_uint8(linear_to_srgb(colour))
+    empty = np.ones((size, size), bool)
+    empty[texels[:, 0], texels[:, 1]] = False
+    nearest = distance_transform_edt(empty, return_distances=False, return_indices=True)
+    image = image[nearest[0], nearest[1]]  # bleed colours past the islands' edges: no dark seams when mipmapped
+    pairs, corner = np.unique(np.stack([faces.ravel(), uv_faces.ravel()], -1), axis=0, return_inverse=True)
+    visual = trimesh.visual.TextureVisuals(uv=uvs[pairs[:, 1]], image=Image.fromarray(image))
+    return trimesh.Trimesh(vertices=vertices[pairs[:, 0]], faces=corner.reshape(-1, 3), visual=visual, process=False)
+
+
+def mesh_size(mesh) -> tuple[int, int]:
+    """(vertices, faces) of a ``trimesh.Trimesh`` or all the meshes of a ``trimesh.Scene``."""
+    meshes = list(mesh.geometry.values()) if hasattr(mesh, "geometry") else [mesh]
+    return sum(len(m.vertices) for m in meshes), sum(len(m.faces) for m in meshes)
+
+
 def write_glb(mesh, path: str | Path) -> None:
-    """Export a mesh with vertex colours as binary glTF."""
+    """Export a mesh or scene (vertex colours or texture images) as binary glTF."""
     Path(path).write_bytes(mesh.export(file_type="glb"))

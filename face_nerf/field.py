@@ -8,8 +8,9 @@ where v in [0, 1] is the input camera's visibility of p (depth test, facing, ins
 E_photo the irradiance of the SH light estimated from the photo (``delight.py``), so that shading the
 albedo with that light gives the photo back.
 The fill texture holds the mirror image of what the camera saw across the face's symmetry plane
-(cheek sides, ear regions), and a push-pull (pyramid) fill from the surrounding colours where neither
-side was seen (behind the hairline, under the chin), so nothing is left black.
+(cheek sides, ear regions) and, where neither side was seen (the back of the head, behind the ears,
+under the chin), the person's own skin and hair completed on the fitted head model
+(``appearance/completion.py``): never colours pulled in from the photo's background.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from face_nerf.delight import DelightConfig, Delighting, delight_photo
-from face_nerf.fill import push_pull_fill
+from face_nerf.appearance.completion import CompletionConfig, complete_fill, skin_detail_tile
+from face_nerf.appearance.hair import HairLayer
 from face_nerf.geometry import HeadGeometry, HeadPlacement
+from face_nerf.head.place import PlacedHead
 from face_nerf.lighting import ambient_light, irradiance, srgb_to_linear
 from face_nerf.regions import head_region_grid, photo_region_labels
 from face_nerf.render import Camera, MarchSettings, RenderOutput, render_image
 
 FIELD_FORMAT = "facelab-head-field/2"
+CHEEKS = (205, 425)  # mediapipe landmarks at the middle of the subject's right and left cheek
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class AppearanceConfig:
         max_texture_side: the photo is kept at most this large as the albedo texture.
         beta_voxels: density length scale in voxels (sharpness of the surface).
         delight: how the photo's light is estimated and taken out of the albedo.
+        completion: how unseen skin and hair are made.
+        seen_from, seen_to: the fill holds the (mirrored) photo fully above the second visibility, the
+            completed albedo below the first, and blends them in between (a soft seam).
     """
 
     fill_width: int = 384
@@ -55,6 +62,9 @@ class AppearanceConfig:
     max_texture_side: int = 2048
     beta_voxels: float = 0.5
     delight: DelightConfig = DelightConfig()
+    completion: CompletionConfig = CompletionConfig()
+    seen_from: float = 0.35
+    seen_to: float = 0.8
 
 
 @dataclass
@@ -268,12 +278,13 @@ def spherical_uv(points: Tensor, centre: Tensor, width: int, height: int) -> Ten
     return torch.stack([u, v], -1)
 
 
-def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadPlacement, geometry: HeadGeometry,
-                config: AppearanceConfig = AppearanceConfig()) -> tuple[HeadField, Delighting | None]:
-    """Assemble the radiance field from the photo, its person mask and the head geometry.
+def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, head: PlacedHead, hair: HairLayer,
+                geometry: HeadGeometry, config: AppearanceConfig = AppearanceConfig()) -> tuple[HeadField, Delighting | None]:
+    """Assemble the radiance field from the photo, its person mask, the fitted head, its hair and geometry.
 
     Returns the field and how its light was taken out (None when ``config.delight`` is disabled).
     """
+    placement = head.placement
     sdf_grid = torch.from_numpy(geometry.sdf)[None, None]
     bounds = torch.from_numpy(geometry.bounds)
     step = float((bounds[1, 0] - bounds[0, 0]) / (sdf_grid.shape[-1] - 1))
@@ -294,7 +305,7 @@ def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadP
         delighting = delight_photo(photo, view, low, person_mask, landmarks_px, config.delight)
         field.photo = photo * delighting.correction
         field.photo_light = delighting.estimate.light
-    field.fill = _fill_texture(field, placement, config)
+    field.fill = _fill_texture(field, head, hair, config)
     _add_regions(field, photo_rgb, person_mask, placement, landmarks_px)
     return field, delighting
 
@@ -397,17 +408,43 @@ def fill_surface_points(field: HeadField, samples: int = 48) -> tuple[Tensor, Te
     return p0 + frac * (p1 - p0), inside.any(1)
 
 
-def _fill_texture(field: HeadField, placement: HeadPlacement, config: AppearanceConfig) -> Tensor:
-    """Spherical texture of the mirrored photo, push-pull filled where neither side was seen."""
+def _fill_texture(field: HeadField, head: PlacedHead, hair: HairLayer, config: AppearanceConfig) -> Tensor:
+    """Spherical texture of the (mirrored) photo where it was seen, the completed skin and hair elsewhere."""
     w, h = config.fill_width, config.fill_height
     field.fill = torch.zeros(1, 3, h, w)
     surface, hits = fill_surface_points(field)
     normal, visible = field.surface(surface)
-    mirrored = torch.from_numpy(placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
+    mirrored = torch.from_numpy(head.placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
     normal_m, visible_m = field.surface(mirrored)
     photo_here, photo_mirror = field.photo_albedo(surface, normal), field.photo_albedo(mirrored, normal_m)
     weight = visible + (1 - visible) * visible_m
     colour = (visible[:, None] * photo_here + ((1 - visible) * visible_m)[:, None] * photo_mirror) / weight.clamp(min=1e-6)[:, None]
-    known = (weight > 0.6) & hits  # confidently seen: silhouette edges carry background
+    seen = ((weight - config.seen_from) / (config.seen_to - config.seen_from)).clamp(0.0, 1.0) * hits.float()
     colour = colour.T.reshape(1, 3, h, w)
-    return push_pull_fill(colour, known.reshape(1, 1, h, w).float())
+    seen = seen.reshape(1, 1, h, w)
+    skin_albedo, hair_albedo = _completion_albedos(field, head, hair)
+    tile = None
+    for cheek in CHEEKS:  # the first cheek seen squarely enough gives the skin's detail
+        uv = spherical_uv(torch.from_numpy(head.placement.landmarks[cheek]), field.fill_centre, w, h)
+        tile = tile if tile is not None else skin_detail_tile(colour, (float(uv[0]), float(uv[1])), seen[0, 0] > 0.99,
+                                                              config.completion.skin_detail_texels)
+    completed = complete_fill(surface, (h, w), head, hair, skin_albedo, hair_albedo, tile, config.completion)
+    return seen * colour + (1 - seen) * completed
+
+
+def _completion_albedos(field: HeadField, head: PlacedHead, hair: HairLayer) -> tuple[Tensor, Tensor]:
+    """[3] skin and [3] hair albedo (linear RGB): the median photo albedo of the face the camera sees
+    squarely, and the hair's photo colour scaled by the same colour-wise albedo-to-photo ratio."""
+    face = head.fit.template.regions["face"]
+    points = torch.from_numpy(head.vertices[face])
+    normal, visible = field.surface(points)
+    squarely = (visible > 0.9) & (normal[:, 2] > 0.7)
+    if int(squarely.sum()) < 10:  # hardly any face seen squarely: every face vertex the camera sees at all
+        squarely = visible > 0.1
+    if int(squarely.sum()) == 0:
+        skin = torch.tensor([0.6, 0.42, 0.33])
+        return skin, torch.from_numpy(hair.colour) if hair.present else skin
+    skin_photo = field.photo_colour(points[squarely]).median(0).values
+    skin = field.photo_albedo(points[squarely], normal[squarely]).median(0).values.clamp(0.02, 1.0)
+    hair_albedo = torch.from_numpy(hair.colour).float() * skin / skin_photo.clamp(min=1e-3)
+    return skin, hair_albedo.clamp(0.0, 1.0)

@@ -144,7 +144,8 @@ class LightEstimate:
     rms: float
 
 
-def estimate_sh_lighting(colours: Tensor, normals: Tensor, iterations: int = 8, ridge: float = 1e-3) -> LightEstimate:
+def estimate_sh_lighting(colours: Tensor, normals: Tensor, iterations: int = 8, ridge: float = 1e-3,
+                         trusted: int = 0) -> LightEstimate:
     """Fit a 9-coefficient-per-channel SH light to skin samples of one albedo (robust least squares).
 
     Model: colour = skin_albedo * E(n). Iteratively reweighted least squares with Tukey's biweight on
@@ -156,6 +157,8 @@ def estimate_sh_lighting(colours: Tensor, normals: Tensor, iterations: int = 8, 
         normals: [N, 3] unit surface normals there.
         iterations: reweighting rounds.
         ridge: ridge strength relative to the mean squared basis value.
+        trusted: the last ``trusted`` samples are priors, never down-weighted as outliers (and not
+            counted in the skin albedo).
 
     Returns:
         The estimate (see ``LightEstimate``).
@@ -179,9 +182,13 @@ def estimate_sh_lighting(colours: Tensor, normals: Tensor, iterations: int = 8, 
         residual = (colours @ luma - predicted) / predicted.abs().clamp(min=1e-4)
         scale = 1.4826 * (residual - residual.median()).abs().median().clamp(min=1e-3)
         weights = ((1.0 - (residual / (4.685 * scale)) ** 2).clamp(min=0.0)) ** 2
+        if trusted:
+            weights[-trusted:] = 1.0
     # Grey world on the face: the light is white on average over the skin, with mean luminance 1,
     # so the skin albedo is the mean fitted skin colour.
-    albedo = ((basis @ coeffs) * weights[:, None]).sum(0) / weights.sum()
+    measured = slice(0, basis.shape[0] - trusted)
+    weights, residual = weights[measured], residual[measured]
+    albedo = ((basis[measured] @ coeffs) * weights[:, None]).sum(0) / weights.sum()
     light = coeffs / albedo[None, :]
     inlier = weights > 0
     rms = float(torch.sqrt((residual[inlier] ** 2).mean())) if inlier.any() else float("nan")

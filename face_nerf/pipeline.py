@@ -18,18 +18,21 @@ from PIL import Image
 from face_nerf.delight import Delighting
 from face_nerf.edit import EditResult, Editor, EmbeddedEditor
 from face_nerf.errors import FaceLabError
-from face_nerf.export import (BACKGROUND, STRIP_YAWS, TurntableFrame, extract_mesh, render_input_view, render_views,
-                              turntable_poses, write_glb, write_video)
+from face_nerf.export import (BACKGROUND, STRIP_YAWS, TurntableFrame, extract_mesh, mesh_size, render_input_view,
+                              render_views, textured_head_mesh, turntable_poses, write_glb, write_video)
 from face_nerf.field import AppearanceConfig, HeadField, build_field
-from face_nerf.geometry import GeometryConfig, build_head, place_head
+from face_nerf.appearance.hair import HairConfig, HairLayer, estimate_hair
+from face_nerf.geometry import GeometryConfig, build_head
+from face_nerf.head import FitConfig, fit_head, load_head_template, load_landmark_correspondence
+from face_nerf.head.place import PlacedHead, place_fitted_head
 from face_nerf.landmarks import FaceAnalysis, analyse_face
 from face_nerf.lighting import Lighting
 from face_nerf.output_folder import staged_folder
 from face_nerf.photo import Photo, load_photo
 from face_nerf.relight import LightTransfer
 
-BACKEND = "embedded-sdf-field"  # the offline reconstruction: landmark + silhouette SDF, photo-projected albedo
-MAX_FRAMES, MAX_SIZE, MAX_YAW = 240, 1024, 90.0
+BACKEND = "embedded-head-model"  # the offline reconstruction: MakeHuman head fitted to the landmarks, hair layer, photo albedo
+MAX_FRAMES, MAX_SIZE, MAX_YAW = 240, 1024, 180.0
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ class ReconstructionConfig:
     Attributes:
         frames: turntable frames.
         size: turntable and strip view size in pixels (square).
-        yaw: turntable sweeps between -yaw and +yaw degrees.
+        yaw: turntable sweeps between -yaw and +yaw degrees; 180 is a full turn (``export.FULL_TURN``).
         fps: turntable frame rate.
-        geometry: head shape options.
+        fit: how the head model is fitted to the landmarks.
+        hair: how the hair layer is read from the photo.
+        geometry: head SDF grid options.
         appearance: albedo options.
         lighting: how the outputs are lit (default: the photo's own light).
         mesh_lighting: bake the lighting into the mesh's vertex colours (default: albedo, for viewers
@@ -52,6 +57,8 @@ class ReconstructionConfig:
     size: int = 256
     yaw: float = 45.0
     fps: int = 24
+    fit: FitConfig = field(default_factory=FitConfig)
+    hair: HairConfig = field(default_factory=HairConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     lighting: Lighting = field(default_factory=Lighting)
@@ -76,19 +83,26 @@ class Reconstruction:
         field: the radiance field.
         photo: the photo it came from.
         analysis: landmarks and person mask.
+        head: the head model fitted to the photo and placed in the field's world.
+        hair: the hair layer read from the photo.
         delighting: the photo's estimated light (None when delighting is off).
         timings: seconds per stage, in order.
         warnings: messages for the user.
         edit: the text edit applied to ``field`` (None: the field as reconstructed).
+        fitted_sdf: the SDF grid as reconstructed: while ``field`` still has it, the head model's mesh is
+            the field's shape and is what is exported.
     """
 
     field: HeadField
     photo: Photo
     analysis: FaceAnalysis
+    head: PlacedHead
+    hair: HairLayer
     delighting: Delighting | None
     timings: dict[str, float]
     warnings: list[str]
     edit: EditResult | None = None
+    fitted_sdf: torch.Tensor | None = None
 
 
 @dataclass
@@ -130,12 +144,18 @@ def reconstruct(source, config: ReconstructionConfig = ReconstructionConfig()) -
         photo = load_photo(source)
     with _stage(timings, "landmarks"):
         analysis = analyse_face(photo.rgb)
+    with _stage(timings, "fit"):
+        template, correspondence = load_head_template(), load_landmark_correspondence()
+        fit = fit_head(analysis.landmarks, template, correspondence, config.fit)
+        head = place_fitted_head(fit, correspondence, analysis.image_size, analysis.landmarks)
+    with _stage(timings, "hair"):
+        hair = estimate_hair(photo.rgb, analysis.person_mask, head, config.hair)
     with _stage(timings, "geometry"):
-        placement = place_head(analysis)
-        geometry = build_head(placement, analysis.person_mask, config.geometry)
+        geometry = build_head(head, hair, config.geometry)
     with _stage(timings, "field"):
-        head, delighting = build_field(photo.rgb, analysis.person_mask, placement, geometry, config.appearance)
-    return Reconstruction(head, photo, analysis, delighting, timings, list(analysis.warnings))
+        radiance, delighting = build_field(photo.rgb, analysis.person_mask, head, hair, geometry, config.appearance)
+    return Reconstruction(radiance, photo, analysis, head, hair, delighting, timings, list(analysis.warnings),
+                          fitted_sdf=radiance.sdf_grid)
 
 
 def edit_reconstruction(recon: Reconstruction, prompt: str, editor: Editor | None = None, seed: int = 0) -> Reconstruction:
@@ -167,7 +187,7 @@ def render_outputs(recon: Reconstruction, config: ReconstructionConfig = Reconst
     with _stage(timings, "input_view"):
         input_view = render_input_view(recon.field, light)
     with _stage(timings, "mesh"):
-        mesh = extract_mesh(recon.field, light=light if config.mesh_lighting else None)
+        mesh = _mesh(recon, light if config.mesh_lighting else None)
     report = {
         "backend": BACKEND,
         "photo": {"source": recon.photo.source, "width": recon.photo.size[0], "height": recon.photo.size[1]},
@@ -178,7 +198,7 @@ def render_outputs(recon: Reconstruction, config: ReconstructionConfig = Reconst
         "config": {"frames": config.frames, "size": config.size, "yaw": config.yaw, "fps": config.fps},
         "lighting": _lighting_report(recon, config.lighting, light, config.mesh_lighting),
         "edit": _edit_report(recon.edit),
-        "mesh": {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))},
+        "mesh": _mesh_report(mesh),
         "warnings": recon.warnings,
         "timings_s": timings,
     }
@@ -197,11 +217,25 @@ def relight_outputs(recon: Reconstruction, outputs: Outputs, lighting: Lighting,
         strip = np.concatenate(list(outputs.strip_transfer.shade(light, lighting.fixed_to, BACKGROUND)), axis=1)
     with _stage(timings, "relight_input_view"):
         input_view = render_input_view(recon.field, light)
-    mesh = extract_mesh(recon.field, light=light) if mesh_lighting else outputs.mesh
+    mesh = _mesh(recon, light) if mesh_lighting else outputs.mesh
     report = dict(outputs.report, lighting=_lighting_report(recon, lighting, light, mesh_lighting),
                   timings_s={**outputs.report["timings_s"], **timings})
     return Outputs(frames, outputs.poses, strip, input_view, mesh, report, lighting, outputs.turntable_transfer,
                    outputs.strip_transfer)
+
+
+def _mesh(recon: Reconstruction, light: torch.Tensor | None):
+    """The textured head model while the field has its reconstructed shape; marching cubes with vertex
+    colours once an edit has changed the shape (a smile, glasses), so the mesh always matches the renders."""
+    if recon.fitted_sdf is not None and recon.field.sdf_grid is recon.fitted_sdf:
+        return textured_head_mesh(recon.field, recon.head, recon.hair, light=light)
+    return extract_mesh(recon.field, light=light)
+
+
+def _mesh_report(mesh) -> dict:
+    vertices, faces = mesh_size(mesh)
+    kind = "head model with UV texture and hair shell" if hasattr(mesh, "geometry") else "marching cubes, vertex colours"
+    return {"vertices": vertices, "faces": faces, "kind": kind}
 
 
 def _edit_report(edit: EditResult | None) -> dict:

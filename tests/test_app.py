@@ -39,7 +39,7 @@ def test_generate_makes_every_artefact_and_a_judgement(services, created):
     result = services.result(token)
     assert video.endswith("turntable.mp4") and mesh.endswith("mesh.glb") and strip.endswith("views.png")
     report = result.outputs.report
-    assert report["backend"] == "embedded-sdf-field" and report["lighting"]["name"] == "studio"
+    assert report["backend"] == "embedded-head-model" and report["lighting"]["name"] == "studio"
     assert report["edit"]["summary"] == "applied: irises -> #2a62d8 (normal)"
     assert judgement["backend"] == "embedded-judge" and judgement["face_found"]
     assert 0 <= judgement["quality"]["mos"] <= 100 and judgement["quality"]["level"] in ("bad", "poor", "fair", "good", "excellent")

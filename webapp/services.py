@@ -28,6 +28,7 @@ from webapp.text import markdown_text
 
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
+TURNTABLES = {"±45°": 45.0, "full turn": 180.0}  # the app's turntable choices -> ReconstructionConfig.yaw
 
 
 @dataclass
@@ -159,9 +160,11 @@ class Services:
 
     def generate(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
                  fixed_to: str = "world", size: int = 256, frames: int = 48, editor: str = "embedded",
-                 request: gr.Request | None = None, progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
+                 turntable: str = "±45°", request: gr.Request | None = None,
+                 progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
         """Photo -> edited, lit 3D face -> (turntable.mp4, mesh.glb, views.png, judgement as JSON, a
-        token for the result kept for relighting, comparing and the judge panel)."""
+        token for the result kept for relighting, comparing and the judge panel). ``turntable`` is one of
+        ``TURNTABLES``."""
         from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs
 
         self.files.received(session_name(request), photo_path)
@@ -171,7 +174,10 @@ class Services:
         prompt = (prompt or "").strip()
         progress(0.02, desc="Reading the prompt")
         with user_errors():
-            config = ReconstructionConfig(frames=frames, size=size, lighting=parse_lighting(lighting, light, fixed_to))
+            if turntable not in TURNTABLES:
+                raise gr.Error(f"Unknown turntable {turntable!r}: choose one of {', '.join(TURNTABLES)}.")
+            config = ReconstructionConfig(frames=frames, size=size, yaw=TURNTABLES[turntable],
+                                          lighting=parse_lighting(lighting, light, fixed_to))
             chosen = self._editor(editor)
             if chosen is self.editor:
                 self.editor.parse(prompt)  # an unreadable prompt fails before any work

@@ -98,9 +98,9 @@ def test_field_round_trips(example_run, tmp_path):
 def test_report_lists_cameras_timings_and_backend(example_run):
     _, _, out, _, _ = example_run
     report = json.loads((out / "report.json").read_text())
-    assert report["backend"] == "embedded-sdf-field" and report["landmark_count"] == 478
+    assert report["backend"] == "embedded-head-model" and report["landmark_count"] == 478
     assert len(report["frames"]) == 48 and {"yaw", "pitch"} <= set(report["frames"][0])
-    assert {"landmarks", "geometry", "field", "turntable", "mesh", "write"} <= set(report["timings_s"])
+    assert {"landmarks", "fit", "hair", "geometry", "field", "turntable", "mesh", "write"} <= set(report["timings_s"])
 
 
 def test_side_views_have_no_holes(example_run):
@@ -150,7 +150,7 @@ def test_cli_writes_outputs_and_reports_bad_input(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
-@pytest.mark.parametrize("kwargs, message", [({"frames": 1}, "frames"), ({"size": 8}, "size"), ({"yaw": 120}, "yaw")])
+@pytest.mark.parametrize("kwargs, message", [({"frames": 1}, "frames"), ({"size": 8}, "size"), ({"yaw": 181}, "yaw")])
 def test_config_rejects_out_of_range_values(kwargs, message):
     with pytest.raises(FaceLabError, match=message):
         ReconstructionConfig(**kwargs)

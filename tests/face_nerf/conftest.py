@@ -1,4 +1,5 @@
-"""The head template and its landmark correspondence, built once per test module into its own cache."""
+"""The head template and its landmark correspondence, built once per test module into its own cache
+(for the head model's tests and the appearance tests)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,39 @@
+"""Turntable poses (sweeps and the full turn) and the textured GLB of the head model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from face_nerf.export import FULL_TURN, turntable_poses
+
+
+def test_full_turn_goes_round_once_from_the_front():
+    poses = turntable_poses(8, FULL_TURN)
+    assert [p.yaw for p in poses] == [0.0, 45.0, 90.0, 135.0, 180.0, -135.0, -90.0, -45.0]
+
+
+def test_sweep_stays_within_its_yaw_and_loops():
+    poses = turntable_poses(48, 60.0)
+    yaws = np.array([p.yaw for p in poses])
+    assert yaws.max() == pytest.approx(60.0) and yaws.min() == pytest.approx(-60.0) and yaws[0] == 0.0
+
+
+def test_too_few_frames_are_refused():
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        turntable_poses(1, FULL_TURN)
+
+
+def test_glb_is_the_textured_head_with_a_hair_shell(example_run):
+    import trimesh
+
+    _, _, out, recon, outputs = example_run
+    scene = trimesh.load(out / "mesh.glb")
+    assert set(scene.geometry) == {"head", "hair"}
+    head = scene.geometry["head"]
+    texture = np.asarray(head.visual.material.baseColorTexture.convert("RGB"))
+    assert texture.shape == (1024, 1024, 3) and texture.std() > 10  # an image, not one colour
+    assert head.visual.uv.shape == (len(head.vertices), 2)
+    assert outputs.report["mesh"]["kind"].startswith("head model")
+    hair = scene.geometry["hair"]
+    assert hair.vertices[:, 1].max() > head.vertices[:, 1].max()  # the shell stands off the scalp
