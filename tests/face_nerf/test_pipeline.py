@@ -76,10 +76,19 @@ def test_strip_is_three_square_views(example_run):
     assert min(areas) > 0.15 and abs(areas[0] - areas[2]) < 0.1
 
 
-def test_mesh_opens_in_trimesh_with_colours(example_run):
+def test_marching_cubes_mesh_of_an_edited_shape_has_colours(example_run, tmp_path):
+    """A field whose shape an edit changed is exported by marching cubes, with vertex colours."""
+    import dataclasses
+
     import trimesh
 
-    _, _, out, _, _ = example_run
+    from face_nerf.pipeline import ReconstructionConfig, render_outputs, write_outputs
+
+    _, _, _, recon, _ = example_run
+    edited = dataclasses.replace(recon, field=dataclasses.replace(recon.field, sdf_grid=recon.field.sdf_grid.clone()))
+    outputs = render_outputs(edited, ReconstructionConfig(frames=2, size=32))
+    assert outputs.report["mesh"]["kind"] == "marching cubes, vertex colours"
+    out = write_outputs(edited, outputs, tmp_path / "run")
     mesh = trimesh.load(out / "mesh.glb", force="mesh")
     assert len(mesh.faces) >= 5000
     colours = mesh.visual.vertex_colors
