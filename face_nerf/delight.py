@@ -56,7 +56,7 @@ class DelightConfig:
         irradiance_floor: albedo = photo / max(E, floor), so grazing and extrapolated normals stay sane.
         unseen_prior: pseudo-samples on the directions the camera cannot see (the back half of the
             head), as a share of the skin samples, holding the light there at the skin's mean colour
-            and half its brightness. Without them the fitted light swings wildly behind the head (on
+            and brightness. Without them the fitted light swings wildly behind the head (on
             grace_hopper the back's irradiance came out 3.9 in blue and 0 in red) and a full turn
             shows a blue head.
     """
@@ -136,7 +136,8 @@ def delight_photo(texture: Tensor, view: RenderOutput, low: Camera, person_mask:
 
 def _with_unseen_prior(colours: Tensor, normals: Tensor, share: float) -> tuple[Tensor, Tensor]:
     """The skin samples [N, 3] plus ``share * N`` pseudo-samples on normals facing away from the camera
-    (z < -0.2, spread evenly), coloured the skin's mean colour at half its brightness."""
+    (z < -0.2, spread evenly), coloured the skin's mean colour: the light behind the head is taken to be as
+    bright as it is on average in front (a dimmer back reads as a dark, background-like head from behind)."""
     count = max(1, int(share * len(colours)))
     i = torch.arange(4 * count, dtype=torch.float32) + 0.5  # a Fibonacci sphere, then its back part
     z = 1.0 - 2.0 * i / (4 * count)
@@ -144,5 +145,5 @@ def _with_unseen_prior(colours: Tensor, normals: Tensor, share: float) -> tuple[
     phi = i * (np.pi * (3.0 - np.sqrt(5.0)))
     sphere = torch.stack([radius * torch.cos(phi), radius * torch.sin(phi), z], -1)
     back = sphere[sphere[:, 2] < -0.2][:count]
-    pseudo = (0.5 * colours.mean(0)).expand(len(back), 3)
+    pseudo = colours.mean(0).expand(len(back), 3)
     return torch.cat([colours, pseudo.to(colours)]), torch.cat([normals, back.to(normals)])

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from face_nerf.delight import DelightConfig, Delighting, delight_photo
-from face_nerf.appearance.completion import CompletionConfig, complete_fill, skin_detail_tile
+from face_nerf.appearance.completion import CompletionConfig
 from face_nerf.appearance.hair import HairLayer
 from face_nerf.geometry import HeadGeometry, HeadPlacement
 from face_nerf.head.place import PlacedHead
@@ -35,7 +35,8 @@ from face_nerf.regions import head_region_grid, photo_region_labels
 from face_nerf.render import Camera, MarchSettings, RenderOutput, render_image
 
 FIELD_FORMAT = "facelab-head-field/2"
-CHEEKS = (205, 425)  # mediapipe landmarks at the middle of the subject's right and left cheek
+OPTIONAL_TENSORS = ("landmarks", "photo_labels", "region_grid", "overlay_grid", "overlay_bounds", "head_vertices",
+                    "head_axes")  # saved when present
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class HeadField:
         overlay_grid: [1, 4, d, h, w] albedo (3) and its coverage (1) of added objects (glasses), or None;
             it covers only the sub-box ``overlay_bounds`` of the grid's lattice, so lookups skip the rest.
         overlay_bounds: [2, 3] world box of ``overlay_grid`` (voxel centres of the main grid).
+        head_vertices: [V, 3] the fitted head model's vertices in the world (for anatomical edits), or None.
+        head_axes: [3, 3] maps the head model's offsets (template frame, metres) to world offsets, or None.
     """
 
     sdf_grid: Tensor
@@ -105,6 +108,8 @@ class HeadField:
     region_grid: Tensor | None = None
     overlay_grid: Tensor | None = None
     overlay_bounds: Tensor | None = None
+    head_vertices: Tensor | None = None
+    head_axes: Tensor | None = None
 
     @property
     def voxel_size(self) -> float:
@@ -227,7 +232,7 @@ class HeadField:
             "photo": self.photo, "fill": self.fill, "fill_centre": self.fill_centre, "camera_c2w": cam.c2w,
             "photo_light": self.photo_light,
         }
-        for name in ("landmarks", "photo_labels", "region_grid", "overlay_grid", "overlay_bounds"):
+        for name in OPTIONAL_TENSORS:
             if getattr(self, name) is not None:
                 tensors[name] = getattr(self, name)
         meta = {"format": FIELD_FORMAT, "beta": self.beta, "irradiance_floor": self.irradiance_floor,
@@ -247,8 +252,8 @@ class HeadField:
         fx, fy, cx, cy, w, h = meta["camera"]
         camera = Camera(t["camera_c2w"], fx, fy, cx, cy, int(w), int(h))
         return cls(t["sdf_grid"], t["surface_grid"], t["bounds"], float(meta["beta"]), t["photo"], camera, t["fill"],
-                   t["fill_centre"], t["photo_light"], float(meta["irradiance_floor"]), t.get("landmarks"),
-                   t.get("photo_labels"), t.get("region_grid"), t.get("overlay_grid"), t.get("overlay_bounds"))
+                   t["fill_centre"], t["photo_light"], float(meta["irradiance_floor"]),
+                   **{name: t.get(name) for name in OPTIONAL_TENSORS})
 
 
 def sample_image(image: Tensor, uv: Tensor, width: int, height: int, wrap: bool = False) -> Tensor:
@@ -284,6 +289,8 @@ def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, head: PlacedHead
 
     Returns the field and how its light was taken out (None when ``config.delight`` is disabled).
     """
+    from face_nerf.appearance.unseen import fill_texture
+
     placement = head.placement
     sdf_grid = torch.from_numpy(geometry.sdf)[None, None]
     bounds = torch.from_numpy(geometry.bounds)
@@ -305,18 +312,25 @@ def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, head: PlacedHead
         delighting = delight_photo(photo, view, low, person_mask, landmarks_px, config.delight)
         field.photo = photo * delighting.correction
         field.photo_light = delighting.estimate.light
-    field.fill = _fill_texture(field, head, hair, config)
-    _add_regions(field, photo_rgb, person_mask, placement, landmarks_px)
+    field.fill = fill_texture(field, head, hair, config)
+    field.head_vertices = torch.from_numpy(head.vertices.copy())
+    field.head_axes = torch.from_numpy((head.fit.rotation / head.metres_per_unit).astype(np.float32))
+    _add_regions(field, photo_rgb, person_mask, head, hair, landmarks_px)
     return field, delighting
 
 
-def _add_regions(field: HeadField, photo_rgb: np.ndarray, person_mask: np.ndarray, placement: HeadPlacement,
+def _add_regions(field: HeadField, photo_rgb: np.ndarray, person_mask: np.ndarray, head: PlacedHead, hair: HairLayer,
                  landmarks_px: np.ndarray) -> None:
-    """Semantic regions: per photo texel and per voxel near the surface (see ``regions.py``)."""
+    """Semantic regions: per photo texel and per voxel near the surface (see ``regions.py``); where
+    neither the photo nor its mirror image shows a voxel, the head model's region of its nearest vertex."""
+    from face_nerf.appearance.unseen import model_regions
+
+    placement = head.placement
     labels = photo_region_labels(landmarks_px, person_mask, photo_rgb)
     field.landmarks = torch.from_numpy(placement.landmarks.astype(np.float32))
     field.region_grid = head_region_grid(labels, field.sdf_grid[0, 0], field.surface_grid[0], field.bounds,
-                                         field.camera, placement.mirror, placement.landmarks)
+                                         field.camera, placement.mirror, placement.landmarks,
+                                         unseen=lambda points: model_regions(head, hair, points))
     h, w = field.photo.shape[-2:]
     labels_t = torch.from_numpy(labels)[None, None].float()
     field.photo_labels = F.interpolate(labels_t, size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
@@ -406,45 +420,3 @@ def fill_surface_points(field: HeadField, samples: int = 48) -> tuple[Tensor, Te
     d0, d1 = field.sdf(p0), field.sdf(p1)
     frac = (d0 / (d0 - d1).clamp(min=1e-6)).clamp(0.0, 1.0)[:, None]
     return p0 + frac * (p1 - p0), inside.any(1)
-
-
-def _fill_texture(field: HeadField, head: PlacedHead, hair: HairLayer, config: AppearanceConfig) -> Tensor:
-    """Spherical texture of the (mirrored) photo where it was seen, the completed skin and hair elsewhere."""
-    w, h = config.fill_width, config.fill_height
-    field.fill = torch.zeros(1, 3, h, w)
-    surface, hits = fill_surface_points(field)
-    normal, visible = field.surface(surface)
-    mirrored = torch.from_numpy(head.placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
-    normal_m, visible_m = field.surface(mirrored)
-    photo_here, photo_mirror = field.photo_albedo(surface, normal), field.photo_albedo(mirrored, normal_m)
-    weight = visible + (1 - visible) * visible_m
-    colour = (visible[:, None] * photo_here + ((1 - visible) * visible_m)[:, None] * photo_mirror) / weight.clamp(min=1e-6)[:, None]
-    seen = ((weight - config.seen_from) / (config.seen_to - config.seen_from)).clamp(0.0, 1.0) * hits.float()
-    colour = colour.T.reshape(1, 3, h, w)
-    seen = seen.reshape(1, 1, h, w)
-    skin_albedo, hair_albedo = _completion_albedos(field, head, hair)
-    tile = None
-    for cheek in CHEEKS:  # the first cheek seen squarely enough gives the skin's detail
-        uv = spherical_uv(torch.from_numpy(head.placement.landmarks[cheek]), field.fill_centre, w, h)
-        tile = tile if tile is not None else skin_detail_tile(colour, (float(uv[0]), float(uv[1])), seen[0, 0] > 0.99,
-                                                              config.completion.skin_detail_texels)
-    completed = complete_fill(surface, (h, w), head, hair, skin_albedo, hair_albedo, tile, config.completion)
-    return seen * colour + (1 - seen) * completed
-
-
-def _completion_albedos(field: HeadField, head: PlacedHead, hair: HairLayer) -> tuple[Tensor, Tensor]:
-    """[3] skin and [3] hair albedo (linear RGB): the median photo albedo of the face the camera sees
-    squarely, and the hair's photo colour scaled by the same colour-wise albedo-to-photo ratio."""
-    face = head.fit.template.regions["face"]
-    points = torch.from_numpy(head.vertices[face])
-    normal, visible = field.surface(points)
-    squarely = (visible > 0.9) & (normal[:, 2] > 0.7)
-    if int(squarely.sum()) < 10:  # hardly any face seen squarely: every face vertex the camera sees at all
-        squarely = visible > 0.1
-    if int(squarely.sum()) == 0:
-        skin = torch.tensor([0.6, 0.42, 0.33])
-        return skin, torch.from_numpy(hair.colour) if hair.present else skin
-    skin_photo = field.photo_colour(points[squarely]).median(0).values
-    skin = field.photo_albedo(points[squarely], normal[squarely]).median(0).values.clamp(0.02, 1.0)
-    hair_albedo = torch.from_numpy(hair.colour).float() * skin / skin_photo.clamp(min=1e-3)
-    return skin, hair_albedo.clamp(0.0, 1.0)

@@ -224,7 +224,7 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def head_region_grid(labels_2d: np.ndarray, sdf: "torch.Tensor", surface: "torch.Tensor", bounds: "torch.Tensor",
-                     camera, mirror, landmarks: np.ndarray) -> "torch.Tensor":
+                     camera, mirror, landmarks: np.ndarray, unseen=None) -> "torch.Tensor":
     """[D, H, W] uint8 region label of each voxel near the head surface (0 elsewhere).
 
     A surface point the input camera sees takes the photo's label where it projects; an unseen point the
@@ -236,6 +236,8 @@ def head_region_grid(labels_2d: np.ndarray, sdf: "torch.Tensor", surface: "torch
         sdf: [D, H, W] signed distance grid; surface: [4, D, H, W] normals and visibility.
         bounds: [2, 3] world box; camera: the input camera; mirror: [N, 3] -> [N, 3] reflection.
         landmarks: [478, 3] world landmarks.
+        unseen: optional labeller of world points [N, 3] -> [N] uint8 region ids for points neither the
+            camera nor its mirror image saw (e.g. the head model's own regions); default: the rule.
     """
     import torch
     import torch.nn.functional as F
@@ -266,6 +268,8 @@ def head_region_grid(labels_2d: np.ndarray, sdf: "torch.Tensor", surface: "torch
             & ((points[:, 2] - (ear_z - 0.12)).abs() < 0.15))
     rule[ears] = REGION_ID["ears"]
     rule[points[:, 1] < lm[152, 1] - 0.05] = REGION_ID["neck"]
+    if unseen is not None:
+        rule = unseen(points)
     label = torch.where(seen, photo_label(points), torch.where(seen_mirror, photo_label(mirrored), rule))
     label = torch.where(label == 0, rule, label)
     grid = torch.zeros(sdf.shape, dtype=torch.uint8)

@@ -3,8 +3,9 @@
 Around the projected head centre, rays in the photo plane measure, per angle, how far the person mask
 reaches beyond the fitted head's silhouette: that is the hair (or hat) seen edge-on. A scalp vertex takes
 the thickness measured at its own angle about the head's centre in the camera's x-y plane, so hair seen
-at the sides and top wraps round the back. The colour is the photo's outside the silhouette and on the
-scalp the camera sees; a scalp that looks like the face's skin, with nothing outside it, is bald.
+at the sides and top wraps round the back. The colour is the photo's on the scalp the camera sees (or,
+when that is skin, outside the silhouette, leaving out background colours); a scalp that looks like the
+face's skin under other shading, with nothing but skin or background outside it, is bald.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class HairConfig:
     lowest_angle: float = -30.0  # degrees below the horizontal where hair measured at the sides stops
     smoothing_rounds: int = 6  # neighbour-averaging rounds that taper the thickness at the hairline
     min_hair_share: float = 0.02  # hair pixels outside the silhouette, as a share of the face's, to count as hair
-    skin_distance: float = 0.08  # linear-RGB distance from the skin under which the visible scalp is skin (bald)
+    skin_distance: float = 0.08  # linear-RGB distance of hair pixels from a background colour to be left out
+    skin_chroma: float = 0.04  # chromaticity distance (r, g, b over their sum) within which a colour is the skin's...
+    skin_brightness: tuple[float, float] = (0.45, 2.2)  # ... at a brightness ratio in this range (shading, not hair)
     max_side: int = 384  # the photo and mask are measured at most this large
 
 
@@ -87,10 +90,14 @@ def estimate_hair(photo_rgb: np.ndarray, person_mask: np.ndarray, head: PlacedHe
 
     seen_scalp = _seen_colours(head, pixels, linear, "scalp")
     skin_colour = np.median(_seen_colours(head, pixels, linear, "face"), axis=0)
-    outside = linear[hair_pixels]
-    scalp_is_skin = len(seen_scalp) == 0 or np.linalg.norm(np.median(seen_scalp, 0) - skin_colour) < config.skin_distance
-    present = hair_pixels.sum() >= config.min_hair_share * face_pixels or not scalp_is_skin
-    samples = np.concatenate([outside, seen_scalp if not scalp_is_skin else np.empty((0, 3))])
+    outside = _not_background(linear[hair_pixels], linear[~mask], config.skin_distance / 2)
+    scalp_is_skin = len(seen_scalp) == 0 or _looks_like(np.median(seen_scalp, 0), skin_colour, config)
+    # A bald head larger than the template also runs on past its silhouette: that run is skin, not hair.
+    outside_is_skin = len(outside) == 0 or _looks_like(np.median(outside, 0), skin_colour, config)
+    present = (len(outside) >= config.min_hair_share * face_pixels and not outside_is_skin) or not scalp_is_skin
+    # The scalp the camera sees is the surest hair colour (it is on the head); the run past the
+    # silhouette is the fallback (it may hold a collar, a hand or the background the mask let in).
+    samples = seen_scalp if not scalp_is_skin else outside
     colour = np.median(samples, axis=0) if present and len(samples) else skin_colour
     thickness = np.zeros(len(head.vertices))
     if present:
@@ -161,3 +168,24 @@ def _taper(values: np.ndarray, faces: np.ndarray, free: np.ndarray, rounds: int)
         total = np.bincount(edges[:, 0], weights=out[edges[:, 1]], minlength=len(values))
         out = np.where(free, 0.5 * out + 0.5 * total / np.maximum(degree, 1), out)
     return out
+
+
+def _not_background(colours: np.ndarray, background: np.ndarray, distance: float, samples: int = 4000) -> np.ndarray:
+    """The colours [N, 3] farther than ``distance`` from every background colour (a subsample of
+    ``background`` [M, 3]): where the person mask strays over the background, its colour is not the hair's."""
+    from scipy.spatial import cKDTree
+
+    if len(colours) == 0 or len(background) == 0:
+        return colours
+    step = max(1, len(background) // samples)
+    near, _ = cKDTree(background[::step]).query(colours, workers=-1)
+    return colours[near > distance]
+
+
+def _looks_like(colour: np.ndarray, skin: np.ndarray, config: HairConfig) -> bool:
+    """Whether a linear RGB colour is the skin's under other shading: the same chromaticity, a
+    brightness within ``config.skin_brightness`` of it."""
+    chroma = colour / max(float(colour.sum()), 1e-6) - skin / max(float(skin.sum()), 1e-6)
+    ratio = float(colour.sum()) / max(float(skin.sum()), 1e-6)
+    low, high = config.skin_brightness
+    return float(np.linalg.norm(chroma)) < config.skin_chroma and low <= ratio <= high

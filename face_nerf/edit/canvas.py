@@ -133,22 +133,26 @@ class Handle:
     radius: float
 
 
-def _displacement(points: Tensor, handles: list[Handle]) -> Tensor:
-    """[..., 3] -> [..., 3] sum of the handles' Gaussian-weighted offsets."""
-    total = torch.zeros_like(points)
-    for h in handles:
-        d2 = ((points - torch.tensor(h.centre)) ** 2).sum(-1, keepdim=True)
-        total = total + torch.exp(-0.5 * d2 / h.radius ** 2) * torch.tensor(h.offset)
-    return total
+def handle_displacement(handles: list[Handle]):
+    """A displacement [..., 3] -> [..., 3]: the sum of the handles' Gaussian-weighted offsets."""
+    def displacement(points: Tensor) -> Tensor:
+        total = torch.zeros_like(points)
+        for h in handles:
+            d2 = ((points - torch.tensor(h.centre)) ** 2).sum(-1, keepdim=True)
+            total = total + torch.exp(-0.5 * d2 / h.radius ** 2) * torch.tensor(h.offset)
+        return total
+    return displacement
 
 
-def deform(canvas: EditCanvas, handles: list[Handle]) -> None:
-    """Move the head's surface by the handles: the SDF, normals, visibility and region grids are
-    resampled at x - d(x), and the photo texture and labels at the matching image positions."""
+def deform(canvas: EditCanvas, displacement) -> None:
+    """Move the head's surface by ``displacement`` (world points [..., 3] -> offsets [..., 3], e.g.
+    ``handle_displacement(handles)`` or ``anatomy.model_displacement``): the SDF, normals, visibility and
+    region grids are resampled at x - d(x), and the photo texture and labels at the matching image
+    positions."""
     field = canvas.field
     d, h, w = field.sdf_grid.shape[-3:]
     points = field.voxel_points()
-    source = points - _displacement(points, handles)
+    source = points - displacement(points)
     coords = field._grid_coords(source.reshape(-1, 3))
     new_sdf = F.grid_sample(field.sdf_grid, coords, align_corners=True, padding_mode="border").reshape(d, h, w)
     visibility = F.grid_sample(field.surface_grid[:, 3:], coords, align_corners=True, padding_mode="border").reshape(d, h, w)
@@ -156,12 +160,14 @@ def deform(canvas: EditCanvas, handles: list[Handle]) -> None:
                             padding_mode="border").reshape(d, h, w).to(torch.uint8)
     field.set_sdf(new_sdf, visibility)
     field.region_grid = regions
+    if field.head_vertices is not None:  # the head model moves with its surface (for later edits)
+        field.head_vertices = field.head_vertices + displacement(field.head_vertices)
     if field.overlay_grid is not None:
         overlay = F.grid_sample(field.full_overlay(), coords, align_corners=True, padding_mode="border")
         field.set_overlay(overlay.reshape(1, 4, d, h, w))
     # The photo texture moves with the surface it shows: sample it where each texel's point came from.
     seen = canvas.photo_points
-    moved_from = seen - _displacement(seen, handles)
+    moved_from = seen - displacement(seen)
     uv = field.camera.project(moved_from.reshape(-1, 3))[0]
     tex_h, tex_w = canvas.photo_albedo.shape[-2:]
     scale = torch.tensor([tex_w / field.camera.width, tex_h / field.camera.height])

@@ -7,8 +7,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from face_nerf.edit.canvas import EditCanvas, Handle, add_object, deform, luminance, recolour, value_noise
+from face_nerf.edit import anatomy
+from face_nerf.edit.canvas import EditCanvas, Handle, add_object, deform, handle_displacement, luminance, recolour, value_noise
 from face_nerf.edit.prompt import COLOURS, EditRequest
+from face_nerf.errors import FaceLabError
 from face_nerf.lighting import srgb_to_linear
 from face_nerf.regions import BEARD_AREA, FACE_REGIONS, LEFT_EYE, MOUTH_CORNERS, REGIONS, RIGHT_EYE, SKIN_REGIONS
 
@@ -69,12 +71,39 @@ def makeup(canvas: EditCanvas, request: EditRequest) -> str:
 
 
 def facial_hair(canvas: EditCanvas, request: EditRequest) -> str:
-    """Beard, moustache or stubble, in a colour (default: the hair's)."""
+    """Beard, moustache or stubble, in a colour (default: the hair's): a hair layer grown over the head
+    model's jaw (or painted on the beard area of a field made without the head model)."""
     hair = canvas.mean_albedo(("hair",))
     target = linear(request.colour) if request.colour else hair
+    seed = {"beard": 11, "moustache": 12, "stubble": 13}[request.target]
+    thickness = anatomy.facial_hair_thickness(canvas.field, request.target, min(request.strength, 1.6))
+    if thickness is not None and thickness.max() > 0:
+        _grow_layer(canvas.field, thickness, target, seed, request.target == "stubble")
+    else:
+        _paint_facial_hair(canvas, request, target, seed)
+    return "#%02x%02x%02x" % tuple(int(v) for v in (torch.clamp(target, 0, 1) ** (1 / 2.2) * 255).tolist())
+
+
+def _grow_layer(field, thickness, target: Tensor, seed: int, stubble: bool) -> None:
+    """Join a layer ``thickness`` [V] thick over the head model to the field, with strand-textured albedo."""
+    vertices = field.head_vertices
+    grown = thickness > 1e-4
+    margin = float(thickness.max()) + 3 * field.voxel_size
+    box = torch.stack([vertices[grown].amin(0) - margin, vertices[grown].amax(0) + margin])
+
+    def layer(points: Tensor) -> tuple[Tensor, Tensor]:
+        t = anatomy.thickness_at(field, thickness, points)
+        sdf = torch.where(t > 1e-3, field.sdf(points) - t, torch.ones_like(t))
+        strands = value_noise(points * torch.tensor([1.0, 0.3, 1.0]), 160.0 if stubble else 90.0, seed)
+        colour = target[None] * (0.55 + 0.9 * strands[:, None])
+        return sdf, colour
+
+    add_object(field, layer, box)
+
+
+def _paint_facial_hair(canvas: EditCanvas, request: EditRequest, target: Tensor, seed: int) -> None:
     regions = {"beard": BEARD_AREA, "moustache": ("moustache",), "stubble": BEARD_AREA}[request.target]
     density = 0.35 if request.target == "stubble" else 0.92
-    seed = {"beard": 11, "moustache": 12, "stubble": 13}[request.target]
 
     def grow(a: Tensor, p: Tensor) -> Tensor:
         strands = value_noise(p, 180.0 if request.target == "stubble" else 90.0, seed)[None]
@@ -85,16 +114,19 @@ def facial_hair(canvas: EditCanvas, request: EditRequest) -> str:
         return texture
 
     canvas.paint(regions, grow, _amount(density, request), blur=2.5)
-    return "#%02x%02x%02x" % tuple(int(v) for v in (torch.clamp(target, 0, 1) ** (1 / 2.2) * 255).tolist())
 
 
 def age(canvas: EditCanvas, request: EditRequest) -> str:
     """Older (wrinkles, greying, sagging) or younger (smoother skin, fuller colour)."""
     s = request.strength
     if request.target == "older":
-        lm = canvas.field.landmarks
-        jowls = [Handle(tuple(lm[i].tolist()), (0.0, -0.018 * s, -0.004 * s), 0.07) for i in (172, 397, 136, 365)]
-        deform(canvas, jowls)
+        offsets = anatomy.model_offsets(canvas.field, anatomy.AGE_TARGETS, {}, 0.6 * s, anatomy.AGE_REGIONS)
+        if offsets is not None:  # the head model's own ageing: sagging cheeks and jaw, a longer nose
+            deform(canvas, anatomy.model_displacement(canvas.field, offsets))
+        else:
+            lm = canvas.field.landmarks
+            jowls = [Handle(tuple(lm[i].tolist()), (0.0, -0.018 * s, -0.004 * s), 0.07) for i in (172, 397, 136, 365)]
+            deform(canvas, handle_displacement(jowls))
 
         def wrinkle(a: Tensor, p: Tensor) -> Tensor:
             lines = value_noise(p * torch.tensor([0.25, 4.0, 0.25]), 14.0, 21, octaves=2)  # mostly horizontal
@@ -108,6 +140,9 @@ def age(canvas: EditCanvas, request: EditRequest) -> str:
             reference = float(luminance(canvas.mean_albedo(regions)[:, None])[0, 0])
             canvas.paint(regions, recolour(grey, reference, 0.8), min(1.0, 0.75 * s))
         return "wrinkles, greying, sagging"
+    offsets = anatomy.model_offsets(canvas.field, anatomy.AGE_TARGETS, {}, -0.3 * s, anatomy.AGE_REGIONS)
+    if offsets is not None:
+        deform(canvas, anatomy.model_displacement(canvas.field, offsets))
     blurred = _blur(canvas.photo_albedo, 2.5)
     smooth = lambda a, p: blurred if a.shape == blurred.shape else a
     canvas.paint(SKIN_REGIONS, smooth, min(1.0, 0.8 * s), blur=2.0)
@@ -116,9 +151,16 @@ def age(canvas: EditCanvas, request: EditRequest) -> str:
 
 
 def expression(canvas: EditCanvas, request: EditRequest) -> str:
-    """Smile, frown, open mouth or raised eyebrows, by moving the surface around the landmarks."""
+    """Smile, frown, open mouth or raised eyebrows: the head model's facial actions, or (a field made
+    without it) moving the surface around the landmarks."""
     lm = canvas.field.landmarks
     s = request.strength
+    offsets = anatomy.model_offsets(canvas.field, *anatomy.ANATOMY[request.target], s)
+    if offsets is not None:
+        deform(canvas, anatomy.model_displacement(canvas.field, offsets))
+        if request.target == "open mouth":
+            _dark_mouth(canvas, lm, s)
+        return DESCRIPTIONS[request.target]
     at = lambda i: tuple(lm[i].tolist())
     kind = request.target
     if kind == "smile":
@@ -133,21 +175,47 @@ def expression(canvas: EditCanvas, request: EditRequest) -> str:
                    Handle(at(55), (0.008 * s, -0.015 * s, 0.0), 0.04), Handle(at(285), (-0.008 * s, -0.015 * s, 0.0), 0.04)]
     elif kind == "open mouth":
         handles = [Handle(at(i), (0.0, -0.05 * s, -0.01 * s), 0.09) for i in (17, 152)]
-        deform(canvas, handles)
-        gap_top, gap_bottom = float(lm[13, 1]), float(lm[14, 1]) - 0.05 * s
-        mouth_x = float(lm[13, 0])
-        half = 0.45 * float(lm[291, 0] - lm[61, 0])
-
-        def interior(a: Tensor, p: Tensor) -> Tensor:
-            inside = (((gap_top - p[..., 1]) * (p[..., 1] - gap_bottom)) > 0) & ((p[..., 0] - mouth_x).abs() < half)
-            return torch.where(inside[None], torch.full_like(a, 0.02), a)
-
-        canvas.paint(("mouth", "lips", "chin", "beard"), interior, 1.0, blur=0.5)
-        return "jaw dropped"
+        deform(canvas, handle_displacement(handles))
+        _dark_mouth(canvas, lm, s)
+        return DESCRIPTIONS["open mouth"]
     else:  # raised eyebrows
         handles = [Handle(at(i), (0.0, 0.035 * s, 0.0), 0.05) for i in (105, 66, 334, 296, 70, 300)]
-    deform(canvas, handles)
-    return {"smile": "mouth corners up and out", "frown": "mouth corners down", "raised eyebrows": "brows up"}[kind]
+    deform(canvas, handle_displacement(handles))
+    return DESCRIPTIONS[kind]
+
+
+def _dark_mouth(canvas: EditCanvas, lm: Tensor, s: float) -> None:
+    """Paint the gap between the lips of an opened mouth dark (the inside of the mouth)."""
+    gap_top, gap_bottom = float(lm[13, 1]), float(lm[14, 1]) - 0.05 * s
+    mouth_x = float(lm[13, 0])
+    half = 0.45 * float(lm[291, 0] - lm[61, 0])
+
+    def interior(a: Tensor, p: Tensor) -> Tensor:
+        inside = (((gap_top - p[..., 1]) * (p[..., 1] - gap_bottom)) > 0) & ((p[..., 0] - mouth_x).abs() < half)
+        return torch.where(inside[None], torch.full_like(a, 0.02), a)
+
+    canvas.paint(("mouth", "lips", "chin", "beard"), interior, 1.0, blur=0.5)
+
+
+def anatomy_edit(canvas: EditCanvas, request: EditRequest) -> str:
+    """A wink, a bigger nose, pointed ears, a strong chin or a wider face: the head model's facial
+    actions and shape targets.
+
+    Raises:
+        FaceLabError: the field was made without the head model (an old field file).
+    """
+    offsets = anatomy.model_offsets(canvas.field, *anatomy.ANATOMY[request.target], request.strength)
+    if offsets is None:
+        raise FaceLabError(f"'{request.target}' needs the head model, which this field was made without; "
+                           "reconstruct the photo again to use it.")
+    deform(canvas, anatomy.model_displacement(canvas.field, offsets))
+    return DESCRIPTIONS[request.target]
+
+
+DESCRIPTIONS = {"smile": "mouth corners up and out", "frown": "mouth corners down", "raised eyebrows": "brows up",
+                "open mouth": "jaw dropped", "wink": "left eye closed", "bigger nose": "nose larger",
+                "pointed ears": "ears pointed", "strong chin": "chin forward and wider",
+                "wider face": "head and cheekbones wider"}
 
 
 def material(canvas: EditCanvas, request: EditRequest) -> str:
@@ -260,7 +328,9 @@ EDIT_FAMILIES = {
     **{t: facial_hair for t in ("beard", "moustache", "stubble")},
     "older": age, "younger": age,
     **{t: expression for t in ("smile", "frown", "open mouth", "raised eyebrows")},
+    **{t: anatomy_edit for t in ("wink", "bigger nose", "pointed ears", "strong chin", "wider face")},
     **{t: material for t in ("marble", "bronze", "gold", "zombie", "vampire", "pale", "tanned", "sunburnt", "clown")},
     "glasses": glasses, "sunglasses": glasses,
 }
-GEOMETRY_FIRST = ("smile", "frown", "open mouth", "raised eyebrows", "older")  # move before painting
+GEOMETRY_FIRST = ("smile", "frown", "open mouth", "raised eyebrows", "older", "younger", "wink", "bigger nose",
+                  "pointed ears", "strong chin", "wider face")  # move before painting

@@ -41,7 +41,7 @@ TARGETS = {
     "younger": "younger", "young": "younger", "youthful": "younger",
     "beard": "beard", "goatee": "beard", "moustache": "moustache", "mustache": "moustache", "stubble": "stubble",
     "smile": "smile", "smiling": "smile", "grin": "smile", "grinning": "smile", "frown": "frown",
-    "frowning": "frown", "sad": "frown", "surprised": "raised eyebrows",
+    "frowning": "frown", "sad": "frown", "surprised": "raised eyebrows", "wink": "wink", "winking": "wink",
     "marble": "marble", "statue": "marble", "bronze": "bronze", "gold": "gold", "zombie": "zombie",
     "vampire": "vampire", "pale": "pale", "tanned": "tanned", "tan": "tanned", "sunburnt": "sunburnt",
     "sunburned": "sunburnt", "sunburn": "sunburnt", "clown": "clown",
@@ -54,6 +54,10 @@ PHRASES = {  # several words that name one target (checked before single words)
     "raised brows": "raised eyebrows", "eyebrows raised": "raised eyebrows", "clown paint": "clown",
     "clown makeup": "clown", "marble statue": "marble", "sun glasses": "sunglasses", "grey haired": "grey hair",
     "gray haired": "grey hair",
+    "bigger nose": "bigger nose", "big nose": "bigger nose", "larger nose": "bigger nose", "large nose": "bigger nose",
+    "pointed ears": "pointed ears", "pointy ears": "pointed ears", "elf ears": "pointed ears", "elven ears": "pointed ears",
+    "strong chin": "strong chin", "bigger chin": "strong chin", "prominent chin": "strong chin", "big chin": "strong chin",
+    "wider face": "wider face", "wide face": "wider face", "broader face": "wider face", "broad face": "wider face",
 }
 COLOURED = {"lips", "irises", "hair", "eyebrows", "skin", "lipstick", "blush", "eyeshadow", "eyeliner", "beard",
             "moustache", "stubble", "glasses", "sunglasses"}

@@ -15,7 +15,7 @@ SUPPORTED = (
     "lighter hair", "darker skin", "lighter skin", "black eyebrows", "red lipstick", "blush", "eyeshadow",
     "eyeliner", "older", "younger", "beard", "moustache", "stubble", "smile", "frown", "open mouth",
     "raised eyebrows", "marble statue", "bronze", "gold", "zombie", "vampire", "pale", "tanned", "sunburnt",
-    "clown paint", "glasses", "sunglasses",
+    "clown paint", "glasses", "sunglasses", "wink", "bigger nose", "pointed ears", "strong chin", "wider face",
 )
 MATCH_THRESHOLD = 0.6  # cosine similarity needed to use a meaning match (all-MiniLM-L6-v2 scale)
 

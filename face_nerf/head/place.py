@@ -100,11 +100,13 @@ def place_fitted_head(fit: HeadFit, correspondence: LandmarkCorrespondence, imag
     camera = Camera(c2w, focal, focal, cx, cy, width, height)
     normal = rotation[:, 0]  # the template's x axis: across the face, to the subject's left (viewer's right)
     offset = float(normal @ to_world(np.zeros(3)))
-    landmarks = to_world(landmarks_t)
+    fitted = to_world(landmarks_t)
+    vertices = to_world(local)
+    landmarks = fitted
     if landmarks_px is not None:
-        landmarks = _onto_pixels(landmarks, np.asarray(landmarks_px, np.float64)[:, :2], camera)
+        landmarks = _onto_pixels(fitted, np.asarray(landmarks_px, np.float64)[:, :2], camera)
     placement = HeadPlacement(landmarks.astype(np.float32), camera, normal, offset)
-    vertices = to_world(local).astype(np.float32)
+    vertices = vertices.astype(np.float32)
     normals = (vertex_normals(local, template.faces) @ rotation.T).astype(np.float32)
     return PlacedHead(placement, vertices, normals, metres, fit)
 
@@ -116,3 +118,4 @@ def _onto_pixels(points: np.ndarray, pixels: np.ndarray, camera: Camera) -> np.n
     x = (pixels[:, 0] - camera.cx) / camera.fx * depth + eye[0]
     y = -(pixels[:, 1] - camera.cy) / camera.fy * depth + eye[1]
     return np.stack([x, y, points[:, 2]], -1)
+

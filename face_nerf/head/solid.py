@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 BAND_VOXELS = 2.5  # voxels nearer the surface than this take the tangent-plane distance
+POCKET_CLOSING_VOXELS = 2  # openings up to about twice this many voxels wide are closed
 OFFSET_SMOOTH_VOXELS = 2.0  # Gaussian smoothing of an offset (hair) surface, voxels
 OFFSET_SMOOTH_FROM = 4.0  # offsets thicker than this many voxels are fully smoothed
 SLICE_STRUCTURE = np.zeros((3, 3, 3), bool)
@@ -85,6 +86,10 @@ def mesh_sdf(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, shell
     shell = _mark(points, lower, counts, step)
     offset = np.zeros(len(vertices)) if offset is None else np.asarray(offset, np.float64)
     solid = ndimage.binary_fill_holes(shell, structure=SLICE_STRUCTURE)
+    # Close narrow openings into pockets (between the eyelids and the eyeballs, between the lips): seen
+    # through, they leave see-through slits in the face.
+    closed = ndimage.binary_closing(solid, iterations=POCKET_CLOSING_VOXELS) & ~solid
+    solid |= closed
 
     # Distances to the outer skin: each voxel's nearest skin voxel holds one skin sample and its normal.
     skin_points, values = surface_samples(vertices, shell_faces, np.concatenate([normals, offset[:, None]], 1), 0.5 * step)
@@ -101,7 +106,7 @@ def mesh_sdf(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, shell
     # Near the skin the tangent plane gives a sub-voxel distance (the skin's own voxels and their
     # neighbours lie on either side of it, whatever the voxelised solid says); elsewhere, or where the
     # plane disagrees with the solid about the side (a pocket's far wall), the voxel distance does.
-    near = (distance <= 1.5) | ((distance < band) & (np.sign(plane) == sign))
+    near = ((distance <= 1.5) & ~closed) | ((distance < band) & (np.sign(plane) == sign))
     sdf = np.where(near, plane, sign * np.maximum(distance - 0.5, 0.0) * step)
     thickness = values[sample, 3]
     if thickness.max() > 0:
