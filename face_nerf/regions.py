@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 
 def landmark_groups() -> dict[str, tuple[int, ...]]:
@@ -46,13 +46,16 @@ def dilation_radius(pixels: float) -> int:
 def dilate(mask: Image.Image, pixels: float) -> Image.Image:
     """An "L" mask grown by ``pixels`` (a square max filter); unchanged when that rounds to 0 pixels.
 
-    Pillow's rank filters (MaxFilter, MinFilter, MedianFilter) end the process with SIGFPE at size 1,
-    which a growth proportional to a small face's size (a group photo) gives, so they are skipped then.
+    scipy's maximum filter is separable (rows, then columns), so its cost does not grow with the square's
+    area: Pillow's MaxFilter took 39 s of a 1200-pixel photo's reconstruction, and its rank filters end
+    the process with SIGFPE at size 1.
     """
+    from scipy.ndimage import maximum_filter
+
     radius = dilation_radius(pixels)
     if radius == 0:
         return mask
-    return mask.filter(ImageFilter.MaxFilter(2 * radius + 1))
+    return Image.fromarray(maximum_filter(np.asarray(mask), size=2 * radius + 1, mode="constant", cval=0))
 
 
 def hull_mask(points: np.ndarray, size: tuple[int, int], grow: float = 0.0) -> np.ndarray:

@@ -172,3 +172,12 @@ def test_too_little_skin_for_the_light_fit_is_a_clear_error_not_a_value_error():
     _check_skin_samples(MIN_SKIN_SAMPLES)
     with pytest.raises(NoFaceError, match=r"\(12 pixels, at least 50 are needed\). Use a photo in which the face"):
         _check_skin_samples(12)
+
+
+def test_dilate_is_a_square_maximum_filter():
+    rng = np.random.default_rng(0)
+    values = (rng.random((20, 24)) > 0.93).astype(np.uint8) * rng.integers(1, 256, (20, 24)).astype(np.uint8)
+    grown = np.asarray(dilate(Image.fromarray(values), 2.0))
+    padded = np.pad(values, 2)
+    expected = np.max([padded[dy:dy + 20, dx:dx + 24] for dy in range(5) for dx in range(5)], axis=0)
+    assert np.array_equal(grown, expected)
