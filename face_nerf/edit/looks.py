@@ -140,7 +140,7 @@ def age(canvas: EditCanvas, request: EditRequest) -> str:
             reference = float(luminance(canvas.mean_albedo(regions)[:, None])[0, 0])
             canvas.paint(regions, recolour(grey, reference, 0.8), min(1.0, 0.75 * s))
         return "wrinkles, greying, sagging"
-    offsets = anatomy.model_offsets(canvas.field, anatomy.AGE_TARGETS, {}, -0.3 * s, anatomy.AGE_REGIONS)
+    offsets = anatomy.model_offsets(canvas.field, anatomy.AGE_TARGETS, {}, -0.15 * s, anatomy.AGE_REGIONS)
     if offsets is not None:
         deform(canvas, anatomy.model_displacement(canvas.field, offsets))
     blurred = _blur(canvas.photo_albedo, 2.5)
