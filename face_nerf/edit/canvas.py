@@ -167,15 +167,18 @@ def deform(canvas: EditCanvas, displacement) -> None:
         field.set_overlay(overlay.reshape(1, 4, d, h, w))
     # The photo texture moves with the surface it shows: sample it where each texel's point came from.
     seen = canvas.photo_points
-    moved_from = seen - displacement(seen)
+    shift = displacement(seen)
+    moved_from = seen - shift
+    still = (shift.abs().amax(-1) == 0)[None]  # texels the move does not reach keep their values exactly
     uv = field.camera.project(moved_from.reshape(-1, 3))[0]
     tex_h, tex_w = canvas.photo_albedo.shape[-2:]
     scale = torch.tensor([tex_w / field.camera.width, tex_h / field.camera.height])
     grid = (uv * scale / torch.tensor([tex_w, tex_h]) * 2 - 1).reshape(1, tex_h, tex_w, 2)
-    canvas.photo_albedo = F.grid_sample(canvas.photo_albedo[None], grid, align_corners=False, padding_mode="border")[0]
+    moved = F.grid_sample(canvas.photo_albedo[None], grid, align_corners=False, padding_mode="border")[0]
+    canvas.photo_albedo = torch.where(still, canvas.photo_albedo, moved)
     labels = F.grid_sample(field.photo_labels[None, None].float(), grid, mode="nearest", align_corners=False,
                            padding_mode="border")[0, 0]
-    field.photo_labels = labels.to(torch.uint8)
+    field.photo_labels = torch.where(still[0], field.photo_labels, labels.to(torch.uint8))
 
 
 def add_object(field: HeadField, object_fn, box: Tensor) -> None:
