@@ -107,7 +107,7 @@ def estimate_hair(photo_rgb: np.ndarray, person_mask: np.ndarray, head: PlacedHe
         at = np.interp(angle, (np.arange(bins + 1) + 0.5) * 360.0 / bins - 360.0 / bins / 2,
                        np.append(profile, profile[0]), period=360.0)
         thickness = np.where(head.region_mask("scalp"), np.maximum(at, config.short_hair), 0.0)
-        thickness = _taper(thickness, head.fit.template.faces, head.region_mask("scalp"), config.smoothing_rounds)
+        thickness = taper(thickness, head.fit.template.faces, head.region_mask("scalp"), config.smoothing_rounds)
     return HairLayer(thickness.astype(np.float32), colour.astype(np.float32), bool(present), profile)
 
 
@@ -157,7 +157,7 @@ def _seen_colours(head: PlacedHead, pixels: np.ndarray, linear: np.ndarray, regi
     return linear[px[ok, 1].astype(int), px[ok, 0].astype(int)]
 
 
-def _taper(values: np.ndarray, faces: np.ndarray, free: np.ndarray, rounds: int) -> np.ndarray:
+def taper(values: np.ndarray, faces: np.ndarray, free: np.ndarray, rounds: int) -> np.ndarray:
     """Average each free vertex with its neighbours ``rounds`` times (others keep their value): the
     thickness falls off smoothly towards the hairline."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])

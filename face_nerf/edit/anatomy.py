@@ -16,6 +16,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
+from face_nerf.appearance.hair import taper
 from face_nerf.field import HeadField
 
 # edit target -> (shape target weights, facial action weights) at strength 1
@@ -121,13 +122,7 @@ def facial_hair_thickness(field: HeadField, kind: str, strength: float = 1.0) ->
         under_chin = neck & (y > chin_y - 0.05) & front
         area = (jaw | under_chin) & ~np.isin(np.arange(len(rest)), template.vertex_groups["nose"])
         thickness = 0.06 if kind == "beard" else 0.008
-    values = np.where(area, thickness * strength, 0.0)
-    edges = np.concatenate([template.faces[:, [0, 1]], template.faces[:, [1, 2]], template.faces[:, [2, 0]]])
-    for _ in range(4):  # taper: each vertex of the area keeps the mean of itself and its neighbours
-        total = np.bincount(edges[:, 0], weights=values[edges[:, 1]], minlength=len(rest))
-        count = np.bincount(edges[:, 0], minlength=len(rest))
-        values = np.where(area, 0.5 * values + 0.5 * total / np.maximum(count, 1), 0.0)
-    return values
+    return taper(np.where(area, thickness * strength, 0.0), template.faces, area, 4)
 
 
 def thickness_at(field: HeadField, thickness: np.ndarray, points: Tensor) -> Tensor:
