@@ -32,7 +32,8 @@ from face_nerf.geometry import HeadGeometry, HeadPlacement
 from face_nerf.head.place import PlacedHead
 from face_nerf.lighting import ambient_light, irradiance, srgb_to_linear
 from face_nerf.regions import head_region_grid, photo_region_labels
-from face_nerf.render import Camera, MarchSettings, RenderOutput, render_image
+from face_nerf.render import BOX_TOLERANCE, Camera, MarchSettings, RenderOutput, SdfVolume, render_image
+from face_nerf.sampling import lookup, sample_image, spherical_uv
 
 FIELD_FORMAT = "facelab-head-field/2"
 OPTIONAL_TENSORS = ("landmarks", "photo_labels", "region_grid", "overlay_grid", "overlay_bounds", "head_vertices",
@@ -142,17 +143,21 @@ class HeadField:
         scale = 2.0 / (self.bounds[1] - self.bounds[0])
         return torch.addcmul(-1.0 - self.bounds[0] * scale, points, scale).reshape(1, 1, 1, -1, 3)
 
+    def sdf_volume(self) -> SdfVolume:
+        """The distance as a grid, for the compiled marcher: what ``sdf`` looks up."""
+        return SdfVolume(self.sdf_grid[0, 0], self.bounds, self.voxel_size)
+
     def sdf(self, points: Tensor) -> Tensor:
         """[..., 3] -> [...] signed distance (positive outside the box)."""
-        coords = self._grid_coords(points)
-        values = F.grid_sample(self.sdf_grid, coords, align_corners=True, padding_mode="border").reshape(points.shape[:-1])
-        outside = (coords.abs().amax(-1) > 1.0).reshape(points.shape[:-1])
+        coords = self._grid_coords(points).reshape(-1, 3)
+        values = lookup(self.sdf_grid, coords, align_corners=True, padding_mode="border").reshape(points.shape[:-1])
+        outside = (coords.abs().amax(-1) > 1.0 + BOX_TOLERANCE).reshape(points.shape[:-1])
         return torch.where(outside, values.abs() + self.voxel_size, values)
 
     def surface(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """[..., 3] -> (unit normal [..., 3] from the SDF gradient, visibility [...])."""
-        values = F.grid_sample(self.surface_grid, self._grid_coords(points), align_corners=True, padding_mode="border")
-        values = values.reshape(4, -1)
+        values = lookup(self.surface_grid, self._grid_coords(points).reshape(-1, 3), align_corners=True,
+                        padding_mode="border")
         normal = values[:3] * torch.rsqrt((values[:3] ** 2).sum(0).clamp(min=1e-12))
         shape = points.shape[:-1]
         return normal.T.reshape(*shape, 3), values[3].clamp(0.0, 1.0).reshape(shape)
@@ -183,8 +188,8 @@ class HeadField:
         flat, out = points.reshape(-1, 3), albedo.reshape(-1, 3).clone()
         inside = torch.nonzero(((flat >= lo) & (flat <= hi)).all(-1)).squeeze(-1)
         scale = 2.0 / (hi - lo).clamp(min=1e-9)
-        coords = torch.addcmul(-1.0 - lo * scale, flat[inside], scale).reshape(1, 1, 1, -1, 3)
-        over = F.grid_sample(self.overlay_grid, coords, align_corners=True).reshape(4, -1).T
+        coords = torch.addcmul(-1.0 - lo * scale, flat[inside], scale)
+        over = lookup(self.overlay_grid, coords, align_corners=True).T
         base = out[inside]
         out[inside] = base + over[:, 3:].clamp(0.0, 1.0) * (over[:, :3] - base)
         return out.reshape(albedo.shape)
@@ -254,33 +259,6 @@ class HeadField:
         return cls(t["sdf_grid"], t["surface_grid"], t["bounds"], float(meta["beta"]), t["photo"], camera, t["fill"],
                    t["fill_centre"], t["photo_light"], float(meta["irradiance_floor"]),
                    **{name: t.get(name) for name in OPTIONAL_TENSORS})
-
-
-def sample_image(image: Tensor, uv: Tensor, width: int, height: int, wrap: bool = False) -> Tensor:
-    """Bilinear lookup of image [1, C, h, w] at pixel coordinates uv [..., 2] in a width x height frame.
-
-    Returns [..., C]. With ``wrap`` the horizontal axis is periodic (spherical textures).
-    """
-    flat = uv.reshape(1, 1, -1, 2)
-    u, v = flat[..., 0], flat[..., 1]
-    if wrap:
-        image = torch.cat([image[..., -1:], image, image[..., :1]], dim=-1)  # periodic seam columns
-        u = torch.remainder(u, float(width)) + 1.0
-        width = width + 2
-    grid = torch.stack([u / width, v / height], -1) * 2.0 - 1.0
-    values = F.grid_sample(image, grid, align_corners=False, padding_mode="border")
-    return values.reshape(image.shape[1], -1).T.reshape(*uv.shape[:-1], image.shape[1])
-
-
-def spherical_uv(points: Tensor, centre: Tensor, width: int, height: int) -> Tensor:
-    """Pixel coordinates in a width x height equirectangular texture around ``centre``:
-    azimuth 0 (facing the camera, +z) in the middle column, elevation +90 degrees at the top row."""
-    rel = points - centre
-    azimuth = torch.atan2(rel[..., 0], rel[..., 2])
-    elevation = torch.atan2(rel[..., 1], torch.sqrt(rel[..., 0] ** 2 + rel[..., 2] ** 2))
-    u = (azimuth / (2 * math.pi) + 0.5) * width
-    v = (0.5 - elevation / math.pi) * height
-    return torch.stack([u, v], -1)
 
 
 def build_field(photo_rgb: np.ndarray, person_mask: np.ndarray, head: PlacedHead, hair: HairLayer,

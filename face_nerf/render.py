@@ -9,11 +9,17 @@ the way nerfacc does it, with three exact-up-to-tolerance shortcuts:
   1. rays that miss the field's bounding box are never sampled;
   2. sphere tracing on the signed distance finds where density starts along each ray, so samples are
      only placed in a narrow band around the surface (density decays like exp(-sdf / beta) outside it);
-  3. colour and normals are only looked up for samples holding at least 2% of their ray's weight.
-Shading happens per sample, inside the compositing: an optional ``shader(albedo, normal) -> values``
-turns each sample's attributes into what is composited (radiance under a light, or light-transfer
-coefficients, see ``relight.py``); without one the albedo itself is composited.
-``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over the whole box.
+  3. colour and normals are looked up once per ray, at the weighted mean of the samples holding at least
+     2% of its weight (``MarchSettings.colour_at="centroid"``): a surface's colour varies little across
+     its density band, so this is the composited colour to first order, at an eighth of the lookups.
+     ``colour_at="samples"`` looks up and composites every one of those samples instead.
+Shading happens inside the compositing: an optional ``shader(albedo, normal) -> values`` turns attributes
+into what is composited (radiance under a light, or light-transfer coefficients, see ``relight.py``);
+without one the albedo itself is composited.
+A field whose distance is a grid (``sdf_volume()``, the head field) is marched by one compiled kernel
+(``march.py``, Warp, CPU or CUDA); any other field by the torch operations here, which the kernel is
+tested against. ``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over
+the whole box, every one shaded.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import torch
 from torch import Tensor
 
 
+BOX_TOLERANCE = 1e-4  # a grid field's point this far outside its box (in [-1, 1] units) still counts as in it:
+# rays start on the box, and rounding must not put their first point outside
 Shader = Callable[[Tensor, Tensor], Tensor]  # (albedo [M, 3], normal [M, 3]) -> [M, C] composited values
 
 
@@ -193,6 +201,22 @@ class RenderOutput:
 
 
 @dataclass(frozen=True)
+class SdfVolume:
+    """A signed distance given by a grid: trilinear inside ``bounds``, |value| + ``margin`` outside (more
+    than ``BOX_TOLERANCE`` of the half box outside).
+
+    Attributes:
+        grid: [D, H, W] float32 distances at the lattice points (z, y, x), corners on ``bounds``.
+        bounds: [2, 3] the box's lower and upper (x, y, z) corners.
+        margin: added to the border value outside the box (one voxel: outside is never the surface).
+    """
+
+    grid: Tensor
+    bounds: Tensor
+    margin: float
+
+
+@dataclass(frozen=True)
 class MarchSettings:
     """How rays are marched.
 
@@ -203,7 +227,10 @@ class MarchSettings:
         enter_sdf: band starts where the distance first drops below this many beta.
         exit_depth: band ends this many beta past the surface (transmittance is ~exp(-exit_depth) there).
         weight_floor: samples with less than this fraction of their ray's opacity get no colour lookup.
+        colour_at: "centroid", one colour lookup per ray at its kept samples' weighted mean; "samples",
+            one per kept sample.
         chunk: rays processed at once (bounds memory).
+        kernel: march grid fields with the compiled kernel (``march.py``); off, with torch operations.
     """
 
     band_samples: int = 12
@@ -213,6 +240,8 @@ class MarchSettings:
     exit_depth: float = 6.0
     weight_floor: float = 0.02
     chunk: int = 1 << 18
+    kernel: bool = True
+    colour_at: str = "centroid"
 
 
 def sphere_trace(
@@ -326,12 +355,22 @@ class Band:
 
 def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings = MarchSettings()) -> Band:
     """The geometry half of rendering: sphere-trace to the surface, sample its density band, and keep
-    the samples that matter. Shading them is ``composite``'s half; a fixed geometry can reuse a band."""
+    the samples that matter. Shading them is ``composite``'s half; a fixed geometry can reuse a band.
+
+    A field whose distance is a grid (``sdf_volume()``) is marched by the compiled kernel of ``march.py``
+    unless ``settings.kernel`` is off; any other field by the torch operations below."""
     t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
+    volume = field.sdf_volume() if settings.kernel and hasattr(field, "sdf_volume") else None
+    if volume is not None:
+        from face_nerf.march import march_band
+
+        rays, t_mid, weights = march_band(volume, origins, dirs, t_near, torch.where(in_box, t_far, t_near),
+                                          field.beta, settings)
+        return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
     rays = torch.nonzero(in_box).squeeze(-1)
-    empty = origins.new_zeros(0, 3)
     if rays.numel() == 0:
-        return Band(origins.shape[0], rays, rays, empty, empty[:, :1], empty[:, :1], empty[:, :1])
+        empty = origins.new_zeros(0, settings.band_samples)
+        return _keep_samples(origins, dirs, rays, empty, empty, settings)
     o, d = origins[rays], dirs[rays]
     t_enter, t_surface, found, hit = sphere_trace(field.sdf, o, d, t_near[rays], t_far[rays], field.beta, settings)
     rays, o, d = rays[found], o[found], d[found]
@@ -351,14 +390,27 @@ def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: 
     points = o[:, None, :] + t_mid[..., None] * d[:, None, :]
     sigmas = sdf_to_density(field.sdf(points.reshape(-1, 3)).reshape(t_mid.shape), field.beta)
     weights, _ = compositing_weights(sigmas, deltas)
+    return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
+
+
+def _keep_samples(origins: Tensor, dirs: Tensor, rays: Tensor, t_mid: Tensor, weights: Tensor,
+                  settings: MarchSettings) -> Band:
+    """The band of ``rays`` [K] from their samples' distances and weights [K, B]."""
     total = weights.sum(-1, keepdim=True)
     # Colour is looked up only where the weight matters; the kept weights are rescaled to the ray's
     # full opacity, so skipped samples count as the average of the kept ones.
     kept = torch.where(weights >= settings.weight_floor * total, weights, torch.zeros_like(weights))
     kept = kept * (total / kept.sum(-1, keepdim=True).clamp(min=1e-12))
+    depth = (weights * t_mid).sum(-1, keepdim=True)
+    if settings.colour_at == "centroid":
+        # One lookup per ray, at the kept samples' weighted mean: their weighted colour to first order.
+        centre = (kept * t_mid).sum(-1, keepdim=True) / total.clamp(min=1e-12)
+        points = torch.addcmul(origins[rays], centre, dirs[rays])
+        return Band(origins.shape[0], rays, torch.arange(rays.numel(), device=rays.device), points, total, total, depth)
     ray_idx, sample_idx = torch.nonzero(kept, as_tuple=True)
-    return Band(origins.shape[0], rays, ray_idx, points[ray_idx, sample_idx], kept[ray_idx, sample_idx][:, None],
-                total, (weights * t_mid).sum(-1, keepdim=True))
+    ray = rays[ray_idx]
+    points = torch.addcmul(origins[ray], t_mid[ray_idx, sample_idx][:, None], dirs[ray])
+    return Band(origins.shape[0], rays, ray_idx, points, kept[ray_idx, sample_idx][:, None], total, depth)
 
 
 def composite(field: RadianceField, band: Band, shader: Shader | None = None) -> RenderOutput:

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from face_nerf.appearance.completion import complete_fill, skin_detail_tile
 from face_nerf.appearance.hair import HairLayer
-from face_nerf.field import AppearanceConfig, HeadField, fill_surface_points, spherical_uv
+from face_nerf.field import AppearanceConfig, HeadField, fill_surface_points
+from face_nerf.sampling import spherical_uv
 from face_nerf.head.place import PlacedHead
 from face_nerf.regions import REGION_ID
 
