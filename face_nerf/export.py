@@ -57,10 +57,23 @@ def framing(bounds: torch.Tensor) -> tuple[torch.Tensor, float]:
     return target, FOCAL * extent
 
 
+def turntable_axis(field) -> torch.Tensor:
+    """[3] the axis a turntable turns about: the fitted head's up direction with its sideways tilt left
+    out, so the head turns about its own vertical, seen from the photo's elevation over it, and the
+    images keep the photo's upright (the world's y axis for a field without a fitted head)."""
+    axes = getattr(field, "head_axes", None)
+    if axes is None:
+        return torch.tensor([0.0, 1.0, 0.0])
+    up = axes[:, 1].detach().float().cpu() * torch.tensor([0.0, 1.0, 1.0])
+    if up[1] <= 0 or up.norm() < 1e-6:  # an upside-down fit: keep the world's axis
+        return torch.tensor([0.0, 1.0, 0.0])
+    return up / up.norm()
+
+
 def view_camera(field, yaw: float, pitch: float, size: int) -> Camera:
-    """The turntable camera at a yaw and pitch (degrees)."""
+    """The turntable camera at a yaw and pitch (degrees) about ``turntable_axis``."""
     target, radius = framing(field.bounds)
-    return orbit_camera(yaw, pitch, radius, target, FOCAL, size)
+    return orbit_camera(yaw, pitch, radius, target, FOCAL, size, turntable_axis(field))
 
 
 def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Tensor | None = None, fixed_to: str = "world",

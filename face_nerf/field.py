@@ -36,6 +36,7 @@ from face_nerf.render import BOX_TOLERANCE, Camera, MarchSettings, RenderOutput,
 from face_nerf.sampling import lookup, sample_image, spherical_uv
 
 FIELD_FORMAT = "facelab-head-field/2"
+PHOTO_STRETCH = (2.0, 4.0)  # the photo is used fully up to this stretch, not at all beyond (``photo_trust``)
 OPTIONAL_TENSORS = ("landmarks", "photo_labels", "region_grid", "overlay_grid", "overlay_bounds", "head_vertices",
                     "head_axes")  # saved when present
 
@@ -46,7 +47,8 @@ class AppearanceConfig:
 
     Attributes:
         fill_width, fill_height: spherical fill texture size (azimuth x elevation texels).
-        depth_tolerance: a point is visible if it is at most this far (in voxels) behind the first surface.
+        depth_tolerance: a point is fully visible up to this far (in voxels) behind the first surface the
+            camera sees (whose depth comes from a low-resolution render), and not at all from twice as far.
         facing_from, facing_to: visibility ramps from 0 to 1 as cos(normal, view) goes between these.
         max_texture_side: the photo is kept at most this large as the albedo texture.
         beta_voxels: density length scale in voxels (sharpness of the surface).
@@ -162,6 +164,22 @@ class HeadField:
         shape = points.shape[:-1]
         return normal.T.reshape(*shape, 3), values[3].clamp(0.0, 1.0).reshape(shape)
 
+    def photo_trust(self, points: Tensor, normal: Tensor, view_dirs: Tensor) -> Tensor:
+        """[...] in [0, 1]: how far the photo can be trusted at surface points seen along ``view_dirs``.
+
+        A surface the photo sees at a slant holds few photo pixels; seen squarely from another side, those
+        pixels would be stretched into streaks. The stretch is the ratio of the surface's foreshortening
+        in the view to that in the photo (1 in the photo's own view, so the input view is the photo);
+        trust falls from 1 to 0 as it goes from ``PHOTO_STRETCH[0]`` to ``PHOTO_STRETCH[1]``, and the
+        fill (mirrored photo or completed skin) takes over: view-dependent texture blending.
+        """
+        to_camera = self.camera.c2w[:3, 3] - points
+        seen_in_photo = (normal * to_camera).sum(-1) * torch.rsqrt((to_camera * to_camera).sum(-1).clamp(min=1e-12))
+        seen_here = -(normal * view_dirs).sum(-1)
+        stretch = seen_here / seen_in_photo.clamp(min=1e-3)
+        low, high = PHOTO_STRETCH
+        return ((high - stretch) / (high - low)).clamp(0.0, 1.0)
+
     def photo_colour(self, points: Tensor) -> Tensor:
         """[..., 3] -> [..., 3]: the photo's colour where the input camera projects each point."""
         return sample_image(self.photo, self.camera.project(points)[0], self.camera.width, self.camera.height)
@@ -171,9 +189,12 @@ class HeadField:
         shading = irradiance(normal, self.photo_light).clamp(min=self.irradiance_floor)
         return self.photo_colour(points) / shading
 
-    def attributes(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """[..., 3] -> (albedo [..., 3] in linear RGB, unit normal [..., 3])."""
+    def attributes(self, points: Tensor, view_dirs: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """[..., 3] -> (albedo [..., 3] in linear RGB, unit normal [..., 3]). Seen along ``view_dirs``
+        [..., 3], the photo gives way to the fill where it would be stretched (``photo_trust``)."""
         normal, visible = self.surface(points)
+        if view_dirs is not None:
+            visible = visible * self.photo_trust(points, normal, view_dirs)
         seen = self.photo_albedo(points, normal)
         unseen = sample_image(self.fill, spherical_uv(points, self.fill_centre, self.fill.shape[-1], self.fill.shape[-2]),
                               self.fill.shape[-1], self.fill.shape[-2], wrap=True)
@@ -354,7 +375,7 @@ def _visibility(field: HeadField, points: Tensor, normals: Tensor, mask: Tensor,
     dist = to_cam.norm(dim=-1)
     first = sample_image(distance[None, None], uv, low.width, low.height)[..., 0]
     tol = config.depth_tolerance * field.voxel_size
-    depth_ok = ((first + tol - dist) / tol).clamp(0.0, 1.0)
+    depth_ok = ((first + 2.0 * tol - dist) / tol).clamp(0.0, 1.0)  # the first surface itself fully, by a margin
     facing = ((normals * to_cam).sum(-1) / dist - config.facing_from) / (config.facing_to - config.facing_from)
     person = ((sample_image(mask, uv, low.width, low.height)[..., 0] - 0.3) / 0.4).clamp(0.0, 1.0)
     inside = ((uv[..., 0] >= 0) & (uv[..., 0] < low.width) & (uv[..., 1] >= 0) & (uv[..., 1] < low.height)).float()

@@ -46,8 +46,9 @@ class RadianceField(Protocol):
     def sdf(self, points: Tensor) -> Tensor:
         """[..., 3] -> [...] signed distance (negative inside)."""
 
-    def attributes(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """[..., 3] -> (albedo [..., 3] in [0, 1], unit normal [..., 3])."""
+    def attributes(self, points: Tensor, view_dirs: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """[..., 3] -> (albedo [..., 3] in [0, 1], unit normal [..., 3]); ``view_dirs`` [..., 3] are the
+        directions the points are seen along (a field may use them; None: seen from nowhere in particular)."""
 
 
 @dataclass
@@ -115,25 +116,30 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
 
 
 def orbit_camera(
-    yaw_deg: float, pitch_deg: float, radius: float, target: Tensor, focal: float, size: int
+    yaw_deg: float, pitch_deg: float, radius: float, target: Tensor, focal: float, size: int, axis: Tensor | None = None
 ) -> Camera:
     """A square camera on a sphere around ``target``.
 
     Args:
-        yaw_deg: rotation about the world y axis; positive moves the camera to the subject's left
-            (the viewer sees more of the subject's left cheek).
+        yaw_deg: rotation about ``axis``; positive moves the camera to the subject's left (the viewer
+            sees more of the subject's left cheek).
         pitch_deg: elevation; positive looks down from above.
         radius: distance to ``target``.
         target: [3] point looked at.
         focal: focal length normalised by the image size (4.2647 is a ~13 degree field of view).
         size: image width and height in pixels.
+        axis: [3] unit vector in the world's y-z plane the camera turns about, and the images' up
+            direction (default: the world's y axis). Yaw 0, pitch 0 is the camera on +z whatever the
+            axis, so a tilted axis keeps that camera's elevation over the plane normal to it.
     """
     yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
-    offset = torch.tensor(
-        [math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)], dtype=torch.float32
-    )
+    offset = torch.tensor([0.0, math.sin(pitch), math.cos(pitch)], dtype=torch.float32)  # raised about x
+    up = torch.tensor([0.0, 1.0, 0.0]) if axis is None else axis.float()
+    # Rodrigues: the raised offset turned by yaw about the axis.
+    offset = (offset * math.cos(yaw) + torch.linalg.cross(up, offset) * math.sin(yaw)
+              + up * torch.dot(up, offset) * (1.0 - math.cos(yaw)))
     f = focal * size
-    return Camera(look_at(target + radius * offset, target), f, f, size / 2, size / 2, size, size)
+    return Camera(look_at(target + radius * offset, target, up), f, f, size / 2, size / 2, size, size)
 
 
 def ray_aabb(origins: Tensor, dirs: Tensor, bounds: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -339,7 +345,7 @@ class Band:
         n_rays: rays in the batch.
         rays: [K] indices of the rays that reach the surface band.
         ray_idx: [S] for each kept sample, its ray (index into ``rays``).
-        points: [S, 3] the kept samples' positions.
+        points: [S, 3] the kept samples' positions; dirs: [S, 3] their rays' directions.
         weights: [S, 1] their compositing weights (rescaled to the ray's opacity).
         alpha: [K, 1] opacity of each ray in ``rays``; depth: [K, 1] expected depth.
     """
@@ -348,6 +354,7 @@ class Band:
     rays: Tensor
     ray_idx: Tensor
     points: Tensor
+    dirs: Tensor
     weights: Tensor
     alpha: Tensor
     depth: Tensor
@@ -406,11 +413,12 @@ def _keep_samples(origins: Tensor, dirs: Tensor, rays: Tensor, t_mid: Tensor, we
         # One lookup per ray, at the kept samples' weighted mean: their weighted colour to first order.
         centre = (kept * t_mid).sum(-1, keepdim=True) / total.clamp(min=1e-12)
         points = torch.addcmul(origins[rays], centre, dirs[rays])
-        return Band(origins.shape[0], rays, torch.arange(rays.numel(), device=rays.device), points, total, total, depth)
+        return Band(origins.shape[0], rays, torch.arange(rays.numel(), device=rays.device), points, dirs[rays], total,
+                    total, depth)
     ray_idx, sample_idx = torch.nonzero(kept, as_tuple=True)
     ray = rays[ray_idx]
     points = torch.addcmul(origins[ray], t_mid[ray_idx, sample_idx][:, None], dirs[ray])
-    return Band(origins.shape[0], rays, ray_idx, points, kept[ray_idx, sample_idx][:, None], total, depth)
+    return Band(origins.shape[0], rays, ray_idx, points, dirs[ray], kept[ray_idx, sample_idx][:, None], total, depth)
 
 
 def composite(field: RadianceField, band: Band, shader: Shader | None = None) -> RenderOutput:
@@ -421,7 +429,7 @@ def composite(field: RadianceField, band: Band, shader: Shader | None = None) ->
     alpha, depth = like.new_zeros(band.n_rays, 1), like.new_zeros(band.n_rays, 1)
     if band.rays.numel() == 0:
         return RenderOutput(rgb, alpha, depth, normal)
-    albedo, normals = field.attributes(band.points)
+    albedo, normals = field.attributes(band.points, band.dirs)
     k = band.rays.numel()
     rgb = rgb.index_copy(0, band.rays, like.new_zeros(k, channels).index_add(0, band.ray_idx, band.weights * _shade(shader, albedo, normals)))
     normal = normal.index_copy(0, band.rays, like.new_zeros(k, 3).index_add(0, band.ray_idx, band.weights * normals))
@@ -448,7 +456,7 @@ def render_rays_reference(field: RadianceField, origins: Tensor, dirs: Tensor, s
     points = origins[:, None, :] + t_mid[..., None] * dirs[:, None, :]
     sigmas = sdf_to_density(field.sdf(points.reshape(-1, 3)).reshape(t_mid.shape), field.beta)
     weights, _ = compositing_weights(sigmas, deltas)
-    albedo, normals = field.attributes(points.reshape(-1, 3))
+    albedo, normals = field.attributes(points.reshape(-1, 3), dirs[:, None, :].expand_as(points).reshape(-1, 3))
     values = _shade(shader, albedo, normals)
     w = weights[..., None]
     return RenderOutput(

@@ -23,9 +23,13 @@ def fill_texture(field: HeadField, head: PlacedHead, hair: HairLayer, config: Ap
     w, h = config.fill_width, config.fill_height
     field.fill = torch.zeros(1, 3, h, w)
     surface, hits = fill_surface_points(field)
+    # The fill is seen from every side, squarely too: it takes the photo only where that would not
+    # stretch it (``HeadField.photo_trust`` for a view along the normal).
     normal, visible = field.surface(surface)
+    visible = visible * field.photo_trust(surface, normal, -normal)
     mirrored = torch.from_numpy(head.placement.mirror(surface.numpy().astype(np.float64)).astype(np.float32))
     normal_m, visible_m = field.surface(mirrored)
+    visible_m = visible_m * field.photo_trust(mirrored, normal_m, -normal_m)
     photo_here, photo_mirror = field.photo_albedo(surface, normal), field.photo_albedo(mirrored, normal_m)
     weight = visible + (1 - visible) * visible_m
     colour = (visible[:, None] * photo_here + ((1 - visible) * visible_m)[:, None] * photo_mirror) / weight.clamp(min=1e-6)[:, None]

@@ -16,7 +16,7 @@ class SphereField:
     def sdf(self, points):
         return points.norm(dim=-1) - self.radius
 
-    def attributes(self, points):
+    def attributes(self, points, view_dirs=None):
         normal = points / points.norm(dim=-1, keepdim=True).clamp(min=1e-9)
         if self.albedo is not None:
             return self.albedo.expand(*points.shape[:-1], 3), normal

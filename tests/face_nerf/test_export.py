@@ -37,3 +37,22 @@ def test_glb_is_the_textured_head_with_a_hair_shell(example_run):
     assert outputs.report["mesh"]["kind"].startswith("head model")
     hair = scene.geometry["hair"]
     assert hair.vertices[:, 1].max() > head.vertices[:, 1].max()  # the shell stands off the scalp
+
+
+def test_the_turntable_turns_about_the_heads_own_vertical_without_its_sideways_tilt():
+    import math
+
+    import torch
+
+    from face_nerf.export import turntable_axis
+    from tests.face_nerf.fields import sphere_head_field
+
+    field = sphere_head_field()
+    assert torch.equal(turntable_axis(field), torch.tensor([0.0, 1.0, 0.0]))  # no fitted head
+    pitch, roll = math.radians(12.0), math.radians(20.0)
+    rx = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(pitch), -math.sin(pitch)], [0.0, math.sin(pitch), math.cos(pitch)]])
+    rz = torch.tensor([[math.cos(roll), -math.sin(roll), 0.0], [math.sin(roll), math.cos(roll), 0.0], [0.0, 0.0, 1.0]])
+    field.head_axes = 3.0 * rx @ rz  # scaled: head_axes map model metres to world units
+    axis = turntable_axis(field)
+    assert axis[0].item() == 0.0 and axis.norm().item() == pytest.approx(1.0)
+    assert math.degrees(math.atan2(axis[2].item(), axis[1].item())) == pytest.approx(12.0, abs=0.01)

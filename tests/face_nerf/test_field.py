@@ -75,3 +75,17 @@ def test_load_rejects_other_files(tmp_path):
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a FaceLab head field"):
         HeadField.load(tmp_path / "other.safetensors")
+
+
+def test_the_photo_is_trusted_in_its_own_view_and_not_where_a_view_would_stretch_it():
+    field = sphere_head_field(radius=0.5, cells=40)  # its camera is on +z at distance 3
+    eye = field.camera.c2w[:3, 3]
+    front, slanted = torch.tensor([[0.0, 0.0, 0.5]]), torch.tensor([[0.5 * 0.96, 0.0, 0.5 * 0.28]])
+    normal_front, _ = field.surface(front)
+    normal_slanted, _ = field.surface(slanted)
+    from_photo = lambda p: torch.nn.functional.normalize(p - eye, dim=-1)
+    assert field.photo_trust(front, normal_front, from_photo(front)).item() == pytest.approx(1.0)
+    assert field.photo_trust(slanted, normal_slanted, from_photo(slanted)).item() == pytest.approx(1.0)
+    # Seen squarely from the side, the slanted point's few photo pixels would be stretched ~4x.
+    assert field.photo_trust(slanted, normal_slanted, -normal_slanted).item() < 0.2
+    assert field.photo_trust(front, normal_front, -normal_front).item() == pytest.approx(1.0)

@@ -128,3 +128,21 @@ def test_rendered_sphere_silhouette_has_the_right_size():
     radius_px = math.sqrt((out.alpha > 0.5).sum().item() / math.pi)
     # Projected radius of a sphere: f * r / sqrt(d^2 - r^2); pixel counting is good to ~half a pixel.
     assert radius_px == pytest.approx(f * 0.5 / math.sqrt(16 - 0.25), abs=0.5)
+
+
+def test_orbit_about_a_tilted_axis_keeps_the_front_camera_and_its_elevation():
+    target = torch.tensor([0.0, 0.1, 0.0])
+    tilt = math.radians(14.0)
+    axis = torch.tensor([0.0, math.cos(tilt), math.sin(tilt)])  # the head's up, leaning towards the camera
+    default = orbit_camera(30.0, 5.0, 4.0, target, 4.0, 32)
+    assert torch.allclose(orbit_camera(30.0, 5.0, 4.0, target, 4.0, 32, torch.tensor([0.0, 1.0, 0.0])).c2w, default.c2w)
+    front = orbit_camera(0.0, 0.0, 4.0, target, 4.0, 32, axis)
+    assert torch.allclose(front.c2w[:3, 3], target + torch.tensor([0.0, 0.0, 4.0]), atol=1e-5)
+    for yaw in (45.0, 90.0, 180.0, -90.0):
+        cam = orbit_camera(yaw, 0.0, 4.0, target, 4.0, 32, axis)
+        offset = (cam.c2w[:3, 3] - target) / 4.0
+        # Every camera keeps the front camera's angle to the axis, and sees the axis as its image's up.
+        assert torch.dot(offset, axis).item() == pytest.approx(math.sin(tilt), abs=1e-5)
+        assert torch.dot(cam.c2w[:3, 0], axis).item() == pytest.approx(0.0, abs=1e-5)
+    side = orbit_camera(90.0, 0.0, 4.0, target, 4.0, 32, axis).c2w[:3, 3] - target
+    assert side[0].item() == pytest.approx(4.0 * math.cos(tilt), abs=1e-4)  # at the subject's left
