@@ -4,11 +4,16 @@ Sections (all by default; choose with --only, comma-separated):
   sheet       every shared real-world photo and example photo at yaw -90, -45, 0, 45, 90, 180, one row each
               (a photo that cannot be reconstructed shows its error message): contact_sheet.png, plus
               seconds, hair and warnings per photo.
-  background  over a 24-frame full turn at 192 px, the share of head pixels whose nearest photo colour
-              (CIELAB, k-means palettes of 8 from the person mask's background and person) is a background
-              colour. Accept <= 3 % in every frame. Also printed: the same without the head's blended rim, and
-              the test applied to the photo's own head (what palette overlap alone gives); background_flags.png
-              shows each photo's worst frame with the flagged pixels.
+  background  over a 24-frame full turn at 192 px, the share of the head's pixels (coverage >= 0.5, their
+              colour taken out of the blend with the render's grey) that are closer in colour (CIELAB) to the
+              photo's background than to the person: nearer a background palette colour (k-means, 8, from
+              outside the person mask) than any person palette colour (16, from inside it) by more than
+              MARGIN_DE, a clearly visible difference (a tie is not evidence of background). Accept <= 3 % in
+              every frame. Also printed: the same test on the photo's own head (what palette overlap alone
+              gives; ~0 for a measure that works), and on the back view with its head pixels painted with
+              the photo's background pixels (how much of a background the measure can see: ~0 on a black and
+              white photo, whose greys the person shares). background_flags.png shows each photo's worst frame
+              with the flagged pixels.
   silhouette  IoU above the chin of our silhouettes against the true ones of t07 (a synthetic head, 32 views
               11.25 degrees apart) at yaw 0, +-45, +-90, reconstructed from its frontal frame and aligned on
               the frontal views: silhouette_overlay.png. Accept a mean of the four side views >= 0.85.
@@ -54,8 +59,9 @@ SHEET_YAWS = (-90.0, -45.0, 0.0, 45.0, 90.0, 180.0)
 SHEET_CELL = 160  # px per view on the contact sheet
 TURN_FRAMES, TURN_SIZE = 24, 192  # background: full turn
 HEAD_DIFF = 8  # a rendered pixel is head when a channel differs from the background grey by more than this
-RIM_PIXELS = 2  # the head's outline blends with the background grey; the rim-free figure leaves it out
-PALETTE_K, PALETTE_SAMPLES, SEED = 8, 20_000, 0
+HEAD_COVERAGE = 0.5  # background measure: a pixel is the head's when the head covers at least this much of it
+BACKGROUND_K, PERSON_K, PALETTE_SAMPLES, SEED = 8, 16, 20_000, 0
+MARGIN_DE = 5.0  # CIELAB distance by which a colour must be nearer the background palette to count
 T07_FRONTAL, T07_STEP = 25, 11.25  # frame index of the frontal view, degrees between frames
 SILHOUETTE_YAWS = (-90.0, -45.0, 0.0, 45.0, 90.0)
 NEAR_WHITE = 16  # a t07 pixel is head/body when a channel is more than this below white
@@ -158,10 +164,10 @@ def _render_photo(run: PhotoRun, recon, sections: list[str]) -> None:
     try:
         if "background" in sections:  # the full turn at 15 degree steps holds every sheet yaw
             poses = turntable_poses(TURN_FRAMES, 180.0)
-            frames, _ = render_views(recon.field, poses, TURN_SIZE)
+            frames, transfer = render_views(recon.field, poses, TURN_SIZE)
             run.yaws = [p.yaw for p in poses]
-            run.background = measure_background(frames, recon.photo.rgb, recon.analysis.person_mask,
-                                                recon.analysis.landmarks[CHIN, 1])
+            run.background = measure_background(frames, transfer.alpha[..., 0].numpy(), recon.photo.rgb,
+                                                recon.analysis.person_mask, recon.analysis.landmarks[CHIN, 1])
             if isinstance(run.background, BackgroundMeasure):
                 run.worst_frame = frames[int(run.background.shares.argmax())]
             pick = [run.yaws.index(yaw) for yaw in SHEET_YAWS]
@@ -226,26 +232,26 @@ class BackgroundMeasure:
     """How much of the rendered head takes the photo's background colours.
 
     Attributes:
-        shares: [N] per frame, share of head pixels nearer (CIELAB) a background palette colour than a
-            person one: the acceptance figure.
-        rim_free: [N] the same without the head's outer RIM_PIXELS (blended with the render background).
-        photo_floor: the same classification on the photo's own head (person mask > 0.5 above the chin
-            landmark): what palette overlap alone gives, for a perfect reconstruction too.
+        shares: [N] per frame, share of the head's pixels closer to the background (the acceptance figure).
+        photo_floor: the same test on the photo's own head (person mask > 0.5 above the chin landmark).
+        painted: the same test on the back view with its head pixels painted with the photo's background
+            pixels: the measure's power to see a background on this photo (1 = all of it).
         worst_flags: [S, S] bool, the flagged pixels of the worst frame.
     """
 
     shares: np.ndarray
-    rim_free: np.ndarray
     photo_floor: float
+    painted: float
     worst_flags: np.ndarray
 
 
-def measure_background(frames: np.ndarray, photo_rgb: np.ndarray, person_mask: np.ndarray,
+def measure_background(frames: np.ndarray, alpha: np.ndarray, photo_rgb: np.ndarray, person_mask: np.ndarray,
                        chin_row: float) -> BackgroundMeasure | str:
     """Background colours on the rendered head, per frame.
 
     Args:
         frames: [N, S, S, 3] uint8 renders over the export BACKGROUND.
+        alpha: [N, S, S] the head's coverage of each pixel.
         photo_rgb: [H, W, 3] uint8 photo.
         person_mask: [H, W] in [0, 1]; background palette from below 0.2, person palette from above 0.8.
         chin_row: the chin's row in the photo (for the photo floor).
@@ -253,52 +259,65 @@ def measure_background(frames: np.ndarray, photo_rgb: np.ndarray, person_mask: n
     Returns:
         The measure, or why there is none (too few background or person pixels for a palette).
     """
-    from scipy.ndimage import binary_erosion
     from skimage.color import rgb2lab
-
-    from face_nerf.export import BACKGROUND
 
     rng = np.random.default_rng(SEED)
     lab = rgb2lab(photo_rgb)
-    background, person = (palette(lab[m], rng) for m in (person_mask < 0.2, person_mask > 0.8))
+    background = palette(lab[person_mask < 0.2], BACKGROUND_K, rng)
+    person = palette(lab[person_mask > 0.8], PERSON_K, rng)
     if background is None or person is None:
         return "too few background or person pixels in the photo for palettes"
 
-    def flagged(colours):  # [P, 3] Lab -> [P] bool, nearer a background colour
+    def flagged(colours):  # [P, 3] Lab -> [P] bool, nearer a background colour by more than the margin
         d_bg = np.linalg.norm(colours[:, None] - background[None], axis=-1).min(1)
-        return d_bg < np.linalg.norm(colours[:, None] - person[None], axis=-1).min(1)
+        return d_bg + MARGIN_DE < np.linalg.norm(colours[:, None] - person[None], axis=-1).min(1)
 
-    grey = np.round(np.asarray(BACKGROUND) * 255.0)
-    shares, rim_free, flags = [], [], []
-    for frame in frames:
-        head = np.abs(frame.astype(np.float64) - grey).max(-1) > HEAD_DIFF
+    shares, flags = [], []
+    for frame, cover in zip(frames, alpha):
+        head = cover >= HEAD_COVERAGE
         flag = np.zeros_like(head)
-        flag[head] = flagged(rgb2lab(frame[head][None])[0])
-        inner = binary_erosion(head, iterations=RIM_PIXELS)
+        flag[head] = flagged(rgb2lab(_head_colours(frame[head], cover[head])[None])[0])
         shares.append(flag[head].mean() if head.any() else 0.0)
-        rim_free.append(flag[inner].mean() if inner.any() else 0.0)
         flags.append(flag)
     own_head = (person_mask > 0.5) & (np.arange(person_mask.shape[0])[:, None] < chin_row)
     floor = float(flagged(lab[own_head]).mean()) if own_head.any() else float("nan")
-    return BackgroundMeasure(np.array(shares), np.array(rim_free), floor, flags[int(np.argmax(shares))])
+    back = alpha[len(alpha) // 2] >= HEAD_COVERAGE
+    pixels = photo_rgb[person_mask < 0.2]
+    painted = float(flagged(rgb2lab(pixels[rng.choice(len(pixels), int(back.sum()))][None])[0]).mean()) if back.any() else 0.0
+    return BackgroundMeasure(np.array(shares), floor, painted, flags[int(np.argmax(shares))])
 
 
-def palette(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
-    """[K, 3] k-means centres of a random subsample of [P, 3] colours; None for fewer than 10 K pixels."""
+def _head_colours(rgb: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """[P, 3] uint8 pixels composited over the render's grey with coverage [P] -> the head's own colours
+    [P, 3] in [0, 1] (compositing is in linear light, as ``LightTransfer.shade`` does it)."""
+    import torch
+
+    from face_nerf.export import BACKGROUND
+    from face_nerf.lighting import linear_to_srgb, srgb_to_linear
+
+    linear = srgb_to_linear(torch.from_numpy(rgb.astype(np.float32) / 255.0))
+    grey = srgb_to_linear(torch.tensor(BACKGROUND))
+    cover = torch.from_numpy(cover.astype(np.float32))[:, None]
+    head = ((linear - (1.0 - cover) * grey) / cover).clamp(0.0, 1.0)
+    return linear_to_srgb(head).numpy().astype(np.float64)
+
+
+def palette(pixels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray | None:
+    """[k, 3] k-means centres of a random subsample of [P, 3] colours; None for fewer than 10 k pixels."""
     from scipy.cluster.vq import kmeans2
 
-    if len(pixels) < 10 * PALETTE_K:
+    if len(pixels) < 10 * k:
         return None
     sample = pixels[rng.choice(len(pixels), min(PALETTE_SAMPLES, len(pixels)), replace=False)]
-    centres, _ = kmeans2(sample, PALETTE_K, minit="++", rng=rng)
+    centres, _ = kmeans2(sample, k, minit="++", rng=rng)
     return centres
 
 
 def _print_background(runs: list[PhotoRun], path: Path) -> None:
     print(f"\nbackground colours on the head, {TURN_FRAMES}-frame full turn at {TURN_SIZE} px (accept <= 3 % every "
-          f"frame); also without the {RIM_PIXELS}-pixel rim, and the same test on the photo's own head (floor)")
-    print(f"{'photo':<44} {'worst':>7} {'at yaw':>7} {'mean':>7} {'pass':>5} | {'rim-free worst':>14} {'mean':>7} "
-          f"| {'photo floor':>11}")
+          f"frame); the same test on the photo's own head (floor), and on a back view painted with the photo's "
+          f"background (power)")
+    print(f"{'photo':<44} {'worst':>7} {'at yaw':>7} {'mean':>7} {'pass':>5} | {'photo floor':>11} {'power':>7}")
     worst = None
     for run in runs:
         m = run.background
@@ -307,7 +326,7 @@ def _print_background(runs: list[PhotoRun], path: Path) -> None:
             continue
         i = int(m.shares.argmax())
         print(f"{run.path.name:<44} {m.shares[i]:>7.2%} {run.yaws[i]:>7.0f} {m.shares.mean():>7.2%} "
-              f"{str(m.shares[i] <= 0.03):>5} | {m.rim_free.max():>14.2%} {m.rim_free.mean():>7.2%} | {m.photo_floor:>11.2%}")
+              f"{str(m.shares[i] <= 0.03):>5} | {m.photo_floor:>11.2%} {m.painted:>7.0%}")
         if worst is None or m.shares[i] > worst[0]:
             worst = (m.shares[i], run.yaws[i], run.path.name)
     if worst:

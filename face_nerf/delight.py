@@ -12,7 +12,7 @@ reproduces the photo.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
 from face_nerf.errors import NoFaceError
-from face_nerf.lighting import LUMA, LightEstimate, estimate_sh_lighting, irradiance
+from face_nerf.lighting import LUMA, LightEstimate, estimate_sh_lighting, irradiance, with_floor
 from face_nerf.regions import skin_mask
 from face_nerf.render import Camera, RenderOutput
 
@@ -131,7 +131,10 @@ def delight_photo(texture: Tensor, view: RenderOutput, low: Camera, person_mask:
     log_factor = gaussian_filter(log_factor * soft_skin, 1.0)
     factor = torch.from_numpy(np.exp(log_factor).astype(np.float32))[None, None]
     correction = F.interpolate(factor, size=texture.shape[-2:], mode="bilinear", align_corners=False)
-    return Delighting(estimate, correction, skin)
+    # Where the fit lights the head less than the floor the albedo divides by, shading the albedo would
+    # not give the photo back (the far side of a side-lit head went black): the field's light is lifted
+    # to the floor. The correction above is the fit's own.
+    return Delighting(replace(estimate, light=with_floor(estimate.light, config.irradiance_floor)), correction, skin)
 
 
 def _with_unseen_prior(colours: Tensor, normals: Tensor, share: float) -> tuple[Tensor, Tensor]:

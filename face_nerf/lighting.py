@@ -70,6 +70,24 @@ def directional_light(direction: Tensor, colour: Tensor, intensity: float = 1.0)
     return sh_basis(unit)[:, None] * (intensity * colour)[None, :]
 
 
+def with_floor(light: Tensor, floor: float, directions: int = 2048) -> Tensor:
+    """The SH light [9, 3] plus the least uniform light (per channel) that makes its irradiance at least
+    ``floor`` for every normal. A 9-coefficient fit to one lit side of a face can swing below zero on
+    the other side, which no real light does; there a Lambertian render would be black.
+
+    Example:
+        >>> bool(irradiance(torch.tensor([[0.0, 0.0, -1.0]]), with_floor(directional_light(torch.tensor([0.0, 0.0, 1.0]), torch.ones(3)), 0.2)).min() >= 0.2 - 1e-5)
+        True
+    """
+    i = torch.arange(directions, dtype=torch.float32) + 0.5  # a Fibonacci sphere of normals
+    z = 1.0 - 2.0 * i / directions
+    radius = torch.sqrt((1.0 - z * z).clamp(min=0.0))
+    phi = i * (math.pi * (3.0 - math.sqrt(5.0)))
+    normals = torch.stack([radius * torch.cos(phi), radius * torch.sin(phi), z], -1)
+    lowest = irradiance(normals, light).amin(0)  # [3]
+    return light + ambient_light((floor - lowest).clamp(min=0.0), 1.0)
+
+
 def ambient_light(colour: Tensor, level: float) -> Tensor:
     """A uniform environment whose irradiance is ``level * colour`` for every normal: [9, 3]."""
     light = torch.zeros(SH_COEFFS, 3)

@@ -178,3 +178,18 @@ def test_srgb_round_trip():
     values = torch.linspace(0, 1, 101)
     assert torch.allclose(linear_to_srgb(srgb_to_linear(values)), values, atol=1e-5)
     assert srgb_to_linear(torch.tensor(0.5)).item() == pytest.approx(0.21404, abs=1e-4)
+
+
+def test_a_floored_light_never_lights_a_normal_below_the_floor_and_leaves_a_bright_one_alone():
+    from face_nerf.lighting import ambient_light, directional_light, irradiance, with_floor
+
+    side = directional_light(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([1.0, 0.8, 0.6]), 2.0)
+    normals = torch.nn.functional.normalize(torch.randn(4000, 3, generator=torch.Generator().manual_seed(0)), dim=-1)
+    assert irradiance(normals, side).min() < 0.0  # a 9-coefficient sun swings below zero behind
+    floored = with_floor(side, 0.2)
+    assert irradiance(normals, floored).min() >= 0.2 - 1e-3
+    # Only a uniform light is added: the difference is the same for every normal.
+    added = irradiance(normals, floored) - irradiance(normals, side)
+    assert torch.allclose(added, added[:1].expand_as(added), atol=1e-5)
+    bright = ambient_light(torch.ones(3), 1.0)
+    assert torch.equal(with_floor(bright, 0.2), bright)
