@@ -143,7 +143,7 @@ def extract_mesh(field, max_faces: int = 200_000, light: torch.Tensor | None = N
     verts = verts[:, ::-1] - step + field.bounds[0].numpy()
     faces = faces[:, ::-1]  # keep outward winding after the axis swap
     points = torch.from_numpy(np.ascontiguousarray(verts, dtype=np.float32))
-    albedo, normals = field.attributes(points)
+    albedo, normals = field.attributes(points, -field.surface(points)[0])  # seen squarely, as in a viewer
     colour = albedo if light is None else lambert_shader(light)(albedo, normals)
     colours = to_uint8(linear_to_srgb(colour))
     rgba = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], 1)
@@ -188,7 +188,10 @@ def _textured(field, vertices: np.ndarray, faces: np.ndarray, uv_faces: np.ndarr
     from face_nerf.head.texture import texel_map
 
     texels, points = texel_map(uvs, uv_faces, size).points(vertices, faces)
-    albedo, normals = field.attributes(torch.from_numpy(points.astype(np.float32)))
+    points = torch.from_numpy(points.astype(np.float32))
+    # A mesh viewer looks from any side, squarely too: each texel as seen along its normal (the photo
+    # only where that would not stretch it, as in the fill texture).
+    albedo, normals = field.attributes(points, -field.surface(points)[0])
     colour = albedo if light is None else lambert_shader(light)(albedo, normals)
     image = np.zeros((size, size, 3), np.uint8)
     image[texels[:, 0], texels[:, 1]] = to_uint8(linear_to_srgb(colour))

@@ -165,7 +165,8 @@ class HeadField:
         return normal.T.reshape(*shape, 3), values[3].clamp(0.0, 1.0).reshape(shape)
 
     def photo_trust(self, points: Tensor, normal: Tensor, view_dirs: Tensor) -> Tensor:
-        """[...] in [0, 1]: how far the photo can be trusted at surface points seen along ``view_dirs``.
+        """[...] in [0, 1]: how far the photo can be trusted at surface points seen along unit ``view_dirs``
+        [..., 3] (from the eye to the point; ``normal`` [..., 3] unit too).
 
         A surface the photo sees at a slant holds few photo pixels; seen squarely from another side, those
         pixels would be stretched into streaks. The stretch is the ratio of the surface's foreshortening

@@ -73,7 +73,10 @@ def directional_light(direction: Tensor, colour: Tensor, intensity: float = 1.0)
 def with_floor(light: Tensor, floor: float, directions: int = 2048) -> Tensor:
     """The SH light [9, 3] plus the least uniform light (per channel) that makes its irradiance at least
     ``floor`` for every normal. A 9-coefficient fit to one lit side of a face can swing below zero on
-    the other side, which no real light does; there a Lambertian render would be black.
+    the other side, which no real light does; there a Lambertian render would be black. The added light
+    is ambient, so the albedo (photo over irradiance) comes out a little darker where the fit was
+    already bright: the photo's light and the albedo split the photo a little differently, and the
+    photo's own light still gives the photo back.
 
     Example:
         >>> bool(irradiance(torch.tensor([[0.0, 0.0, -1.0]]), with_floor(directional_light(torch.tensor([0.0, 0.0, 1.0]), torch.ones(3)), 0.2)).min() >= 0.2 - 1e-5)

@@ -25,16 +25,24 @@ import warp as wp
 from torch import Tensor
 
 from face_nerf.head.cache import default_cache_dir
-
 from face_nerf.render import BOX_TOLERANCE
 
 if TYPE_CHECKING:
     from face_nerf.render import MarchSettings, SdfVolume
 
-wp.config.log_level = wp.LOG_ERROR  # no banner, no "no CUDA driver" on CPU hosts, no compile timings
-wp.set_module_options({"enable_backward": False})  # rendering only: no adjoint code, half the compile time
+wp.set_module_options({"enable_backward": False})  # this module's kernels render only: no adjoint code
 
 _READY = threading.Lock()  # guards Warp's one-time initialisation, not state of ours
+
+
+def supports(device: torch.device) -> bool:
+    """Whether the kernel runs on ``device`` (False, for instance, for a GPU Warp has no driver for):
+    ``render.surface_band`` then marches with torch operations."""
+    try:
+        _warp_ready(device)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def _warp_ready(device: torch.device) -> None:
@@ -43,6 +51,7 @@ def _warp_ready(device: torch.device) -> None:
     with _READY:
         if wp.config.kernel_cache_dir is None and not os.environ.get("WARP_CACHE_PATH"):
             wp.config.kernel_cache_dir = str(default_cache_dir() / "warp")
+            wp.config.log_level = wp.LOG_ERROR  # no start-up banner or compile timings in the app's log
         wp.init()
         wp.load_module(sys.modules[__name__], device=wp.device_from_torch(device))
 
@@ -108,33 +117,32 @@ def _march(grid: wp.array3d(dtype=wp.float32), lo: wp.vec3, scale: wp.vec3, marg
     crossed = bool(False)
     finished = bool(False)
     for _ in range(max_steps):
-        if not finished:
-            dist = _grid_sdf(grid, lo, scale, margin, tolerance, o + t * d)
-            if dist < enter_level and not has_enter:
-                has_enter = True
-                enter = t
-                if dist < 0.0:
-                    enter = t_prev
-            if dist < closest:
-                closest = dist
-                t_closest = t
-            crossed = dist < 0.05 * beta
-            t_next = t + step_scale * wp.max(dist, 0.25 * beta)
-            if crossed or t_next >= t_end:
-                finished = True
-                t_surface = t_closest
-                if crossed:
-                    t_surface = t
-                    if dist < 0.0 and has_prev:  # overshot: the crossing between the last two steps
-                        t_surface = t_prev + (t - t_prev) * d_prev / wp.max(d_prev - dist, 1.0e-9)
-            else:
-                t_prev = t
-                d_prev = dist
-                has_prev = True
-                t = t_next
-    if not finished:
+        dist = _grid_sdf(grid, lo, scale, margin, tolerance, o + t * d)
+        if dist < enter_level and not has_enter:
+            has_enter = True
+            enter = t
+            if dist < 0.0:
+                enter = t_prev
+        if dist < closest:
+            closest = dist
+            t_closest = t
+        crossed = dist < 0.05 * beta
+        t_next = t + step_scale * wp.max(dist, 0.25 * beta)
+        if crossed or t_next >= t_end:
+            finished = True
+            t_surface = t_closest
+            if crossed:
+                t_surface = t
+                if dist < 0.0 and has_prev:  # overshot: the crossing between the last two steps
+                    t_surface = t_prev + (t - t_prev) * d_prev / wp.max(d_prev - dist, 1.0e-9)
+            break
+        t_prev = t
+        d_prev = dist
+        has_prev = True
+        t = t_next
+    if not finished:  # out of steps: what it found so far
         t_surface = t_closest
-        crossed = bool(False)
+        crossed = False
     if not has_enter:
         return
     start = wp.min(enter, t_surface)
@@ -172,6 +180,8 @@ def march_band(volume: SdfVolume, origins: Tensor, dirs: Tensor, t_near: Tensor,
     weights [K, B] compositing weights), B = ``settings.band_samples``: what ``render.surface_band``'s
     torch path computes.
     """
+    if min(volume.grid.shape) < 2:
+        raise ValueError(f"An SDF grid needs at least 2 points along each axis. Got {tuple(volume.grid.shape)}.")
     _warp_ready(origins.device)
     device = origins.device
     n, samples = origins.shape[0], settings.band_samples
@@ -198,10 +208,11 @@ def march_band(volume: SdfVolume, origins: Tensor, dirs: Tensor, t_near: Tensor,
             wp.from_torch(t_near[part]), wp.from_torch(t_far[part]), *march_settings,
             wp.from_torch(found[part]), wp.from_torch(t_mid[part]), wp.from_torch(weights[part])])
 
-    parts = 1 if device.type != "cpu" else max(1, min(torch.get_num_threads(), n // 4096))
-    if parts == 1:
-        launch(slice(0, n))
-    else:
+    if device.type == "cuda":  # on the stream torch is using, so it follows the writes that made the inputs
+        with wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(device))):
+            launch(slice(0, n))
+    else:  # a CPU launch runs on one thread: one launch per torch thread, side by side
+        parts = max(1, min(torch.get_num_threads(), n // 4096))
         per = -(-n // parts)
         with ThreadPoolExecutor(parts) as pool:
             list(pool.map(launch, [slice(k * per, (k + 1) * per) for k in range(parts)]))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -134,7 +134,7 @@ def orbit_camera(
     """
     yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
     offset = torch.tensor([0.0, math.sin(pitch), math.cos(pitch)], dtype=torch.float32)  # raised about x
-    up = torch.tensor([0.0, 1.0, 0.0]) if axis is None else axis.float()
+    up = torch.tensor([0.0, 1.0, 0.0]) if axis is None else torch.nn.functional.normalize(axis.float().cpu(), dim=0)
     # Rodrigues: the raised offset turned by yaw about the axis.
     offset = (offset * math.cos(yaw) + torch.linalg.cross(up, offset) * math.sin(yaw)
               + up * torch.dot(up, offset) * (1.0 - math.cos(yaw)))
@@ -247,7 +247,11 @@ class MarchSettings:
     weight_floor: float = 0.02
     chunk: int = 1 << 18
     kernel: bool = True
-    colour_at: str = "centroid"
+    colour_at: Literal["centroid", "samples"] = "centroid"
+
+    def __post_init__(self):
+        if self.colour_at not in ("centroid", "samples"):
+            raise ValueError(f"colour_at must be 'centroid' or 'samples'. Got {self.colour_at!r}.")
 
 
 def sphere_trace(
@@ -367,13 +371,13 @@ def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: 
     A field whose distance is a grid (``sdf_volume()``) is marched by the compiled kernel of ``march.py``
     unless ``settings.kernel`` is off; any other field by the torch operations below."""
     t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
-    volume = field.sdf_volume() if settings.kernel and hasattr(field, "sdf_volume") else None
-    if volume is not None:
-        from face_nerf.march import march_band
+    if settings.kernel and hasattr(field, "sdf_volume"):
+        from face_nerf.march import march_band, supports
 
-        rays, t_mid, weights = march_band(volume, origins, dirs, t_near, torch.where(in_box, t_far, t_near),
-                                          field.beta, settings)
-        return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
+        if supports(origins.device):
+            rays, t_mid, weights = march_band(field.sdf_volume(), origins, dirs, t_near,
+                                              torch.where(in_box, t_far, t_near), field.beta, settings)
+            return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
     rays = torch.nonzero(in_box).squeeze(-1)
     if rays.numel() == 0:
         empty = origins.new_zeros(0, settings.band_samples)

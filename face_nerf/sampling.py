@@ -21,6 +21,8 @@ def lookup(grid: Tensor, coords: Tensor, **options) -> Tensor:
     """``grid_sample`` of a grid [1, C, (D,) H, W] at coords [M, 2 or 3] in [-1, 1]; returns [C, M].
 
     ``options`` are grid_sample's (mode, padding_mode, align_corners)."""
+    if grid.shape[0] != 1:
+        raise ValueError(f"lookup takes one grid (a batch of 1). Got a batch of {grid.shape[0]}.")
     channels, m, dims = grid.shape[1], coords.shape[0], coords.shape[-1]
     parts = max(1, min(torch.get_num_threads(), m // MIN_POINTS_PER_THREAD))
     per = -(-m // parts)

@@ -190,7 +190,7 @@ def distil(field: HeadField, prompt: str, parts: Diffusion, config: SDSConfig, s
            progress=None, embeddings: Tensor | None = None) -> tuple[HeadField, list[float]]:
     """Optimise albedo residuals of ``field`` by SDS; returns the edited field and the SDS losses.
     ``embeddings`` [2, L, D] (empty prompt, prompt) replace the text encoder's when given."""
-    from face_nerf.export import framing
+    from face_nerf.export import framing, turntable_axis
     from face_nerf.render import MarchSettings, composite, orbit_camera, surface_band
 
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -215,7 +215,8 @@ def distil(field: HeadField, prompt: str, parts: Diffusion, config: SDSConfig, s
     with torch.no_grad():
         for _ in range(min(config.views, config.steps)):
             yaw, pitch = (torch.rand(2, generator=cpu) * 2 - 1) * math.degrees(config.max_angle)
-            camera = orbit_camera(float(yaw), float(pitch), radius, target.cpu(), 4.2647, config.size)
+            camera = orbit_camera(float(yaw), float(pitch), radius, target.cpu(), 4.2647, config.size,
+                                  turntable_axis(original))
             bank.append(surface_band(field, *replace(camera, c2w=camera.c2w.to(device)).rays(), settings))
         input_camera = field.camera.scaled(max(16, config.size // 4) / max(field.camera.width, field.camera.height))
         input_band = surface_band(field, *input_camera.rays(), settings)

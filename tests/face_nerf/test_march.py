@@ -8,7 +8,10 @@ import dataclasses
 import pytest
 import torch
 
-from face_nerf.render import Camera, MarchSettings, look_at, render_rays, render_rays_reference, surface_band
+from face_nerf.march import march_band
+from face_nerf.render import (Camera, MarchSettings, SdfVolume, look_at, ray_aabb, render_rays, render_rays_reference,
+                              surface_band)
+from face_nerf.sampling import lookup
 from tests.face_nerf.fields import SphereField, sphere_head_field
 
 TORCH = MarchSettings(kernel=False)
@@ -98,3 +101,87 @@ def test_colour_at_the_centroid_is_close_to_colour_at_every_sample():
     assert torch.equal(centroid.alpha, samples.alpha) and torch.equal(centroid.depth, samples.depth)
     assert (centroid.alpha > 0.99).sum() > 200
     assert (centroid.rgb - samples.rgb).abs().max() < 0.02
+
+
+def _same_band(field, origins, dirs, settings=MarchSettings()):
+    fast = surface_band(field, origins, dirs, settings)
+    slow = surface_band(field, origins, dirs, dataclasses.replace(settings, kernel=False))
+    assert torch.equal(fast.rays, slow.rays) and torch.equal(fast.ray_idx, slow.ray_idx)
+    assert torch.allclose(fast.weights, slow.weights, atol=1e-5) and torch.allclose(fast.points, slow.points, atol=1e-4)
+    assert torch.allclose(fast.alpha, slow.alpha, atol=1e-5) and torch.allclose(fast.depth, slow.depth, atol=1e-4)
+    return fast
+
+
+def test_the_kernel_itself_gives_the_torch_band():
+    """march_band called directly (not through surface_band's choice), against the torch path's samples."""
+    field = _lumpy_head_field()
+    origins, dirs = _rays()
+    t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
+    rays, t_mid, weights = march_band(field.sdf_volume(), origins, dirs, t_near, torch.where(in_box, t_far, t_near),
+                                      field.beta, MarchSettings())
+    slow = surface_band(field, origins, dirs, dataclasses.replace(TORCH, colour_at="samples"))
+    assert torch.equal(rays, slow.rays) and t_mid.shape == weights.shape == (rays.numel(), MarchSettings().band_samples)
+    assert torch.allclose(weights.sum(-1, keepdim=True), slow.alpha, atol=1e-5)
+
+
+def test_every_kept_sample_matches_with_colour_at_every_sample():
+    _same_band(_lumpy_head_field(), *_rays(), MarchSettings(colour_at="samples"))
+
+
+@pytest.mark.parametrize("steps", [2, 3, 5])
+def test_rays_that_run_out_of_steps_keep_what_they_found(steps):
+    generator = torch.Generator().manual_seed(steps)
+    origins = torch.randn(3000, 3, generator=generator) * 0.2 + torch.tensor([0.0, 0.0, 3.0])
+    dirs = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, -1.0]) + 0.3 * torch.randn(3000, 3, generator=generator), dim=-1)
+    band = _same_band(sphere_head_field(radius=0.5, cells=40), origins, dirs, MarchSettings(max_steps=steps))
+    assert band.rays.numel() > 0
+
+
+def test_rays_starting_inside_the_box_or_the_head_and_along_its_faces():
+    generator = torch.Generator().manual_seed(0)
+    inside = torch.rand(3000, 3, generator=generator) * 1.8 - 0.9
+    random_dirs = torch.nn.functional.normalize(torch.randn(3000, 3, generator=generator), dim=-1)
+    field = sphere_head_field(radius=0.5, cells=40)
+    assert _same_band(field, inside, random_dirs).rays.numel() > 1000
+    on_faces = torch.tensor([[0.0, 0.0, 3.0], [1.0, 0.0, 3.0], [0.0, 1.0, 3.0], [-1.0, -1.0, 3.0], [0.0, 0.0, -3.0]])
+    axis_dirs = torch.tensor([[0.0, 0.0, -1.0]] * 4 + [[0.0, 0.0, 1.0]])
+    assert _same_band(field, on_faces, axis_dirs).rays.tolist() == [0, 4]
+    assert _same_band(field, torch.zeros(0, 3), torch.zeros(0, 3)).rays.numel() == 0
+
+
+def test_a_grid_too_small_to_interpolate_is_refused():
+    volume = SdfVolume(torch.zeros(1, 4, 4), torch.tensor([[-1.0] * 3, [1.0] * 3]), 0.1)
+    rays = torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match="at least 2 points"):
+        march_band(volume, *rays, torch.zeros(1), torch.ones(1), 0.01, MarchSettings())
+
+
+def test_colour_at_must_be_one_of_its_two_ways():
+    with pytest.raises(ValueError, match="centroid"):
+        MarchSettings(colour_at="centre")
+
+
+@pytest.mark.parametrize("points", [0, 1, 13, 8192 * 2 + 7])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_threaded_lookup_is_grid_sample(points, dims):
+    generator = torch.Generator().manual_seed(points)
+    grid = torch.randn((1, 3) + (9,) * dims, generator=generator, requires_grad=True)
+    coords = torch.rand(points, dims, generator=generator) * 2.2 - 1.1
+    shape = (1, 1, points, dims) if dims == 2 else (1, 1, 1, points, dims)
+    expected = torch.nn.functional.grid_sample(grid, coords.reshape(shape), align_corners=True).reshape(3, points)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        got = lookup(grid, coords, align_corners=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert got.shape == (3, points) and torch.allclose(got, expected, atol=1e-6)
+    if points:
+        (g_got,) = torch.autograd.grad(got.sum(), grid)
+        (g_expected,) = torch.autograd.grad(expected.sum(), grid)
+        assert torch.allclose(g_got, g_expected, atol=1e-5)
+
+
+def test_lookup_takes_one_grid():
+    with pytest.raises(ValueError, match="batch of 1"):
+        lookup(torch.zeros(2, 1, 4, 4), torch.zeros(5, 2))
