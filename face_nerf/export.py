@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face_nerf.lighting import linear_to_srgb
+from face_nerf.lighting import to_display
 from face_nerf.relight import LightTransfer, lambert_shader, render_transfer, to_uint8
 from face_nerf.render import Camera, MarchSettings, orbit_camera, render_image
 
@@ -101,7 +101,7 @@ def render_input_view(field, light: torch.Tensor | None = None) -> np.ndarray:
     The input camera has the world's orientation, so world- and camera-fixed lights agree here."""
     out = render_image(field, field.camera, shader=lambert_shader(field.photo_light if light is None else light))
     alpha = out.alpha.clamp(0.0, 1.0)
-    rgb = linear_to_srgb(out.rgb / alpha.clamp(min=1e-6))  # un-premultiply for straight-alpha PNG
+    rgb = to_display(out.rgb / alpha.clamp(min=1e-6))  # un-premultiply for straight-alpha PNG
     return to_uint8(torch.cat([rgb, alpha], -1))
 
 
@@ -145,7 +145,7 @@ def extract_mesh(field, max_faces: int = 200_000, light: torch.Tensor | None = N
     points = torch.from_numpy(np.ascontiguousarray(verts, dtype=np.float32))
     albedo, normals = field.attributes(points, -field.surface(points)[0])  # seen squarely, as in a viewer
     colour = albedo if light is None else lambert_shader(light)(albedo, normals)
-    colours = to_uint8(linear_to_srgb(colour))
+    colours = to_uint8(to_display(colour))
     rgba = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], 1)
     return trimesh.Trimesh(vertices=verts, faces=faces, vertex_normals=normals.numpy(), vertex_colors=rgba, process=False)
 
@@ -194,7 +194,7 @@ def _textured(field, vertices: np.ndarray, faces: np.ndarray, uv_faces: np.ndarr
     albedo, normals = field.attributes(points, -field.surface(points)[0])
     colour = albedo if light is None else lambert_shader(light)(albedo, normals)
     image = np.zeros((size, size, 3), np.uint8)
-    image[texels[:, 0], texels[:, 1]] = to_uint8(linear_to_srgb(colour))
+    image[texels[:, 0], texels[:, 1]] = to_uint8(to_display(colour))
     empty = np.ones((size, size), bool)
     empty[texels[:, 0], texels[:, 1]] = False
     nearest = distance_transform_edt(empty, return_distances=False, return_indices=True)

@@ -141,6 +141,23 @@ def linear_to_srgb(linear: Tensor) -> Tensor:
     return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1.0 / 2.4) - 0.055)
 
 
+def to_display(linear: Tensor) -> Tensor:
+    """Linear RGB radiance [..., 3] -> sRGB for display. Colours brighter than white roll off towards
+    white, as a camera's overexposed highlights do, instead of clipping channel by channel (which turns
+    sunlit skin (1.3, 1.0, 0.6) into yellow (1, 1, 0.6)): the colour is scaled to its brightest
+    channel, then moved towards white by how far that channel was over.
+
+    Example:
+        >>> to_display(torch.tensor([1.3, 1.0, 0.6])).tolist() != to_display(torch.tensor([1.0, 1.0, 0.6])).tolist()
+        True
+    """
+    peak = linear.amax(-1, keepdim=True)
+    over = peak > 1.0
+    scaled = linear / peak.clamp(min=1.0)
+    towards_white = ((peak - 1.0) / peak.clamp(min=1e-6)).clamp(0.0, 1.0)
+    return linear_to_srgb(torch.where(over, scaled + towards_white * (1.0 - scaled), linear))
+
+
 LUMA = torch.tensor([0.2126, 0.7152, 0.0722])  # Rec. 709 luminance of linear RGB
 
 

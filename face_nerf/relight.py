@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from face_nerf.lighting import SH_COEFFS, irradiance, irradiance_basis, linear_to_srgb, rotate_sh, srgb_to_linear
+from face_nerf.lighting import SH_COEFFS, irradiance, irradiance_basis, rotate_sh, srgb_to_linear, to_display
 from face_nerf.render import Camera, MarchSettings, Shader, render_rays
 
 
@@ -75,7 +75,7 @@ class LightTransfer:
         """[N, H, W, 3] uint8 sRGB views under the light, over an sRGB background colour."""
         bg = srgb_to_linear(torch.tensor(background))
         linear = self.radiance(light, fixed_to) + (1.0 - self.alpha) * bg
-        views = to_uint8(linear_to_srgb(linear))
+        views = to_uint8(to_display(linear))
         return views if self.order is None else views[self.order.numpy()]
 
 

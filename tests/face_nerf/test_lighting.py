@@ -193,3 +193,15 @@ def test_a_floored_light_never_lights_a_normal_below_the_floor_and_leaves_a_brig
     assert torch.allclose(added, added[:1].expand_as(added), atol=1e-5)
     bright = ambient_light(torch.ones(3), 1.0)
     assert torch.equal(with_floor(bright, 0.2), bright)
+
+
+def test_display_rolls_overexposed_colours_off_towards_white_keeping_their_hue():
+    from face_nerf.lighting import linear_to_srgb, to_display
+
+    within = torch.tensor([[0.8, 0.5, 0.2], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    assert torch.equal(to_display(within), linear_to_srgb(within))  # nothing over white: plain sRGB
+    sunlit = torch.tensor([1.3, 1.0, 0.6])
+    shown = to_display(sunlit)
+    assert shown[0].item() == pytest.approx(1.0) and shown[1] < 0.95  # not clipped to yellow (1, 1, 0.6)
+    assert shown[0] > shown[1] > shown[2] > linear_to_srgb(torch.tensor(0.6 / 1.3))  # warm, paler than its hue alone
+    assert torch.allclose(to_display(torch.tensor([50.0, 10.0, 5.0])), torch.ones(3), atol=0.02)  # far over: white
