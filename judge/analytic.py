@@ -17,6 +17,7 @@ BACKEND = "embedded-judge"
 ANALYSIS_SIDE = 256  # frames are analysed at most this large
 DETECTED = 0.5  # a category counts as found from this probability on
 STRUCTURE_CATEGORIES = ("Head Structure", "Overlap/Blending")
+STRUCTURE_MEASURES = ("holes", "smear", "fringe", "nonrigid")  # what broken structure shows in a region
 VIEW_YAW = 0.12  # |nose yaw proxy| above this is a profile view
 
 
@@ -91,8 +92,11 @@ class EmbeddedJudge:
 def region_weights(probabilities: np.ndarray, region_z: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """[R] each region's share of the blame in [0, 1]: a region-bound category's probability goes to
     its regions (most to the one that stands out most from the face); whole-head categories spread
-    theirs by how much each region stands out; technical ones over the whole head."""
-    standout = np.clip((region_z - np.median(region_z[seen], axis=0)).max(1) / 6.0, 0.0, 1.0) * seen
+    theirs by how much each region's evidence of broken structure (``STRUCTURE_MEASURES``) stands out;
+    technical ones over the whole head."""
+    excess = np.clip((region_z - np.median(region_z[seen], axis=0)) / 6.0, 0.0, 1.0) * seen[:, None]  # [R, M]
+    standout = excess.max(1)
+    structural = excess[:, [MAP_MEASURES.index(m) for m in STRUCTURE_MEASURES]].max(1)
     relative = lambda s: s / max(float(s.max()), 1e-6)
     weights = np.zeros(len(JUDGE_REGIONS))
     for category, p in zip(CATEGORIES, probabilities):
@@ -101,8 +105,8 @@ def region_weights(probabilities: np.ndarray, region_z: np.ndarray, seen: np.nda
         if category in CATEGORY_REGIONS:
             index = [JUDGE_REGIONS.index(r) for r in CATEGORY_REGIONS[category]]
             weights[index] = np.maximum(weights[index], p * (0.4 + 0.6 * relative(standout[index])))
-        elif category in STRUCTURE_CATEGORIES:
-            weights = np.maximum(weights, p * relative(standout))
+        elif category in STRUCTURE_CATEGORIES:  # by the evidence of broken structure, not of blur or colour
+            weights = np.maximum(weights, p * relative(structural))
         else:
             weights = np.maximum(weights, 0.5 * p * seen)
     return weights
