@@ -1,5 +1,5 @@
 """The judge's benchmark: clean turntables of our reconstructions of the example photos, each degraded
-by every distortion family (judge/degrade.py) at 5 severities, globally and in single regions.
+by every distortion family (bench/degrade.py) at 5 severities, globally and in single regions.
 
 Prints, per family and scope: the Spearman correlation between severity (0 = clean) and each score,
 the mean drop of each score at severity 5, the top-category accuracy, and for local distortions the
@@ -76,7 +76,7 @@ def clean_variants(photo: Path, frames: int, size: int):
 def ladder(photo: str, clean: np.ndarray, variants=()):
     """Yield (rung, frames, region mask or None) for the clean clip, its clean variants and every
     degraded clip."""
-    from judge.degrade import FAMILIES, GLOBAL, SEVERITIES, background_colour, clip_region_masks, degrade, expected_category
+    from bench.degrade import FAMILIES, GLOBAL, SEVERITIES, background_colour, clip_region_masks, degrade, expected_category
 
     yield Rung(photo, "clean", GLOBAL, 0, "No Distortion", "none"), clean, None
     for name, frames in variants:

@@ -17,7 +17,7 @@ refits them):
    the largest local standout of each measure in the category's own regions and elsewhere, and the
    extra measures (so a category learns "what kind of evidence, and where", not one region's
    quirks), fitted on the benchmark ladders: clean clips are ``No Distortion``, a degraded clip is its
-   family's expected category (``judge.degrade.expected_category``).
+   family's expected category (``bench/degrade.py``'s ``expected_category``).
 4. **Scores**: ``TARGETS["clean"]`` minus a non-negative combination of the features (non-negative
    least squares with a ridge penalty: evidence of a distortion can only lower a score), fitted to
    targets written down in ``TARGETS``: clean clips score ``clean``; each severity step s (1-5) of a

@@ -78,7 +78,7 @@ def test_an_annotator_rates_ten_items_and_the_export_reimports_to_the_same_stati
     from judge.analytic import EmbeddedJudge
     from judge.annotations.report import agreement_stats, export_json, import_file
     from judge.annotations.store import AnnotationStore
-    from judge.degrade import degrade
+    from bench.degrade import degrade
     from judge.frames import load_clip
     from webapp.spotcheck import SpotCheck
 

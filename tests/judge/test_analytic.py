@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from judge.analytic import BACKEND, EmbeddedJudge
-from judge.degrade import clip_region_masks, degrade
+from bench.degrade import clip_region_masks, degrade
 from judge.frames import load_clip
 from judge.heatmap import nss
 from judge.result import VIEW_NAMES

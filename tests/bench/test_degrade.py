@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from face_nerf.errors import NoFaceError
-from judge.degrade import (FAMILIES, GLOBAL, LADDER_REGIONS, REGION_CATEGORY, SEVERITIES, WARP_AMPLITUDE,
+from bench.degrade import (FAMILIES, GLOBAL, LADDER_REGIONS, REGION_CATEGORY, SEVERITIES, WARP_AMPLITUDE,
                            background_colour, clip_region_masks, degrade, expected_category, warp_field)
 from judge.result import CATEGORIES
 from tests.conftest import EXAMPLES
