@@ -37,8 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--light-fixed-to", choices=("world", "camera"), default="world",
                      help="the light stays put as the head turns (world, default) or turns with the camera")
     rec.add_argument("--mesh-lighting", action="store_true", help="bake the lighting into the mesh colours (default: albedo)")
-    rec.add_argument("--judge", action="store_true",
-                     help="also judge the turntable with the embedded judge: judge/ (judge.json, heatmaps.npz, overlay.png)")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -83,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_description("writing")
             out = write_outputs(recon, outputs, args.out, config.fps, inputs)
             bar.update(1)
-        if args.judge:
-            judgement = _judge_turntable(outputs.frames, out / "judge")
     except FaceLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -92,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if recon.edit is not None and recon.edit.applied:
         print(recon.edit.summary())
-    if args.judge:
-        print(f"[{judgement.backend}] {judgement.summary}")
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in outputs.report["timings_s"].items())
     print(f"wrote {out} ({timings})")
     return 0
@@ -102,17 +96,6 @@ def main(argv: list[str] | None = None) -> int:
 def _input_paths(args: argparse.Namespace) -> list[str]:
     """The files the run reads, which ``--out`` may not contain: the photo and a local SD model."""
     return [args.photo] + ([args.sd_model] if args.sd_model and Path(args.sd_model).exists() else [])
-
-
-def _judge_turntable(frames, out_dir):
-    """Judge our own turntable frames with the embedded judge and write the judgement to ``out_dir``."""
-    from judge.__main__ import write_judgement
-    from judge.analytic import EmbeddedJudge
-    from judge.frames import load_clip
-
-    result = EmbeddedJudge().judge(load_clip(frames))
-    write_judgement(result, out_dir)
-    return result
 
 
 if __name__ == "__main__":

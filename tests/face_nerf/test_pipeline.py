@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +233,16 @@ def test_cli_prompt_edits_and_rejects_unknown_words(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "qzx, blorp" in err and "Nearest supported edits" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_face_nerf_never_imports_the_judge():
+    """The judge may read face_nerf; face_nerf stands alone (the app's services compose the two)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, face_nerf.__main__, face_nerf.pipeline, face_nerf.export, face_nerf.edit; "
+            "print(sorted(m for m in sys.modules if m == 'judge' or m.startswith('judge.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "face_nerf").rglob("*.py"))
+    assert "import judge" not in source and "from judge" not in source
