@@ -371,13 +371,12 @@ def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: 
     A field whose distance is a grid (``sdf_volume()``) is marched by the compiled kernel of ``march.py``
     unless ``settings.kernel`` is off; any other field by the torch operations below."""
     t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
-    if settings.kernel and hasattr(field, "sdf_volume"):
-        from face_nerf.march import march_band, supports
+    if settings.kernel and hasattr(field, "sdf_volume") and _kernel_runs_on(origins.device):
+        from face_nerf.march import march_band
 
-        if supports(origins.device):
-            rays, t_mid, weights = march_band(field.sdf_volume(), origins, dirs, t_near,
-                                              torch.where(in_box, t_far, t_near), field.beta, settings)
-            return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
+        rays, t_mid, weights = march_band(field.sdf_volume(), origins, dirs, t_near,
+                                          torch.where(in_box, t_far, t_near), field.beta, settings)
+        return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
     rays = torch.nonzero(in_box).squeeze(-1)
     if rays.numel() == 0:
         empty = origins.new_zeros(0, settings.band_samples)
@@ -402,6 +401,16 @@ def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: 
     sigmas = sdf_to_density(field.sdf(points.reshape(-1, 3)).reshape(t_mid.shape), field.beta)
     weights, _ = compositing_weights(sigmas, deltas)
     return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
+
+
+def _kernel_runs_on(device: torch.device) -> bool:
+    """Whether ``march.py``'s kernel can march here: Warp installed (a requirement, but a GPU host may
+    lack it) and able to use the device."""
+    try:
+        from face_nerf.march import supports
+    except ImportError:
+        return False
+    return supports(device)
 
 
 def _keep_samples(origins: Tensor, dirs: Tensor, rays: Tensor, t_mid: Tensor, weights: Tensor,

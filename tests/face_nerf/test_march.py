@@ -4,6 +4,7 @@ against colour at every sample."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -185,3 +186,21 @@ def test_threaded_lookup_is_grid_sample(points, dims):
 def test_lookup_takes_one_grid():
     with pytest.raises(ValueError, match="batch of 1"):
         lookup(torch.zeros(2, 1, 4, 4), torch.zeros(5, 2))
+
+
+def test_without_warp_grid_fields_are_marched_by_torch():
+    """A host without Warp (the GPU machine has none) renders the same band with torch operations."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['warp'] = None\n"
+            "import torch\n"
+            "from face_nerf.render import surface_band, orbit_camera\n"
+            "from tests.face_nerf.fields import sphere_head_field\n"
+            "camera = orbit_camera(20.0, 10.0, 3.0, torch.zeros(3), 1.0, 24)\n"
+            "band = surface_band(sphere_head_field(), *camera.rays())\n"
+            "print(band.rays.numel(), 'face_nerf.march' in sys.modules)\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    count, imported = done.stdout.split()
+    assert int(count) > 50 and imported == "False"

@@ -242,7 +242,8 @@ def test_face_nerf_never_imports_the_judge():
 
     code = ("import sys, face_nerf.__main__, face_nerf.pipeline, face_nerf.export, face_nerf.edit; "
             "print(sorted(m for m in sys.modules if m == 'judge' or m.startswith('judge.')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert done.stdout.strip().splitlines()[-1] == "[]"
-    source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "face_nerf").rglob("*.py"))
+    source = "\n".join(p.read_text() for p in (root / "face_nerf").rglob("*.py"))
     assert "import judge" not in source and "from judge" not in source
