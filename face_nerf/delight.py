@@ -21,7 +21,7 @@ from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
 from face_nerf.errors import NoFaceError
-from face_nerf.lighting import LUMA, LightEstimate, estimate_sh_lighting, irradiance, with_floor
+from face_nerf.lighting import LUMA, LightEstimate, estimate_sh_lighting, fibonacci_sphere, irradiance, with_floor
 from face_nerf.regions import skin_mask
 from face_nerf.render import Camera, RenderOutput
 
@@ -142,11 +142,7 @@ def _with_unseen_prior(colours: Tensor, normals: Tensor, share: float) -> tuple[
     (z < -0.2, spread evenly), coloured the skin's mean colour: the light behind the head is taken to be as
     bright as it is on average in front (a dimmer back reads as a dark, background-like head from behind)."""
     count = max(1, int(share * len(colours)))
-    i = torch.arange(4 * count, dtype=torch.float32) + 0.5  # a Fibonacci sphere, then its back part
-    z = 1.0 - 2.0 * i / (4 * count)
-    radius = torch.sqrt((1.0 - z * z).clamp(min=0.0))
-    phi = i * (np.pi * (3.0 - np.sqrt(5.0)))
-    sphere = torch.stack([radius * torch.cos(phi), radius * torch.sin(phi), z], -1)
+    sphere = fibonacci_sphere(4 * count)
     back = sphere[sphere[:, 2] < -0.2][:count]
     pseudo = colours.mean(0).expand(len(back), 3)
     return torch.cat([colours, pseudo.to(colours)]), torch.cat([normals, back.to(normals)])

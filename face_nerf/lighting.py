@@ -70,6 +70,15 @@ def directional_light(direction: Tensor, colour: Tensor, intensity: float = 1.0)
     return sh_basis(unit)[:, None] * (intensity * colour)[None, :]
 
 
+def fibonacci_sphere(count: int) -> Tensor:
+    """[count, 3] unit directions spread evenly over the sphere, from z = +1 down to z = -1."""
+    i = torch.arange(count, dtype=torch.float32) + 0.5
+    z = 1.0 - 2.0 * i / count
+    radius = torch.sqrt((1.0 - z * z).clamp(min=0.0))
+    phi = i * (math.pi * (3.0 - math.sqrt(5.0)))
+    return torch.stack([radius * torch.cos(phi), radius * torch.sin(phi), z], -1)
+
+
 def with_floor(light: Tensor, floor: float, directions: int = 2048) -> Tensor:
     """The SH light [9, 3] plus the least uniform light (per channel) that makes its irradiance at least
     ``floor`` for every normal. A 9-coefficient fit to one lit side of a face can swing below zero on
@@ -82,12 +91,7 @@ def with_floor(light: Tensor, floor: float, directions: int = 2048) -> Tensor:
         >>> bool(irradiance(torch.tensor([[0.0, 0.0, -1.0]]), with_floor(directional_light(torch.tensor([0.0, 0.0, 1.0]), torch.ones(3)), 0.2)).min() >= 0.2 - 1e-5)
         True
     """
-    i = torch.arange(directions, dtype=torch.float32) + 0.5  # a Fibonacci sphere of normals
-    z = 1.0 - 2.0 * i / directions
-    radius = torch.sqrt((1.0 - z * z).clamp(min=0.0))
-    phi = i * (math.pi * (3.0 - math.sqrt(5.0)))
-    normals = torch.stack([radius * torch.cos(phi), radius * torch.sin(phi), z], -1)
-    lowest = irradiance(normals, light).amin(0)  # [3]
+    lowest = irradiance(fibonacci_sphere(directions), light).amin(0)  # [3]
     return light + ambient_light((floor - lowest).clamp(min=0.0), 1.0)
 
 
