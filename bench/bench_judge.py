@@ -23,7 +23,7 @@ def main() -> None:
     from face_nerf.export import render_views, turntable_poses, write_video
     from face_nerf.pipeline import reconstruct
     from judge.analytic import EmbeddedJudge
-    from judge.evidence import gather_evidence
+    from judge.evidence import FaceModels, gather_evidence
     from judge.frames import load_clip
     from judge.track import track_faces
 
@@ -41,7 +41,7 @@ def main() -> None:
         t1 = time.perf_counter()
         track = track_faces(clip.frames)
         t2 = time.perf_counter()
-        gather_evidence(clip.frames, track)
+        gather_evidence(clip.frames, track, judge.models)
         t3 = time.perf_counter()
         result = judge.judge(load_clip(video))
         t4 = time.perf_counter()

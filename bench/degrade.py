@@ -23,6 +23,9 @@ from judge.track import background_colour as _border_median
 
 SEVERITIES = (1, 2, 3, 4, 5)
 GLOBAL = "global"
+STRETCH = "frames"  # a stretch of frames: the middle third of the clip, whole frames (a temporal distortion)
+# Scopes by the head's silhouette (``head_masks``), used by the structural families.
+BEYOND_FACE, HEAD = "beyond-face", "head"
 LADDER_REGIONS = ("eyes", "mouth", "hair", "cheek", "neck")
 REGION_CATEGORY = {"eyes": "Eye", "mouth": "Mouth", "hair": "Hair", "cheek": "Facial Feature",
                    "neck": "Accessories/Cloth"}
@@ -44,6 +47,10 @@ WARP_AMPLITUDE = (1.0, 2.0, 3.5, 5.5, 8.0)  # px, the largest displacement
 SMEAR_LENGTH = (3.0, 6.0, 10.0, 15.0, 22.0)  # px, length of the streak
 SMEAR_BLEED = (1.0, 1.5, 2.5, 3.5, 5.0)  # px, red and blue pulled apart along the streak
 HOLE_FRACTION = (0.3, 0.45, 0.6, 0.8, 1.0)  # hole size relative to each part of the region
+FACE_ONLY_FADE = (0.35, 0.55, 0.75, 0.9, 1.0)  # how much of the head beyond the face turns to background
+BLEED_WIDTH = (3.0, 5.0, 8.0, 12.0, 18.0)  # px, how far in from the silhouette the outside colour bleeds
+STYLISE_LEVELS = (24, 12, 8, 6, 4)  # colour levels per channel left by the posterisation
+LOWRES_FACTOR = (1.5, 2.0, 3.0, 4.0, 6.0)  # downscale factor before upscaling back
 
 CASTS = {"green": (-0.5, 1.0, -0.5), "magenta": (0.5, -1.0, 0.5), "blue": (-0.5, -0.5, 1.0)}  # log gains
 TINTS = {"green": (0.25, 1.0, 0.3), "magenta": (1.0, 0.25, 0.9), "blue": (0.3, 0.45, 1.0)}  # odd hues
@@ -61,7 +68,9 @@ class Family:
     #  severity 1..5, rng, background [3] uint8) -> [T, H, W, 3] float32, neither clipped nor blended.
     apply: Callable[..., np.ndarray]
     scopes: tuple[str, ...]  # "global" and/or the LADDER_REGIONS the ladders use it with
-    breaks: str  # "technical": image quality should fall more; "structure": 3D consistency / authenticity
+    # "technical": image quality should fall more; "structure": 3D consistency / authenticity; "style":
+    # a clean image that is not a real face (authenticity only).
+    breaks: str
     description: str  # what it does, in a sentence
 
 
@@ -181,6 +190,51 @@ def _line_kernel(length: float, offset: float, angle: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
+def _face_only(frames, mask, severity, rng, background):
+    """A face mask with no head (used beyond the face): the head around the face fades into the
+    background, and the cut edge darkens, as in textured face-mesh renders."""
+    fade = FACE_ONLY_FADE[severity - 1]
+    edge = np.clip(mask * (1.0 - mask) * 4.0, 0.0, 1.0)[..., None] if mask is not None else 0.0
+    return (frames + fade * (np.asarray(background, np.float32) - frames)) * (1.0 - 0.6 * fade * edge)
+
+
+def _bleed(frames, mask, severity, rng, background):
+    """Background colour bleeding onto the head (used on the head): a band inside the silhouette,
+    ``BLEED_WIDTH`` wide, takes the colour of what lies just outside it."""
+    width = _pixels(frames, BLEED_WIDTH[severity - 1])
+    inside = ndimage.gaussian_filter(mask, sigma=(0, width, width)) if mask is not None else np.ones(frames.shape[:3])
+    band = np.clip(1.0 - inside, 0.0, 1.0)[..., None] * 2.0
+    outside = ndimage.gaussian_filter(frames * (1.0 - mask[..., None]), sigma=(0, width, width, 0)) / \
+        np.maximum(ndimage.gaussian_filter(1.0 - mask, sigma=(0, width, width)), 1e-3)[..., None]
+    return frames + np.clip(band, 0.0, 1.0) * (outside - frames)
+
+
+def _stylise(frames, mask, severity, rng, background):
+    """A cartoon look: edge-preserving smoothing, colours posterised to ``STYLISE_LEVELS`` levels and
+    dark outlines; clean as an image, but not a real face."""
+    import cv2
+
+    levels = STYLISE_LEVELS[severity - 1]
+    out = np.empty_like(frames)
+    for i, frame in enumerate(np.clip(frames, 0, 255).astype(np.uint8)):
+        smooth = cv2.bilateralFilter(frame, 7, 20.0 + 8.0 * severity, 5.0)
+        step = 256.0 / levels
+        poster = (np.floor(smooth / step) + 0.5) * step
+        edges = cv2.Canny(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), 60, 140) > 0
+        out[i] = np.where(edges[..., None] & (severity >= 2), 0.35 * poster, poster)
+    return out
+
+
+def _lowres(frames, mask, severity, rng, background):
+    """Low resolution: each frame downscaled by ``LOWRES_FACTOR`` (area) and scaled back up (bilinear)."""
+    from PIL import Image
+
+    h, w = frames.shape[1:3]
+    small = (max(8, round(w / LOWRES_FACTOR[severity - 1])), max(8, round(h / LOWRES_FACTOR[severity - 1])))
+    return np.stack([np.asarray(Image.fromarray(np.clip(f, 0, 255).astype(np.uint8)).resize(small, Image.BOX)
+                                .resize((w, h), Image.BILINEAR), np.float32) for f in frames])
+
+
 def _hole(frames, mask, severity, rng, background):
     """Background showing through the face: in each part of the region (e.g. each eye), an ellipse of
     the part's own shape, ``HOLE_FRACTION`` of its size, soft-edged, filled with the background."""
@@ -203,12 +257,13 @@ def _hole(frames, mask, severity, rng, background):
     return frames + blob[..., None] * (np.asarray(background, np.float32) - frames)
 
 
-_FACE = (GLOBAL,) + LADDER_REGIONS
+_FACE = (GLOBAL, STRETCH) + LADDER_REGIONS
 FAMILIES = {family.name: family for family in (
     Family("blur", _blur, _FACE, "technical", "Gaussian blur, sigma 0.6..3.5 px at 256 px."),
     Family("noise", _noise, _FACE, "technical", "Gaussian pixel noise, sigma 4..30 levels, fresh per frame."),
-    Family("jpeg", _jpeg, (GLOBAL,), "technical", "JPEG re-compression per frame, quality 40..5."),
-    Family("exposure", _exposure, (GLOBAL,), "technical", "Over-exposure by gain and gamma; highlights clip."),
+    Family("jpeg", _jpeg, (GLOBAL, STRETCH), "technical", "JPEG re-compression per frame, quality 40..5."),
+    Family("exposure", _exposure, (GLOBAL, STRETCH), "technical", "Over-exposure by gain and gamma; highlights clip."),
+    Family("lowres", _lowres, (GLOBAL,), "technical", "Low resolution: downscaled 1.5..6 times and scaled back up."),
     Family("colour", _colour, (GLOBAL, "eyes", "mouth", "hair"), "technical",
            "A colour cast over the frame, or a region turned an odd hue."),
     Family("flicker", _flicker, (GLOBAL,), "technical", "Brightness and contrast jumping from frame to frame."),
@@ -217,6 +272,10 @@ FAMILIES = {family.name: family for family in (
     # Technical: the streaks stay put on the rigid head, so texture quality suffers, not 3D consistency.
     Family("smear", _smear, LADDER_REGIONS, "technical", "Directional streaks and colour bleeding."),
     Family("hole", _hole, ("eyes", "mouth", "cheek"), "structure", "Background showing through the region."),
+    Family("face_only", _face_only, (BEYOND_FACE,), "structure",
+           "A face mask with no head: hair, ears and neck fade into the background, the cut edge darkens."),
+    Family("bleed", _bleed, (HEAD,), "structure", "Background colour bleeding onto the head from its silhouette."),
+    Family("stylise", _stylise, (GLOBAL,), "style", "A cartoon look: smoothed, posterised, outlined."),
 )}
 
 
@@ -260,9 +319,13 @@ def expected_category(family: str, scope: str) -> str:
     spec = _family(family)
     if scope not in spec.scopes:
         raise ValueError(f"{family!r} is used with scopes {spec.scopes}. Got {scope!r}.")
-    if family == "hole":
+    if family in ("hole", "bleed"):
         return "Overlap/Blending"
-    if scope == GLOBAL:
+    if family == "face_only":
+        return "Head Structure"
+    if family == "stylise":
+        return "No Distortion"
+    if scope in (GLOBAL, STRETCH):
         return "Head Structure" if family == "warp" else "Blurring/Exposure/Grain"
     return REGION_CATEGORY[scope]
 
@@ -348,6 +411,23 @@ def clip_region_masks(frames: np.ndarray, grow: float = 3.0, soften: float = 1.5
     size = min(h, w) / REFERENCE_SIZE
     return {name: _soft_mask(np.isin(labels, [REGION_ID[n] for n in names]), grow * size, soften * size)
             for name, names in groups.items()}
+
+
+def stretch_mask(frames: np.ndarray) -> np.ndarray:
+    """[T, H, W] float32: 1 on the middle third of the frames, 0 elsewhere (the ``STRETCH`` scope)."""
+    t = len(frames)
+    mask = np.zeros(frames.shape[:3], np.float32)
+    mask[t // 3:max(t // 3 + 1, (2 * t) // 3)] = 1.0
+    return mask
+
+
+def head_masks(frames: np.ndarray, face: np.ndarray, background: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Soft masks of the ``HEAD`` (everything that differs from the plain backdrop) and of the head
+    ``BEYOND_FACE`` (the head less ``face``, a soft [T, H, W] face mask from ``clip_region_masks``)."""
+    background = background_colour(frames) if background is None else np.asarray(background)
+    distance = np.abs(frames.astype(np.int16) - background.astype(np.int16)).max(-1).astype(np.float32)
+    head = ndimage.gaussian_filter(np.clip((distance - 4.0) / 8.0, 0.0, 1.0), sigma=(0, 0.7, 0.7))
+    return {HEAD: head.astype(np.float32), BEYOND_FACE: np.clip(head - face, 0.0, 1.0).astype(np.float32)}
 
 
 def _soft_mask(region: np.ndarray, grow: float, soften: float) -> np.ndarray:

@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from judge.calibration import EXTRA_FEATURES, TARGETS, Calibration, RawEvidence
-from judge.evidence import MAP_MEASURES, gather_evidence
+from judge.calibration import TARGETS, Calibration, RawEvidence
+from judge.categories import (STRUCTURE, category_evidence, clip_measures, distortion_frames, frame_strength, named_categories,
+                              squash)
+from judge.evidence import MAP_MEASURES, FaceModels, gather_evidence
 from judge.frames import Clip
-from judge.heatmap import Z_FLOOR, Z_SCALE, distortion_heatmaps
+from judge.heatmap import distortion_heatmaps
 from judge.result import (CATEGORIES, CATEGORY_REGIONS, JUDGE_REGIONS, MEASURES, NO_DISTORTION, VIEW_NAMES, Distortion, JudgeResult,
-                          RegionReport, Score, ViewReport)
+                          RegionReport, Score, ViewReport, frame_runs)
 from judge.track import track_faces
 
 BACKEND = "embedded-judge"
 ANALYSIS_SIDE = 256  # frames are analysed at most this large
-DETECTED = 0.5  # a category counts as found from this probability on
 STRUCTURE_CATEGORIES = ("Head Structure", "Overlap/Blending")
-STRUCTURE_MEASURES = ("holes", "smear", "fringe", "nonrigid")  # what broken structure shows in a region
 VIEW_YAW = 0.12  # |nose yaw proxy| above this is a profile view
-
-
-def squash(z: np.ndarray | float) -> np.ndarray:
-    """z-scores -> [0, 1]: 0 up to what clean turntables show, rising to 1 for far-off values."""
-    return 1.0 - np.exp(-np.clip(np.nan_to_num(np.asarray(z, np.float64), nan=0.0) - Z_FLOOR, 0.0, None) / Z_SCALE)
 
 
 class EmbeddedJudge:
@@ -44,6 +39,7 @@ class EmbeddedJudge:
         from judge.annotations.recalibrate import load_score_map
 
         self.calibration = calibration or Calibration.load()
+        self.models = FaceModels.load()
         self.score_map = load_score_map(score_map) if score_map else None
         self.name = BACKEND if score_map is None else f"{BACKEND}+{Path(score_map).stem}"
 
@@ -59,44 +55,84 @@ class EmbeddedJudge:
         single = len(frames) == 1
         if not track.found.any():
             return _no_face(clip, frames, single, self.name)
-        evidence = gather_evidence(frames, track)
+        evidence = gather_evidence(frames, track, self.models, clip.frames.shape[2] / frames.shape[2])
         raw = RawEvidence.of(evidence, track)
+        result = self.verdict(raw, list(clip.indices), evidence.yaw, evidence.identity.distance)
         cal = self.calibration
+        region_z = np.nan_to_num(cal.region_z(raw), nan=0.0)
+        seen = np.isfinite(raw.region_values).any(0).any(-1)
+        main = next((d for d in result.distortions if d.category != NO_DISTORTION), None)
+        focus = np.ones(len(frames)) if main is None else _frame_focus(
+            frame_strength(main.category, cal.frame_region_z(raw), cal.frame_z(raw), evidence.identity.distance), track.found)
+        probabilities = np.array([result.probabilities[c] for c in CATEGORIES])
+        person = (track.person > 0.5) | track.face
+        result.frame_heatmaps = distortion_heatmaps(cal.pixel_z(evidence.maps, track.labels), np.median(region_z[seen], axis=0),
+                                                    person, region_weights(probabilities, region_z, seen), track.labels, focus)
+        strip_frames = _strip_frames(evidence.yaw)
+        result.strip_heatmap = np.concatenate([result.frame_heatmaps[i] for i in strip_frames], axis=1)
+        result.strip = np.concatenate([frames[i] for i in strip_frames], 1)
+        result.add_warnings(clip.warnings)
+        return result
+
+    def verdict(self, raw: RawEvidence, frame_indices: list[int], yaw: np.ndarray | None = None,
+                identity_distance: np.ndarray | None = None) -> JudgeResult:
+        """The judgement of a clip's evidence, without heatmaps (what ``judge`` adds them to; the benchmark
+        calls it on cached evidence).
+
+        Args:
+            raw: the clip's evidence (``RawEvidence.of``).
+            frame_indices: the source frames analysed.
+            yaw: [T] head turn per frame (``Evidence.yaw``); None: no per-view scores.
+            identity_distance: [T] dlib distance per frame (``IdentityEvidence.distance``), for placing an
+                identity drift in time; None: not placed by it.
+        """
+        cal = self.calibration
+        single = len(raw.found) == 1
         raw_z = cal.region_z(raw)
         features = cal.features(raw, raw_z)
         quality, authenticity, probabilities = self._predict(features)
         region_z = np.nan_to_num(raw_z, nan=0.0)
         seen = np.isfinite(raw.region_values).any(0).any(-1)
         badness = squash(region_z.max(1)) * seen
-        global_z = np.median(region_z[seen], axis=0)
-        person = (track.person > 0.5) | track.face
-        heatmaps = distortion_heatmaps(cal.pixel_z(evidence.maps, track.regions), global_z, person,
-                                       region_weights(probabilities, region_z, seen), track.regions)
         regions = {r: RegionReport(r, round(float(badness[i]), 3),
                                    {m: round(float(squash(region_z[i, j])), 3) for j, m in enumerate(MAP_MEASURES)})
                    for i, r in enumerate(JUDGE_REGIONS)}
-        distortions = _distortions(probabilities, quality, authenticity, regions, heatmaps, track.regions)
-        views = [] if single else _views(lambda r: self._predict(cal.features(r)), raw, evidence.yaw)
-        measures = _clip_measures(features, region_z, seen, single)
-        strip_frames = _strip_frames(evidence.yaw)
+        support = category_evidence(features, single)
+        named = named_categories(probabilities, support)
+        frame_region_z, frame_person_z = cal.frame_region_z(raw), cal.frame_z(raw)
+        distance = np.full(len(raw.found), np.nan) if identity_distance is None else identity_distance
+        frames = {c: distortion_frames(frame_strength(c, frame_region_z, frame_person_z, distance), raw.found)
+                  for c, _ in named}
+        distortions = _distortions(named, support, probabilities, quality, authenticity, regions, frames)
+        views = [] if single or yaw is None else _views(lambda r: self._predict(cal.features(r)), raw, yaw)
         result = JudgeResult(
             self.name, Score.from_mos(quality), Score.from_mos(authenticity), distortions,
-            {c: round(float(p), 4) for c, p in zip(CATEGORIES, probabilities)}, "", True, list(clip.indices),
-            not single, regions, views, measures, heatmaps,
-            np.concatenate([heatmaps[i] for i in strip_frames], axis=1), np.concatenate([frames[i] for i in strip_frames], 1))
+            {c: round(float(p), 4) for c, p in zip(CATEGORIES, probabilities)}, "", True, frame_indices,
+            not single, regions, views, clip_measures(features, single))
         result.summary = summarise(result)
-        result.add_warnings(clip.warnings)
         return result
+
+
+def _frame_focus(strength: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """[T] in [0, 1]: how much of the heatmap each frame gets, from the main distortion's per-frame
+    strength: 1 throughout when it is steady, else rising from the clip's median to its peak."""
+    s = np.where(found, strength, np.nan)
+    if not np.isfinite(s).any():
+        return np.ones(len(strength))
+    median, peak = float(np.nanmedian(s)), float(np.nanmax(s))
+    if peak - median < 2.0:
+        return np.ones(len(strength))
+    return np.nan_to_num(np.clip((s - median) / (peak - median), 0.0, 1.0), nan=0.0)
 
 
 def region_weights(probabilities: np.ndarray, region_z: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """[R] each region's share of the blame in [0, 1]: a region-bound category's probability goes to
     its regions (most to the one that stands out most from the face); whole-head categories spread
-    theirs by how much each region's evidence of broken structure (``STRUCTURE_MEASURES``) stands out;
+    theirs by how much each region's evidence of broken structure (``categories.STRUCTURE``) stands out;
     technical ones over the whole head."""
     excess = np.clip((region_z - np.median(region_z[seen], axis=0)) / 6.0, 0.0, 1.0) * seen[:, None]  # [R, M]
     standout = excess.max(1)
-    structural = excess[:, [MAP_MEASURES.index(m) for m in STRUCTURE_MEASURES]].max(1)
+    structural = excess[:, [MAP_MEASURES.index(m) for m in STRUCTURE]].max(1)
     relative = lambda s: s / max(float(s.max()), 1e-6)
     weights = np.zeros(len(JUDGE_REGIONS))
     for category, p in zip(CATEGORIES, probabilities):
@@ -145,54 +181,32 @@ def _no_face(clip: Clip, frames: np.ndarray, single: bool, backend: str) -> Judg
     return result
 
 
-def top_category(probabilities: np.ndarray) -> str:
-    """The category the judge names first: the most probable of the nine (the categories compete in
-    one softmax, so the most probable is the judge's answer even below 0.5)."""
-    return CATEGORIES[int(np.argmax(probabilities))]
-
-
-def found_categories(probabilities: np.ndarray) -> list[tuple[str, float]]:
-    """The distortions reported: the most probable category when it is not ``No Distortion``, and any
-    other with probability >= ``DETECTED``; most probable first."""
-    top = top_category(probabilities)
-    found = {c: float(p) for c, p in zip(CATEGORIES, probabilities)
-             if c != NO_DISTORTION and (p >= DETECTED or c == top)}
-    return sorted(found.items(), key=lambda cp: -cp[1])
-
-
-def _distortions(probabilities, quality, authenticity, regions, heatmaps, region_masks) -> list[Distortion]:
-    found = found_categories(probabilities)
-    if not found:
+def _distortions(named, support, probabilities, quality, authenticity, regions, frames) -> list[Distortion]:
+    """Distortion reports of the named categories (``[No Distortion]`` when none is named)."""
+    if not named:
         p = float(probabilities[CATEGORIES.index(NO_DISTORTION)])
         return [Distortion(NO_DISTORTION, round(p, 4), 0.0, [], [], "No distortion stands out from what clean "
                            "turntables show.")]
     out = []
-    for category, p in found:
+    for category, p in named:
         candidates = CATEGORY_REGIONS.get(category, JUDGE_REGIONS)
-        named = sorted(candidates, key=lambda r: -regions[r].badness)
-        named = [r for r in named if regions[r].badness > 0.05][:3] or named[:1]
+        ranked = sorted(candidates, key=lambda r: -regions[r].badness)
+        where = [r for r in ranked if regions[r].badness > 0.05][:3] or ranked[:1]
         score = authenticity if category in STRUCTURE_CATEGORIES else quality
         if category not in CATEGORY_REGIONS and category not in STRUCTURE_CATEGORIES:
             score = min(quality, authenticity)
         severity = float(np.clip((TARGETS["clean"] - score) / (TARGETS["clean"] - 20.0), 0.0, 1.0))
-        mask = region_masks[:, [JUDGE_REGIONS.index(r) for r in named]].any(1)
-        strength = (heatmaps * mask).sum((1, 2)) / np.maximum(mask.sum((1, 2)), 1)
-        frames = sorted(int(i) for i in np.argsort(-strength)[:3] if strength[i] > 0)
-        out.append(Distortion(category, round(p, 4), round(severity, 3), named, frames,
-                              _explain(category, named, regions)))
+        measures = support[category][1]
+        out.append(Distortion(category, round(p, 4), round(severity, 3), where, frames[category],
+                              _explain(category, where, measures), measures))
     return out
 
 
-def _explain(category: str, named: list[str], regions: dict[str, RegionReport]) -> str:
-    measures = {}
-    for r in named:
-        for m, v in regions[r].measures.items():
-            measures[m] = max(measures.get(m, 0.0), v)
-    top = [m for m, v in sorted(measures.items(), key=lambda mv: -mv[1]) if v > 0.05][:2]
-    where = ", ".join(named)
-    if not top:
-        return f"{category}: the evidence is spread thinly; the {where} differ slightly from clean turntables."
-    return f"{category}: {' and '.join(MEASURES[m] for m in top)}, mostly in the {where}."
+def _explain(category: str, where: list[str], measures: list[str]) -> str:
+    places = where[0] if len(where) == 1 else ", ".join(where[:-1]) + " and " + where[-1]
+    if not measures:
+        return f"{category}: the evidence is spread thinly; the {places} look slightly unlike clean turntables."
+    return f"{category}: {' and '.join(MEASURES[m] for m in measures[:2])}, mostly in the {places}."
 
 
 def _views(predict, raw: RawEvidence, yaw: np.ndarray) -> list[ViewReport]:
@@ -205,19 +219,6 @@ def _views(predict, raw: RawEvidence, yaw: np.ndarray) -> list[ViewReport]:
         quality, authenticity, _ = predict(raw.subset(frames))
         views.append(ViewReport(name, frames.tolist(), Score.from_mos(quality), Score.from_mos(authenticity)))
     return views
-
-
-def _clip_measures(features: np.ndarray, region_z: np.ndarray, seen: np.ndarray, single: bool) -> dict[str, float]:
-    worst = region_z[seen].max(0) if seen.any() else np.zeros(len(MAP_MEASURES))
-    measures = {m: round(float(squash(worst[j])), 3) for j, m in enumerate(MAP_MEASURES)}
-    extra = features[-len(EXTRA_FEATURES):]
-    measures["flicker"] = round(float(max(measures["flicker"], squash(extra[0]))), 3)
-    measures["colour"] = round(float(max(measures["colour"], squash(extra[1]))), 3)
-    measures["tracking"] = round(float(squash(max(extra[2], extra[3]))), 3)
-    if single:  # one image: nothing to say about motion
-        for m in ("flicker", "nonrigid"):
-            measures.pop(m)
-    return measures
 
 
 def _strip_frames(yaw: np.ndarray) -> list[int]:
@@ -236,8 +237,9 @@ def summarise(result: JudgeResult) -> str:
     real = [d for d in result.distortions if d.category != NO_DISTORTION]
     if real:
         main = real[0]
+        when = f" It is in analysed frames {frame_runs(main.frames)}." if 0 < len(main.frames) < len(result.frame_indices) else ""
         text.append(f"Main distortion: {main.explanation} (probability {main.probability:.2f}, severity "
-                    f"{main.severity:.2f}).")
+                    f"{main.severity:.2f}).{when}")
         if len(real) > 1:
             text.append("Also: " + ", ".join(f"{d.category} ({d.probability:.2f})" for d in real[1:]) + ".")
     else:

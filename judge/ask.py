@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from judge.result import MEASURES, NO_DISTORTION, JudgeResult
+from judge.result import MEASURES, NO_DISTORTION, JudgeResult, frame_runs
 
 REGION_WORDS = {"eye": "eyes", "eyes": "eyes", "iris": "eyes", "irises": "eyes", "eyelid": "eyes", "eyelids": "eyes",
                 "brow": "eyebrows", "brows": "eyebrows", "eyebrow": "eyebrows", "eyebrows": "eyebrows",
@@ -23,12 +23,16 @@ MEASURE_WORDS = {"blur": "blur", "blurry": "blur", "blurred": "blur", "sharp": "
                  "warped": "nonrigid", "wobble": "nonrigid", "3d": "nonrigid", "hole": "holes", "holes": "holes",
                  "missing": "holes", "smear": "smear", "smeared": "smear", "streaks": "smear",
                  "symmetric": "asymmetry", "asymmetric": "asymmetry", "asymmetry": "asymmetry",
-                 "tracking": "tracking", "landmarks": "tracking"}
+                 "tracking": "tracking", "landmarks": "tracking", "identity": "identity", "person": "identity",
+                 "cartoon": "shape", "cartoonish": "shape", "stylised": "shape", "stylized": "shape",
+                 "proportions": "shape", "resolution": "resolution", "pixelated": "resolution",
+                 "background": "background", "backdrop": "background"}
 VIEW_PATTERNS = {"left profile": r"\bleft\b", "right profile": r"\bright\b", "frontal": r"\bfront(al)?\b"}
 HELP = ("I can answer about a face region ('Is the mouth distorted?'), the worst region ('Which region is "
         "worst?'), a view ('How realistic is the left profile?'), a kind of distortion ('Is it blurry?'), the "
         "scores ('What is the quality?'), the frames ('Which frames are worst?') or the reasons ('Why?').")
 NOTICEABLE = 0.15  # region badness / measure from which something counts as visible
+PLURAL_REGIONS = ("eyes", "eyebrows", "cheeks")
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ def ask(result: JudgeResult, question: str) -> Answer:
 def _region(result: JudgeResult, region: str) -> Answer:
     report = result.regions.get(region)
     if report is None:
-        return Answer(f"The {region} were not seen in any analysed frame, so I cannot say.", False)
+        were = "were" if region in PLURAL_REGIONS else "was"
+        return Answer(f"The {region} {were} not seen in any analysed frame, so I cannot say.", False)
     named = [d for d in result.distortions if region in d.regions and d.category != NO_DISTORTION]
     top = sorted(((v, m) for m, v in report.measures.items() if v >= NOTICEABLE), reverse=True)[:2]
     evidence = {"badness": report.badness, **report.measures}
@@ -82,10 +87,16 @@ def _region(result: JudgeResult, region: str) -> Answer:
                       f"{d.severity:.2f}; {region} badness {report.badness:.2f}).", True, evidence)
     if report.badness >= NOTICEABLE:
         seen = " and ".join(MEASURES[m] for _, m in top) or "small differences from clean turntables"
-        return Answer(f"Somewhat: the {region} show {seen} (badness {report.badness:.2f} of 1), but not enough "
-                      "to call a distortion.", True, evidence)
-    return Answer(f"No: the {region} look like those of clean turntables (badness {report.badness:.2f} of 1).",
-                  True, evidence)
+        return Answer(f"Somewhat: the {region} {_verb(region, 'show')} {seen} (badness {report.badness:.2f} of 1), but "
+                      "not enough to call a distortion.", True, evidence)
+    like = "those" if region in PLURAL_REGIONS else "that"
+    return Answer(f"No: the {region} {_verb(region, 'look')} like {like} of clean turntables (badness "
+                  f"{report.badness:.2f} of 1).", True, evidence)
+
+
+def _verb(region: str, verb: str) -> str:
+    """``verb`` agreeing with the region's name: "the eyes look", "the mouth looks"."""
+    return verb if region in PLURAL_REGIONS else verb + "s"
 
 
 def _worst(result: JudgeResult) -> Answer:
@@ -119,16 +130,28 @@ def _view(result: JudgeResult, view: str, words: list[str]) -> Answer:
 
 
 def _measure(result: JudgeResult, measure: str) -> Answer:
+    """Yes exactly when a named distortion rests on this measure (``Distortion.evidence``), so the answer
+    never contradicts the categories named."""
     if measure not in result.measures:
         why = "from a single image" if not result.consistency_available and measure in ("flicker", "nonrigid") \
             else "with the evidence this judge measures"
         return Answer(f"I cannot judge {MEASURES.get(measure, measure)} {why}.", False)
     value = result.measures[measure]
-    worst = max(result.regions.values(), key=lambda r: r.measures.get(measure, 0.0), default=None)
-    where = f", most in the {worst.name}" if worst and worst.measures.get(measure, 0.0) >= NOTICEABLE else ""
-    verdict = "Yes" if value >= NOTICEABLE else "No"
-    return Answer(f"{verdict}: {MEASURES[measure]} measures {value:.2f} of 1 (0 = as in clean turntables){where}.",
-                  True, {measure: value})
+    backing = [d for d in result.distortions if measure in d.evidence]
+    if backing:
+        d = backing[0]
+        return Answer(f"Yes: {MEASURES[measure]} ({value:.2f} of 1, 0 = as in clean turntables), part of the "
+                      f"{d.category} distortion found (probability {d.probability:.2f}), mostly in the "
+                      f"{', '.join(d.regions)}{_when(result, d.frames)}.", True, {measure: value})
+    if value >= NOTICEABLE:
+        return Answer(f"No: a little more {MEASURES[measure]} than clean turntables show ({value:.2f} of 1), but not "
+                      "enough to name a distortion.", True, {measure: value})
+    return Answer(f"No: {MEASURES[measure]} measures {value:.2f} of 1 (0 = as in clean turntables).", True, {measure: value})
+
+
+def _when(result: JudgeResult, frames: list[int]) -> str:
+    """", in analysed frames 16-31" for a stretch of frames; "" when it is in every frame."""
+    return f", in analysed frames {frame_runs(frames)}" if frames and len(frames) < len(result.frame_indices) else ""
 
 
 def _frames(result: JudgeResult) -> Answer:
@@ -136,8 +159,10 @@ def _frames(result: JudgeResult) -> Answer:
     if not real:
         return Answer("No distortion was found, so no frames stand out.", True)
     d = real[0]
-    return Answer(f"The {d.category} distortion is strongest in analysed frames {', '.join(map(str, d.frames))} "
-                  f"(source frames {', '.join(str(result.frame_indices[i]) for i in d.frames)}).", True)
+    if len(d.frames) >= len(result.frame_indices):
+        return Answer(f"The {d.category} distortion is there throughout: in every analysed frame.", True)
+    return Answer(f"The {d.category} distortion is in analysed frames {frame_runs(d.frames)} (source frames "
+                  f"{', '.join(str(result.frame_indices[i]) for i in d.frames)}).", True)
 
 
 def _scores(result: JudgeResult) -> Answer:

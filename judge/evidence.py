@@ -3,8 +3,9 @@
 Every measure is a map [T, H, W] in its own unit (the calibration turns them into "how unusual
 compared with clean turntables"):
 
-- ``blur``: local detail, fine-scale gradient energy over coarse-scale gradient energy (a blurred
-  image has as little fine detail as coarse; lower is blurrier).
+- ``blur``: local detail, the local mean |Laplacian| over the local mean gradient (a second
+  derivative over a first: it falls about as 1 / sigma under a Gaussian blur of sigma pixels, whatever
+  the contrast; lower is blurrier).
 - ``noise``: local noise level (Immerkaer's Laplacian-difference estimator, in luma units).
 - ``blockiness``: luma steps at 8-pixel block borders beyond the steps beside them (JPEG blocks).
 - ``exposure``: clipped pixels (luma within 1.5% of black or white).
@@ -25,14 +26,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import convolve, gaussian_filter, sobel
+from concurrent.futures import ThreadPoolExecutor
 
+import cv2
+
+from judge.identity import DlibFaces, IdentityEvidence, identity_evidence
+from judge.plausibility import HeadModel, ShapeEvidence, shape_evidence
 from judge.result import JUDGE_REGIONS
-from judge.track import PLAIN_BACKGROUND_SPREAD, FaceTrack, background_colour
+from judge.track import PLAIN_BACKGROUND_SPREAD, FaceTrack, background_colour, background_distance
 
 MAP_MEASURES = ("blur", "noise", "blockiness", "exposure", "colour", "flicker", "holes", "smear", "fringe", "nonrigid")
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+SMALL_FACE_IOD = 64.0  # source pixels between the irises from which a face counts as small (``small_face``)
+REFLECT = cv2.BORDER_REFLECT  # edges mirrored, as scipy.ndimage's default
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class Evidence:
         detection_rate: fraction of frames with a face.
         landmark_jitter: frame-to-frame landmark jitter after rigid motion, in face heights.
         yaw: [T] head turn proxy per frame (NaN without a face), positive = subject's right side seen.
+        identity: dlib's descriptors of a few frames (``judge.identity``).
+        shape: the head model's fit to the most frontal frames (``judge.plausibility``).
+        clip_values: [len(CLIP_MEASURES)] clip-level measures (``clip_measures``).
     """
 
     maps: dict[str, np.ndarray]
@@ -60,21 +70,60 @@ class Evidence:
     detection_rate: float
     landmark_jitter: float
     yaw: np.ndarray
+    identity: IdentityEvidence
+    shape: ShapeEvidence
+    clip_values: np.ndarray
 
 
-def gather_evidence(frames: np.ndarray, track: FaceTrack) -> Evidence:
-    """All measures of a clip [T, H, W, 3] uint8 with its face track."""
+@dataclass(frozen=True)
+class FaceModels:
+    """The trained face models the evidence uses beyond mediapipe's: dlib's and the head model."""
+
+    dlib: DlibFaces
+    head: HeadModel
+
+    @classmethod
+    def load(cls) -> "FaceModels":
+        return cls(DlibFaces.load(), HeadModel.load())
+
+
+def gather_evidence(frames: np.ndarray, track: FaceTrack, models: FaceModels, source_scale: float = 1.0) -> Evidence:
+    """All measures of a clip [T, H, W, 3] uint8 with its face track.
+
+    Args:
+        frames: [T, H, W, 3] uint8 as analysed.
+        track: ``track_faces(frames)``.
+        models: ``FaceModels.load()`` (load once, use for many clips).
+        source_scale: source pixels per analysed pixel (the judge analyses downscaled frames; a face's
+            size is judged in the source's pixels).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:  # dlib and the head-model fit run beside the maps
+        yaw = _yaw(track)
+        faces = pool.submit(lambda: (identity_evidence(frames, track.landmarks, track.found, models.dlib),
+                                     shape_evidence(track.landmarks, yaw, models.head)))
+        maps, extras = _measure_maps(frames, track)
+        identity, shape = faces.result()
+    region_values, person_values, flicker_series, cast, jitter = extras
+    return Evidence(maps, region_values, person_values, flicker_series, cast, float(track.found.mean()), jitter, yaw,
+                    identity, shape, clip_measures(track, identity, shape, source_scale, maps["flicker"]))
+
+
+def _measure_maps(frames: np.ndarray, track: FaceTrack) -> tuple[dict[str, np.ndarray], tuple]:
+    """The per-pixel maps of ``MAP_MEASURES`` and what is read off them: (maps, (region values, person
+    values, flicker series, background colour cast, landmark jitter))."""
     rgb = frames.astype(np.float32) / 255.0
     luma = rgb @ LUMA
     background, spread = background_colour(frames)
     plain = spread <= PLAIN_BACKGROUND_SPREAD
     residual = rigid_residuals(track.landmarks, track.found)
-    fine = _local(np.hypot(sobel(luma, 2), sobel(luma, 1)), 3.0)
-    smooth = gaussian_filter(luma, (0, 1.5, 1.5))
-    coarse = _local(np.hypot(sobel(smooth, 2), sobel(smooth, 1)), 3.0)
+    gradient = np.hypot(_sobel(luma, 1, 0), _sobel(luma, 0, 1))
+    fine = _local(gradient, 3.0)
+    coarse = _local(np.hypot(*(_sobel(_local(luma, 1.5), *d) for d in ((1, 0), (0, 1)))), 3.0)
     maps = {
-        "blur": fine / (coarse + 0.02),
-        "noise": _local(np.abs(convolve(luma, IMMERKAER[None])), 2.0) * np.sqrt(np.pi / 2) / 6,
+        "blur": _local(np.abs(_per_frame(luma, lambda f: cv2.Laplacian(f, cv2.CV_32F, borderType=REFLECT))), 3.0)
+        / (fine + 0.01),
+        "noise": _local(np.abs(_per_frame(luma, lambda f: cv2.filter2D(f, -1, IMMERKAER, borderType=REFLECT))), 2.0)
+        * np.sqrt(np.pi / 2) / 6,
         "blockiness": _blockiness(luma),
         "exposure": _local(((luma < 0.015) | (luma > 0.985)).astype(np.float32), 2.0),
         "colour": np.stack([rgb[..., 0] - rgb[..., 1], 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]], -1),
@@ -89,30 +138,57 @@ def gather_evidence(frames: np.ndarray, track: FaceTrack) -> Evidence:
     if plain:
         bg = background / 255.0
         cast = np.array([bg[0] - bg[1], 0.5 * (bg[0] + bg[1]) - bg[2]], np.float32)
-    return Evidence(maps, region_values, _person_means(maps, track), _flicker_series(luma, track), cast, float(track.found.mean()),
-                    _landmark_jitter(residual), _yaw(track))
+    return maps, (region_values, _person_means(maps, track), _flicker_series(luma, track), cast, _landmark_jitter(residual))
+
+
+def clip_measures(track: FaceTrack, identity: IdentityEvidence, shape: ShapeEvidence, source_scale: float,
+                  flicker: np.ndarray) -> np.ndarray:
+    """[len(CLIP_MEASURES)] clip-level measures, each larger when worse (``calibration.CLIP_MEASURES``).
+    ``flicker``: the flicker map [T, H, W]; over the background it says how unevenly the backdrop moves
+    (a plain or rigidly moving one barely changes beyond its motion; a warping one pulses)."""
+    found = np.nonzero(track.found)[0]
+    face = track.face[found].sum((1, 2)).astype(np.float64)
+    beyond = ((track.person[found] > 0.5) & ~track.face[found]).sum((1, 2))
+    head_missing = float(np.median(1.0 / (1.0 + beyond / np.maximum(face, 1.0)))) if len(found) else 1.0
+    iod = np.linalg.norm(track.landmarks[found, 468, :2] - track.landmarks[found, 473, :2], axis=-1) * source_scale
+    small_face = float(max(0.0, np.log2(SMALL_FACE_IOD / max(float(np.median(iod)), 1.0)))) if len(found) else 0.0
+    error, extremity = shape.values()
+    backdrop = (track.person < 0.2) & ~track.face
+    per_frame = (flicker * backdrop).sum((1, 2)) / np.maximum(backdrop.sum((1, 2)), 1)
+    background_motion = float(np.median(per_frame)) if backdrop.any() else 0.0
+    return np.array([identity.spread, 1.0 - identity.detection_rate, error, extremity, head_missing, small_face,
+                     background_motion], np.float32)
+
+
+def _per_frame(x: np.ndarray, op) -> np.ndarray:
+    """``op`` (an OpenCV filter of one float32 image) applied to each frame of [T, H, W]."""
+    x = np.ascontiguousarray(x, np.float32)
+    out = np.empty_like(x)
+    for i, frame in enumerate(x):
+        out[i] = op(frame)
+    return out
 
 
 def _local(x: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian local mean over each frame (not across frames)."""
-    return gaussian_filter(x, (0, sigma, sigma))
+    return _per_frame(x, lambda f: cv2.GaussianBlur(f, (0, 0), sigma, borderType=REFLECT))
+
+
+def _sobel(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Sobel derivative of each frame (3x3, unscaled) along x (dx=1) or y (dy=1)."""
+    return _per_frame(x, lambda f: cv2.Sobel(f, cv2.CV_32F, dx, dy, ksize=3, borderType=REFLECT))
 
 
 def _blockiness(luma: np.ndarray) -> np.ndarray:
     """Steps across 8-pixel block borders beyond the mean step beside them, spread over the block."""
     out = np.zeros_like(luma)
     for axis in (1, 2):
-        step = np.abs(np.diff(luma, axis=axis))
-        n = step.shape[axis]
-        border = np.arange(7, n - 1, 8)
-        at = np.take(step, border, axis=axis)
-        beside = 0.5 * (np.take(step, border - 1, axis=axis) + np.take(step, border + 1, axis=axis))
-        excess = np.clip(at - beside, 0, None)
-        spread = np.zeros_like(luma)
+        border = np.arange(7, luma.shape[axis] - 2, 8)  # a step between pixels b and b + 1, with one on each side
+        y = [np.take(luma, border + k, axis=axis) for k in (-1, 0, 1, 2)]
+        at, before, after = np.abs(y[2] - y[1]), np.abs(y[1] - y[0]), np.abs(y[3] - y[2])
         index = [slice(None)] * 3
         index[axis] = border
-        spread[tuple(index)] = excess
-        out += spread
+        out[tuple(index)] += np.clip(at - 0.5 * (before + after), 0, None)
     return _local(out, 4.0) * 8.0
 
 
@@ -127,14 +203,14 @@ def _temporal_residual(luma: np.ndarray, detail: np.ndarray) -> np.ndarray:
 
 def _background_likeness(frames: np.ndarray, texture: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """1 where a pixel has the plain background's ``colour`` [3] and no texture, 0 elsewhere."""
-    distance = np.abs(frames.astype(np.float32) - colour).max(-1)
+    distance = background_distance(frames, colour)
     flat = np.clip(1.0 - texture / 0.05, 0.0, 1.0)
     return _local(np.exp(-(distance / 10.0) ** 2) * flat, 1.5)
 
 
 def _coherence(luma: np.ndarray) -> np.ndarray:
     """Structure-tensor coherence ((l1 - l2) / (l1 + l2))^2, weighted by how much structure there is."""
-    gx, gy = sobel(luma, 2), sobel(luma, 1)
+    gx, gy = _sobel(luma, 1, 0), _sobel(luma, 0, 1)
     jxx, jyy, jxy = _local(gx * gx, 3.0), _local(gy * gy, 3.0), _local(gx * gy, 3.0)
     trace = jxx + jyy
     diff = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2)
@@ -145,7 +221,7 @@ def _fringe(rgb: np.ndarray, luma_detail: np.ndarray) -> np.ndarray:
     """Local chroma gradient (red-green and blue-yellow) over the local luma gradient."""
     red_green = rgb[..., 0] - rgb[..., 1]
     blue_yellow = rgb[..., 2] - 0.5 * (rgb[..., 0] + rgb[..., 1])
-    chroma = np.hypot(sobel(red_green, 2), sobel(red_green, 1)) + np.hypot(sobel(blue_yellow, 2), sobel(blue_yellow, 1))
+    chroma = sum(np.hypot(_sobel(c, 1, 0), _sobel(c, 0, 1)) for c in (red_green, blue_yellow))
     return _local(chroma, 3.0) / (luma_detail + 0.05)
 
 
@@ -197,18 +273,10 @@ def _nonrigid_map(track: FaceTrack, residual: np.ndarray, shape: tuple[int, int,
 
 
 def _region_means(maps: dict[str, np.ndarray], track: FaceTrack) -> np.ndarray:
-    """[T, R, M] mean of each measure over each region (colour: its length, the mean offset's size is
-    compared by the calibration per component, so use the red-green component here)."""
-    t, r = track.regions.shape[:2]
-    out = np.full((t, r, len(MAP_MEASURES)), np.nan, np.float32)
-    area = track.regions.sum((2, 3)).astype(np.float32)
-    present = area >= 12
-    masks = track.regions.reshape(t, r, -1).astype(np.float32)
-    for m, name in enumerate(MAP_MEASURES):
-        values = maps[name][..., 0] if name == "colour" else maps[name]
-        sums = np.einsum("trp,tp->tr", masks, values.reshape(t, -1))
-        out[..., m] = np.where(present, sums / np.maximum(area, 1.0), np.nan)
-    return out
+    """[T, R, M] mean of each measure over each region (colour: its red-green component; the calibration
+    compares the full offset through ``region_colours``)."""
+    return np.stack([track.region_means(maps[name][..., 0] if name == "colour" else maps[name])
+                     for name in MAP_MEASURES], -1).astype(np.float32)
 
 
 def _person_means(maps: dict[str, np.ndarray], track: FaceTrack) -> np.ndarray:
@@ -222,11 +290,7 @@ def _person_means(maps: dict[str, np.ndarray], track: FaceTrack) -> np.ndarray:
 
 def region_colours(maps: dict[str, np.ndarray], track: FaceTrack) -> np.ndarray:
     """[T, R, 2] mean opponent colour of each region in each frame (NaN where absent)."""
-    t, r = track.regions.shape[:2]
-    area = track.regions.sum((2, 3)).astype(np.float32)
-    masks = track.regions.reshape(t, r, -1).astype(np.float32)
-    sums = np.einsum("trp,tpc->trc", masks, maps["colour"].reshape(t, -1, 2))
-    return np.where((area >= 12)[..., None], sums / np.maximum(area, 1.0)[..., None], np.nan)
+    return track.region_means(maps["colour"])
 
 
 def _flicker_series(luma: np.ndarray, track: FaceTrack) -> np.ndarray:

@@ -36,7 +36,29 @@ MEASURES = {
     "fringe": "colour fringes (colours bleeding past edges)",
     "asymmetry": "left and right halves of the face that differ more than faces do",
     "tracking": "face landmarks hard to find or unstable from frame to frame",
+    "identity": "a face that looks like a different person from view to view (dlib's face descriptor)",
+    "shape": "face proportions the head model cannot fit (cartoon-like or broken)",
+    "head": "too little head around the face (a face mask without hair, ears or neck)",
+    "resolution": "a face rendered with too few pixels",
+    "background": "a background that warps or pulses instead of moving rigidly",
+    "temporal": "a stretch of frames worse than the rest",
 }
+
+
+def frame_runs(frames: Sequence[int]) -> str:
+    """Increasing frame indices as runs, for people.
+
+    Example:
+        >>> frame_runs([3, 4, 5, 9])
+        '3-5, 9'
+    """
+    runs, start = [], None
+    for a, b in zip(frames, list(frames[1:]) + [None]):
+        start = a if start is None else start
+        if b != a + 1:
+            runs.append(f"{start}-{a}" if a > start else str(a))
+            start = None
+    return ", ".join(runs)
 
 
 def level_word(score: float, low: float = 0.0, high: float = 100.0) -> str:
@@ -76,8 +98,11 @@ class Distortion:
         probability: how sure the judge is that it is there, in [0, 1].
         severity: how strong it is, in [0, 1] (0 = barely, 1 = as bad as it gets).
         regions: face regions (``JUDGE_REGIONS``) where it is, worst first.
-        frames: analysed-frame indices where it is strongest.
+        frames: analysed-frame indices where it is: a stretch where it stands out, or every frame with a
+            face when it is there throughout.
         explanation: one sentence saying what was seen.
+        evidence: the measures (``MEASURES``) behind it, strongest first; a question about one of them
+            ("Is it blurry?") is answered yes exactly when a named distortion lists it.
     """
 
     category: str
@@ -86,6 +111,7 @@ class Distortion:
     regions: list[str]
     frames: list[int]
     explanation: str
+    evidence: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.category not in CATEGORIES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -19,19 +20,45 @@ class FaceTrack:
         landmarks: [T, 478, 3] float32 pixels (x right, y down, z depth scaled like x); NaN where no face.
         found: [T] bool, a face was found.
         person: [T, H, W] float32 in [0, 1], the person's silhouette.
-        regions: [T, R, H, W] bool masks of ``JUDGE_REGIONS`` (all False where no face).
+        labels: [T, H, W] int8, each pixel's region index in ``JUDGE_REGIONS`` (regions do not overlap), -1
+            outside every region (everywhere where no face).
         face: [T, H, W] bool, inside the face oval.
     """
 
     landmarks: np.ndarray
     found: np.ndarray
     person: np.ndarray
-    regions: np.ndarray
+    labels: np.ndarray
     face: np.ndarray
+
+    @cached_property
+    def regions(self) -> np.ndarray:
+        """[T, R, H, W] bool masks of ``JUDGE_REGIONS``."""
+        return self.labels[:, None] == np.arange(len(JUDGE_REGIONS), dtype=np.int8)[None, :, None, None]
 
     def region(self, name: str) -> np.ndarray:
         """[T, H, W] bool mask of one region."""
-        return self.regions[:, JUDGE_REGIONS.index(name)]
+        return self.labels == JUDGE_REGIONS.index(name)
+
+    @cached_property
+    def _bins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flat indices of the pixels inside a region, frame-and-region bin of each, area [T, R])."""
+        t, r = len(self.labels), len(JUDGE_REGIONS)
+        inside = np.flatnonzero(self.labels >= 0)
+        bins = (np.arange(t, dtype=np.int64)[:, None, None] * r + self.labels).ravel()[inside]
+        return inside, bins, np.bincount(bins, minlength=t * r).reshape(t, r).astype(np.float32)
+
+    def region_means(self, values: np.ndarray, min_area: int = 12) -> np.ndarray:
+        """Mean of ``values`` [T, H, W] (or [T, H, W, C]) over each region in each frame: [T, R] (or
+        [T, R, C]), NaN where the region covers fewer than ``min_area`` pixels."""
+        inside, bins, area = self._bins
+        t, r = area.shape
+        flat = values.reshape(t * values.shape[1] * values.shape[2], -1)
+        picked = flat[inside] if values.ndim == 4 else flat[inside, 0]
+        columns = [picked] if picked.ndim == 1 else list(picked.T)
+        sums = np.stack([np.bincount(bins, c, t * r).reshape(t, r) for c in columns], -1)
+        means = np.where((area >= min_area)[..., None], sums / np.maximum(area, 1.0)[..., None], np.nan)
+        return means[..., 0] if picked.ndim == 1 else means
 
 
 def track_faces(frames: np.ndarray) -> FaceTrack:
@@ -56,12 +83,12 @@ def track_faces(frames: np.ndarray) -> FaceTrack:
             person[i] = np.clip(np.asarray(segmenter.process(frame).segmentation_mask, np.float32), 0, 1)
     person = np.minimum(person, _unlike_background(frames))
     found = ~np.isnan(landmarks[:, 0, 0])
-    regions = np.zeros((t, len(JUDGE_REGIONS), h, w), bool)
+    labels = np.full((t, h, w), -1, np.int8)
     face = np.zeros((t, h, w), bool)
     loops = RegionLoops.from_mediapipe()
     for i in np.nonzero(found)[0]:
-        regions[i], face[i] = frame_regions(landmarks[i], person[i] > 0.5, loops)
-    return FaceTrack(landmarks, found, person, regions, face)
+        labels[i], face[i] = frame_regions(landmarks[i], person[i] > 0.5, loops)
+    return FaceTrack(landmarks, found, person, labels, face)
 
 
 def background_colour(frames: np.ndarray, border_px: int = 4) -> tuple[np.ndarray, float]:
@@ -74,14 +101,18 @@ def background_colour(frames: np.ndarray, border_px: int = 4) -> tuple[np.ndarra
     return median, float(np.median(np.abs(border - median).max(-1)))
 
 
+def background_distance(frames: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """[T, H, W] float32 largest channel difference (grey levels) of each pixel from ``colour`` [3]."""
+    return np.abs(frames.astype(np.int16) - np.round(colour).astype(np.int16)).max(-1).astype(np.float32)
+
+
 def _unlike_background(frames: np.ndarray) -> np.ndarray:
     """[T, H, W] 1 where a pixel differs from a plain background, 0 where it matches it; all 1 when the
     background is not plain (then the segmenter alone decides)."""
     colour, spread = background_colour(frames)
     if spread > PLAIN_BACKGROUND_SPREAD:
         return np.ones(frames.shape[:3], np.float32)
-    distance = np.abs(frames.astype(np.float32) - colour).max(-1)
-    return np.clip((distance - 6.0) / 6.0, 0.0, 1.0)
+    return np.clip((background_distance(frames, colour) - 6.0) / 6.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -102,7 +133,7 @@ class RegionLoops:
 
 def frame_regions(landmarks: np.ndarray, person: np.ndarray, loops: RegionLoops) -> tuple[np.ndarray, np.ndarray]:
     """The judge's regions in one frame from its landmarks [478, 3] and person mask [H, W] bool:
-    ([R, H, W] bool in ``JUDGE_REGIONS`` order, [H, W] bool face oval). Regions do not overlap."""
+    ([H, W] int8 region index in ``JUDGE_REGIONS``, -1 outside every region; [H, W] bool face oval)."""
     from face_nerf.regions import LEFT_EYE, LIPS_OUTER, RIGHT_EYE, hull_mask, polygon_mask
 
     h, w = person.shape
@@ -129,4 +160,4 @@ def frame_regions(landmarks: np.ndarray, person: np.ndarray, loops: RegionLoops)
     label = np.full((h, w), -1, np.int8)
     for name, mask in ordered.items():  # later ones win where they overlap
         label[mask] = JUDGE_REGIONS.index(name)
-    return label[None] == np.arange(len(JUDGE_REGIONS))[:, None, None], oval
+    return label, oval

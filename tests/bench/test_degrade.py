@@ -8,8 +8,9 @@ import pytest
 from scipy import ndimage
 
 from face_nerf.errors import NoFaceError
-from bench.degrade import (FAMILIES, GLOBAL, LADDER_REGIONS, REGION_CATEGORY, SEVERITIES, WARP_AMPLITUDE,
-                           background_colour, clip_region_masks, degrade, expected_category, warp_field)
+from bench.degrade import (BEYOND_FACE, FAMILIES, GLOBAL, HEAD, LADDER_REGIONS, REGION_CATEGORY, SEVERITIES, STRETCH,
+                           WARP_AMPLITUDE, background_colour, clip_region_masks, degrade, expected_category, head_masks,
+                           stretch_mask, warp_field)
 from judge.result import CATEGORIES
 from tests.conftest import EXAMPLES
 
@@ -35,7 +36,9 @@ def clip():
 
 @pytest.fixture(scope="module")
 def masks(clip):
-    return clip_region_masks(clip)
+    """The ladder regions' masks, the head's (``head_masks``) and the stretch of frames."""
+    masks = clip_region_masks(clip)
+    return {**masks, **head_masks(clip, masks["face"]), STRETCH: stretch_mask(clip)}
 
 
 def grey(frames: np.ndarray) -> np.ndarray:
@@ -67,8 +70,8 @@ def test_every_rung_is_a_new_uint8_clip_and_the_input_is_untouched(clip, masks, 
 
 def test_the_family_table_is_consistent():
     for name, family in FAMILIES.items():
-        assert family.name == name and family.breaks in ("technical", "structure") and family.description
-        assert set(family.scopes) <= {GLOBAL, *LADDER_REGIONS}
+        assert family.name == name and family.breaks in ("technical", "structure", "style") and family.description
+        assert set(family.scopes) <= {GLOBAL, STRETCH, BEYOND_FACE, HEAD, *LADDER_REGIONS}
     assert FAMILIES["warp"].breaks == FAMILIES["hole"].breaks == "structure"
     assert set(REGION_CATEGORY) == set(LADDER_REGIONS) and set(REGION_CATEGORY.values()) <= set(CATEGORIES)
 
@@ -82,7 +85,8 @@ def test_global_effects_reach_every_region(clip, masks, family):
         assert (diff > 0).mean() > 0.5
 
 
-LOCAL = [(family, scope) for family in sorted(FAMILIES) for scope in FAMILIES[family].scopes if scope != GLOBAL]
+LOCAL = [(family, scope) for family in sorted(FAMILIES) for scope in FAMILIES[family].scopes
+         if scope != GLOBAL and family != "bleed"]  # bleeding changes only the rim of its mask (tested below)
 
 
 @pytest.mark.parametrize("family,region", LOCAL)
@@ -194,6 +198,49 @@ def test_holes_show_more_background_with_severity(clip, masks):
         assert rising(shown) and shown[-1] > 0.4, region
 
 
+def test_a_stretch_of_frames_is_degraded_and_the_rest_left_alone(clip, masks):
+    stretch = masks[STRETCH]
+    assert stretch.shape == clip.shape[:3] and set(np.unique(stretch)) == {0.0, 1.0}
+    hit = np.nonzero(stretch.reshape(len(clip), -1).max(1))[0]
+    assert list(hit) == list(range(len(clip) // 3, 2 * len(clip) // 3))
+    noisy = degrade(clip, "noise", 5, mask=stretch, seed=1)
+    changed = np.abs(noisy.astype(np.int16) - clip).reshape(len(clip), -1).max(1) > 0
+    assert list(np.nonzero(changed)[0]) == list(hit)
+
+
+def test_head_masks_cover_the_head_and_leave_out_the_face(clip, masks):
+    head, beyond, face = masks[HEAD] > 0.5, masks[BEYOND_FACE] > 0.5, masks["face"] > 0.5
+    background = np.abs(clip.astype(np.int16) - background_colour(clip)).max(-1) <= 2
+    assert (head & background).mean() < 0.001 and head.mean() > 0.15
+    assert not (beyond & face).any() and beyond.sum() > 0.3 * head.sum()  # hair, ears and neck beyond the face
+
+
+def test_face_only_turns_the_head_beyond_the_face_into_background(clip, masks):
+    background = background_colour(clip).astype(np.float64)
+    beyond, face = masks[BEYOND_FACE] > 0.95, masks["face"] > 0.5
+    away = [np.abs(rung.astype(np.float64) - background).max(-1)[beyond].mean()
+            for rung in ladder(clip, "face_only", masks[BEYOND_FACE])]
+    assert rising(-np.array(away)) and away[-1] < 0.1 * away[0]
+    np.testing.assert_array_equal(degrade(clip, "face_only", 5, masks[BEYOND_FACE])[face & (masks[BEYOND_FACE] == 0)],
+                                  clip[face & (masks[BEYOND_FACE] == 0)])
+
+
+def test_bleeding_changes_the_heads_rim_more_than_its_middle(clip, masks):
+    head = masks[HEAD]
+    inner = ndimage.binary_erosion(head > 0.5, iterations=30, structure=np.ones((1, 3, 3)))
+    rim = (head > 0.5) & ~ndimage.binary_erosion(head > 0.5, iterations=4, structure=np.ones((1, 3, 3)))
+    change = [np.abs(rung.astype(np.float64) - clip).max(-1) for rung in ladder(clip, "bleed", head)]
+    assert rising([c[rim].mean() for c in change])
+    assert change[-1][rim].mean() > 5 * change[-1][inner].mean() and change[-1][inner].mean() < 2.0
+
+
+def test_stylise_posterises_and_lowres_loses_detail(clip):
+    colours = [len(np.unique(rung[0].reshape(-1, 3), axis=0)) for rung in ladder(clip, "stylise")]
+    assert rising(-np.array(colours)) and colours[-1] < 0.1 * colours[0]
+    energy = [np.mean([ndimage.laplace(frame) ** 2 for frame in grey(rung)]) for rung in ladder(clip, "lowres")]
+    assert rising(-np.array(energy)) and energy[-1] < 0.2 * energy[0]
+
+
 # --- seeds, input checks, categories -------------------------------------------------------------------
 
 def test_the_same_seed_repeats_and_another_seed_differs(clip, masks):
@@ -217,7 +264,7 @@ def test_bad_input_is_a_clear_error(clip, masks):
     with pytest.raises(ValueError, match="inside a region only"):
         degrade(clip, "hole", 1)
     with pytest.raises(ValueError, match="whole frame only"):
-        degrade(clip, "jpeg", 1, mask=masks["eyes"])
+        degrade(clip, "lowres", 1, mask=masks["eyes"])
     with pytest.raises(ValueError, match="mask must have a shape"):
         degrade(clip, "blur", 1, mask=masks["eyes"][0])
     with pytest.raises(ValueError, match=r"mask values must lie in \[0, 1\]"):
@@ -235,6 +282,10 @@ def test_expected_categories():
     assert expected_category("colour", "hair") == "Hair"
     assert expected_category("smear", "cheek") == "Facial Feature"
     assert expected_category("noise", "neck") == "Accessories/Cloth"
+    assert expected_category("noise", STRETCH) == "Blurring/Exposure/Grain"
+    assert expected_category("face_only", BEYOND_FACE) == "Head Structure"
+    assert expected_category("bleed", HEAD) == "Overlap/Blending"
+    assert expected_category("stylise", GLOBAL) == "No Distortion"  # clean as an image; authenticity falls
     for family in FAMILIES.values():
         for scope in family.scopes:
             assert expected_category(family.name, scope) in CATEGORIES
@@ -249,8 +300,9 @@ def test_background_colour_is_the_render_backdrop(clip):
 
 
 def test_region_masks_are_soft_placed_and_present_in_the_frontal_view(clip, masks):
-    assert set(masks) == {*LADDER_REGIONS, "face"}
-    for name, mask in masks.items():
+    assert set(clip_region_masks(clip[:2])) == {*LADDER_REGIONS, "face"}
+    for name in (*LADDER_REGIONS, "face"):
+        mask = masks[name]
         assert mask.shape == clip.shape[:3] and mask.dtype == np.float32
         assert 0.0 <= mask.min() and mask.max() <= 1.0
         assert (mask[0] > 0.5).sum() > 50, name  # frame 0 looks at the camera

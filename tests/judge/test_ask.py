@@ -16,7 +16,7 @@ def _result(face_found=True, views=True, single=False):
                     ViewReport("frontal", [3, 4], Score.from_mos(60), Score.from_mos(55)),
                     ViewReport("left profile", [5, 6, 7], Score.from_mos(40), Score.from_mos(22))] if views else []
     return JudgeResult("embedded-judge", Score.from_mos(58), Score.from_mos(47),
-                       [Distortion("Mouth", 0.93, 0.6, ["mouth"], [4, 5], "Mouth: grain, mostly in the mouth.")],
+                       [Distortion("Mouth", 0.93, 0.6, ["mouth"], [4, 5], "Mouth: grain, mostly in the mouth.", ["noise"])],
                        {c: 0.1 for c in CATEGORIES}, "Quality 58/100 (fair) ...", face_found, list(range(0, 16, 2)),
                        not single, regions, view_reports,
                        {"blur": 0.05, "noise": 0.7} if single else {"blur": 0.05, "noise": 0.7, "nonrigid": 0.0})
@@ -49,6 +49,7 @@ def test_views(question, expected):
 def test_measures_scores_frames_and_why():
     assert ask(_result(), "Is it grainy?").text.startswith("Yes") and "mouth" in ask(_result(), "Is it grainy?").text
     assert ask(_result(), "Is it blurry?").text.startswith("No")
+    assert "in analysed frames 4-5" in ask(_result(), "Is it grainy?").text  # a stretch of the frames
     assert "Quality 58/100 (fair)" in ask(_result(), "What are the scores?").text
     assert "source frames 8, 10" in ask(_result(), "Which frames are worst?").text
     assert ask(_result(), "Why?").text == "Quality 58/100 (fair) ..."

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from judge.calibration import (CALIBRATION_PATH, TARGETS, Calibration, RawEvidence, _nonnegative_ridge, _softmax_regression,
-                               feature_names, fit_calibration, score_targets)
+from judge.calibration import (CALIBRATION_PATH, CLIP_MEASURES, TARGETS, Calibration, RawEvidence, _nonnegative_ridge, _softmax_regression,
+                               category_design, feature_names, fit_calibration, score_targets)
 from judge.evidence import MAP_MEASURES
 from judge.result import CATEGORIES, JUDGE_REGIONS
 
@@ -44,7 +44,8 @@ def _raw(rng, noisy_region: str | None = None, amount: float = 0.0) -> RawEviden
     if noisy_region:
         values[:, JUDGE_REGIONS.index(noisy_region), MAP_MEASURES.index("noise")] += amount
     return RawEvidence(values.astype(np.float32), 0.01 * rng.normal(size=(t, r, 2)).astype(np.float32),
-                       values.mean(1).astype(np.float32), np.zeros(t, np.float32), np.zeros(2, np.float32), np.ones(t, bool), 0.0)
+                       values.mean(1).astype(np.float32), np.zeros(t, np.float32), np.zeros(2, np.float32), np.ones(t, bool), 0.0,
+                       np.zeros(len(CLIP_MEASURES), np.float32))
 
 
 def test_a_fitted_calibration_finds_a_local_distortion_and_scores_it_lower(tmp_path):
@@ -72,7 +73,7 @@ def test_fitting_needs_clean_clips():
 
 
 def test_a_missing_calibration_says_how_to_make_one(tmp_path):
-    with pytest.raises(RuntimeError, match="judge_ladders.py --fit"):
+    with pytest.raises(RuntimeError, match=r"judge_dataset.py --make --fit"):
         Calibration.load(tmp_path / "missing.json")
 
 
@@ -80,4 +81,40 @@ def test_the_shipped_calibration_matches_the_features():
     cal = Calibration.load(CALIBRATION_PATH)
     assert np.asarray(cal.category_weights).shape[0] == len(CATEGORIES)
     assert np.asarray(cal.median).shape == (len(JUDGE_REGIONS), len(MAP_MEASURES))
-    assert "judge_ladders" in cal.fitted_on
+    assert "judge_dataset" in cal.fitted_on
+    assert len(cal.quality_weights) == len(cal.authenticity_weights) == len(feature_names()) + 1
+    assert np.asarray(cal.feature_mean).shape == category_design(np.zeros(len(feature_names()))).shape
+
+
+def test_pixel_z_reads_each_pixel_against_its_regions_baseline():
+    rng = np.random.default_rng(4)
+    cal = fit_calibration([(_raw(rng), "No Distortion", "none", 0) for _ in range(4)] +
+                          [(_raw(rng, "mouth", 1.0), "Mouth", "technical", 3) for _ in range(4)], fitted_on="test")
+    t, h, w = 2, 5, 6
+    label = rng.integers(-1, len(JUDGE_REGIONS), (t, h, w)).astype(np.int8)
+    maps = {m: rng.normal(1.0, 0.2, (t, h, w)).astype(np.float32) for m in MAP_MEASURES}
+    maps["colour"] = rng.normal(0.0, 0.1, (t, h, w, 2)).astype(np.float32)
+    z = cal.pixel_z(maps, label)
+    median, spread = np.asarray(cal.median), np.asarray(cal.spread)
+    for m, name in enumerate(MAP_MEASURES):
+        assert z[name].shape == (t, h, w) and (z[name][label < 0] == 0).all()
+        i = tuple(np.argwhere(label >= 0)[0])
+        sign = -1.0 if name == "blur" else 1.0
+        if name != "colour":
+            assert z[name][i] == pytest.approx(sign * (maps[name][i] - median[label[i], m]) / spread[label[i], m], rel=1e-5)
+    i = tuple(np.argwhere(label >= 0)[1])
+    offset = (maps["colour"][i] - np.asarray(cal.colour_median)[label[i]]) / np.asarray(cal.colour_spread)[label[i]]
+    assert z["colour"][i] == pytest.approx(np.linalg.norm(offset), rel=1e-5)
+
+
+def test_rated_clips_pull_the_scores_towards_their_ratings():
+    rng = np.random.default_rng(6)
+    samples = [(_raw(rng), "No Distortion", "none", 0) for _ in range(30)]
+    samples += [(_raw(rng, "mouth", 0.3 * s), "Mouth", "technical", s) for s in (1, 2, 3, 4, 5) for _ in range(6)]
+    odd = _raw(rng, "hair", 0.6)  # evidence the benchmark clips never show
+    without = fit_calibration(samples, fitted_on="test")
+    rated = fit_calibration(samples, fitted_on="test", rated=[(_raw(rng, "hair", 0.6), 35.0, 60.0) for _ in range(3)])
+    q0, a0, _ = without.predict(without.features(odd))
+    q1, a1, _ = rated.predict(rated.features(odd))
+    assert q1 < q0 - 10 and abs(q1 - 35.0) < abs(q0 - 35.0) and abs(a1 - 60.0) <= abs(a0 - 60.0) + 1.0
+    assert rated.category_weights == without.category_weights  # ratings fit the scores, not the categories

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from judge.evidence import gather_evidence, rigid_residuals
-from judge.result import JUDGE_REGIONS
+from judge.evidence import FaceModels, gather_evidence, rigid_residuals
 from judge.track import FaceTrack
 
 
 def _no_face_track(frames: np.ndarray) -> FaceTrack:
     t, h, w = frames.shape[:3]
     return FaceTrack(np.full((t, 478, 3), np.nan, np.float32), np.zeros(t, bool), np.ones((t, h, w), np.float32),
-                     np.zeros((t, len(JUDGE_REGIONS), h, w), bool), np.zeros((t, h, w), bool))
+                     np.full((t, h, w), -1, np.int8), np.zeros((t, h, w), bool))
 
 
 def _texture(t=4, size=64, seed=0) -> np.ndarray:
@@ -23,8 +24,13 @@ def _texture(t=4, size=64, seed=0) -> np.ndarray:
     return np.repeat(base[None], t, 0).clip(0, 255).astype(np.uint8)
 
 
+@lru_cache(maxsize=1)
+def _models() -> FaceModels:
+    return FaceModels.load()
+
+
 def _maps(frames):
-    return gather_evidence(frames, _no_face_track(frames)).maps
+    return gather_evidence(frames, _no_face_track(frames), _models()).maps
 
 
 def test_blur_lowers_the_detail_measure():
