@@ -8,12 +8,11 @@ import numpy as np
 from judge.calibration import TARGETS, Calibration, RawEvidence
 from judge.categories import (STRUCTURE, category_evidence, clip_measures, distortion_frames, frame_strength, named_categories,
                               squash)
-from judge.evidence import MAP_MEASURES, FaceModels, gather_evidence
+from judge.evidence import MAP_MEASURES, FaceModels, track_and_gather
 from judge.frames import Clip
 from judge.heatmap import distortion_heatmaps
 from judge.result import (CATEGORIES, CATEGORY_REGIONS, JUDGE_REGIONS, MEASURES, NO_DISTORTION, VIEW_NAMES, Distortion, JudgeResult,
                           RegionReport, Score, ViewReport, frame_runs)
-from judge.track import track_faces
 
 BACKEND = "embedded-judge"
 ANALYSIS_SIDE = 256  # frames are analysed at most this large
@@ -51,11 +50,10 @@ class EmbeddedJudge:
 
     def judge(self, clip: Clip) -> JudgeResult:
         frames = analysis_frames(clip.frames)
-        track = track_faces(frames)
         single = len(frames) == 1
+        track, evidence = track_and_gather(frames, self.models, clip.frames.shape[2] / frames.shape[2])
         if not track.found.any():
             return _no_face(clip, frames, single, self.name)
-        evidence = gather_evidence(frames, track, self.models, clip.frames.shape[2] / frames.shape[2])
         raw = RawEvidence.of(evidence, track)
         result = self.verdict(raw, list(clip.indices), evidence.yaw, evidence.identity.distance)
         cal = self.calibration
@@ -66,8 +64,9 @@ class EmbeddedJudge:
             frame_strength(main.category, cal.frame_region_z(raw), cal.frame_z(raw), evidence.identity.distance), track.found)
         probabilities = np.array([result.probabilities[c] for c in CATEGORIES])
         person = (track.person > 0.5) | track.face
-        result.frame_heatmaps = distortion_heatmaps(cal.pixel_z(evidence.maps, track.labels), np.median(region_z[seen], axis=0),
-                                                    person, region_weights(probabilities, region_z, seen), track.labels, focus)
+        standout = cal.pixel_standout(evidence.maps, track.labels, np.median(region_z[seen], axis=0))
+        result.frame_heatmaps = distortion_heatmaps(standout, person, region_weights(probabilities, region_z, seen),
+                                                    track.labels, focus)
         strip_frames = _strip_frames(evidence.yaw)
         result.strip_heatmap = np.concatenate([result.frame_heatmaps[i] for i in strip_frames], axis=1)
         result.strip = np.concatenate([frames[i] for i in strip_frames], 1)

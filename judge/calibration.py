@@ -162,25 +162,28 @@ class Calibration:
                 (colour - np.asarray(self.colour_median)) / np.asarray(self.colour_spread), axis=-1)
         return z
 
-    def pixel_z(self, maps: dict[str, np.ndarray], label: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-pixel z-scores [T, H, W] of each measure against its region's clean baseline (0 outside
-        every region). ``label``: [T, H, W] region index, -1 outside every region (``FaceTrack.labels``)."""
+    def pixel_standout(self, maps: dict[str, np.ndarray], label: np.ndarray, global_z: np.ndarray) -> np.ndarray:
+        """[T, H, W] float32: per pixel, how far its most unusual measure stands above the face as a whole:
+        max over measures of (z against its region's clean baseline - that measure's face-wide z
+        ``global_z`` [M]); -inf outside every region. ``label``: [T, H, W] region index, -1 outside every
+        region (``FaceTrack.labels``)."""
         inside = np.flatnonzero(label >= 0)  # only these pixels are computed
         region = label.ravel()[inside]
         median, spread = np.asarray(self.median, np.float32), np.asarray(self.spread, np.float32)
         colour_median, colour_spread = np.asarray(self.colour_median, np.float32), np.asarray(self.colour_spread, np.float32)
-        out = {}
+        best = np.full(len(inside), -np.inf, np.float32)
         for m, name in enumerate(MAP_MEASURES):
-            z = np.zeros(label.size, np.float32)
             if name == "colour":
                 values = maps[name].reshape(-1, 2)[inside]
-                z[inside] = np.linalg.norm((values - colour_median[region]) / colour_spread[region], axis=-1)
+                z = np.linalg.norm((values - colour_median[region]) / colour_spread[region], axis=-1)
             else:
-                z[inside] = (maps[name].ravel()[inside] - median[region, m]) / spread[region, m]
+                z = (maps[name].ravel()[inside] - median[region, m]) / spread[region, m]
                 if name == "blur":
-                    z[inside] *= -1.0
-            out[name] = z.reshape(label.shape)
-        return out
+                    z = -z
+            np.maximum(best, z - np.float32(global_z[m]), out=best)
+        out = np.full(label.size, -np.inf, np.float32)
+        out[inside] = best
+        return out.reshape(label.shape)
 
     def features(self, raw: RawEvidence, region_z: np.ndarray | None = None) -> np.ndarray:
         """[F] feature vector (``feature_names`` order); ``region_z``: ``region_z(raw)`` when already at hand."""

@@ -87,7 +87,8 @@ class FaceModels:
         return cls(DlibFaces.load(), HeadModel.load())
 
 
-def gather_evidence(frames: np.ndarray, track: FaceTrack, models: FaceModels, source_scale: float = 1.0) -> Evidence:
+def gather_evidence(frames: np.ndarray, track: FaceTrack, models: FaceModels, source_scale: float = 1.0,
+                    maps: dict[str, np.ndarray] | None = None) -> Evidence:
     """All measures of a clip [T, H, W, 3] uint8 with its face track.
 
     Args:
@@ -96,30 +97,48 @@ def gather_evidence(frames: np.ndarray, track: FaceTrack, models: FaceModels, so
         models: ``FaceModels.load()`` (load once, use for many clips).
         source_scale: source pixels per analysed pixel (the judge analyses downscaled frames; a face's
             size is judged in the source's pixels).
+        maps: ``frame_maps(frames)`` when already at hand (``track_and_gather`` computes them while the
+            face is tracked).
     """
-    with ThreadPoolExecutor(max_workers=1) as pool:  # dlib and the head-model fit run beside the maps
+    maps = dict(frame_maps(frames) if maps is None else maps)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # dlib and the head-model fit run beside the rest
         yaw = _yaw(track)
-        faces = pool.submit(lambda: (identity_evidence(frames, track.landmarks, track.found, models.dlib),
-                                     shape_evidence(track.landmarks, yaw, models.head)))
-        maps, extras = _measure_maps(frames, track)
-        identity, shape = faces.result()
-    region_values, person_values, flicker_series, cast, jitter = extras
-    return Evidence(maps, region_values, person_values, flicker_series, cast, float(track.found.mean()), jitter, yaw,
-                    identity, shape, clip_measures(track, identity, shape, source_scale, maps["flicker"]))
+        described = pool.submit(identity_evidence, frames, track.landmarks, track.found, models.dlib)
+        fitted = pool.submit(shape_evidence, track.landmarks, yaw, models.head)
+        residual = rigid_residuals(track.landmarks, track.found)
+        maps["nonrigid"] = _nonrigid_map(track, residual, frames.shape[:3])
+        maps = {name: maps[name] for name in MAP_MEASURES}
+        luma = (frames.astype(np.float32) / 255.0) @ LUMA
+        region_values, person_values = _region_means(maps, track), _person_means(maps, track)
+        flicker_series, jitter = _flicker_series(luma, track), _landmark_jitter(residual)
+        identity, shape = described.result(), fitted.result()
+    return Evidence(maps, region_values, person_values, flicker_series, background_cast(frames),
+                    float(track.found.mean()), jitter, yaw, identity, shape,
+                    clip_measures(track, identity, shape, source_scale, maps["flicker"]))
 
 
-def _measure_maps(frames: np.ndarray, track: FaceTrack) -> tuple[dict[str, np.ndarray], tuple]:
-    """The per-pixel maps of ``MAP_MEASURES`` and what is read off them: (maps, (region values, person
-    values, flicker series, background colour cast, landmark jitter))."""
+def track_and_gather(frames: np.ndarray, models: FaceModels, source_scale: float = 1.0) -> tuple[FaceTrack, Evidence]:
+    """``track_faces`` and ``gather_evidence`` of a clip, with the maps that need no face computed while
+    the face is tracked (mediapipe runs in its own threads)."""
+    from judge.track import track_faces
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tracking = pool.submit(track_faces, frames)
+        maps = frame_maps(frames)
+        track = tracking.result()
+    return track, gather_evidence(frames, track, models, source_scale, maps)
+
+
+def frame_maps(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-pixel maps of ``MAP_MEASURES`` that need no face (all but ``nonrigid``)."""
     rgb = frames.astype(np.float32) / 255.0
     luma = rgb @ LUMA
     background, spread = background_colour(frames)
     plain = spread <= PLAIN_BACKGROUND_SPREAD
-    residual = rigid_residuals(track.landmarks, track.found)
     gradient = np.hypot(_sobel(luma, 1, 0), _sobel(luma, 0, 1))
     fine = _local(gradient, 3.0)
     coarse = _local(np.hypot(*(_sobel(_local(luma, 1.5), *d) for d in ((1, 0), (0, 1)))), 3.0)
-    maps = {
+    return {
         "blur": _local(np.abs(_per_frame(luma, lambda f: cv2.Laplacian(f, cv2.CV_32F, borderType=REFLECT))), 3.0)
         / (fine + 0.01),
         "noise": _local(np.abs(_per_frame(luma, lambda f: cv2.filter2D(f, -1, IMMERKAER, borderType=REFLECT))), 2.0)
@@ -131,14 +150,16 @@ def _measure_maps(frames: np.ndarray, track: FaceTrack) -> tuple[dict[str, np.nd
         "holes": _background_likeness(frames, coarse, background) if plain else np.zeros(frames.shape[:3], np.float32),
         "smear": _coherence(luma),
         "fringe": _fringe(rgb, fine),
-        "nonrigid": _nonrigid_map(track, residual, luma.shape),
     }
-    region_values = _region_means(maps, track)
-    cast = np.zeros(2, np.float32)
-    if plain:
-        bg = background / 255.0
-        cast = np.array([bg[0] - bg[1], 0.5 * (bg[0] + bg[1]) - bg[2]], np.float32)
-    return maps, (region_values, _person_means(maps, track), _flicker_series(luma, track), cast, _landmark_jitter(residual))
+
+
+def background_cast(frames: np.ndarray) -> np.ndarray:
+    """[2] opponent colour of a plain background (0 when the background is not plain)."""
+    background, spread = background_colour(frames)
+    if spread > PLAIN_BACKGROUND_SPREAD:
+        return np.zeros(2, np.float32)
+    bg = background / 255.0
+    return np.array([bg[0] - bg[1], 0.5 * (bg[0] + bg[1]) - bg[2]], np.float32)
 
 
 def clip_measures(track: FaceTrack, identity: IdentityEvidence, shape: ShapeEvidence, source_scale: float,
@@ -264,8 +285,9 @@ def _nonrigid_map(track: FaceTrack, residual: np.ndarray, shape: tuple[int, int,
     for i in np.nonzero(track.found)[0]:
         xy = np.round(track.landmarks[i, :, :2]).astype(int)
         keep = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-        np.add.at(out[i], (xy[keep, 1], xy[keep, 0]), residual[i, keep])
-        np.add.at(weight[i], (xy[keep, 1], xy[keep, 0]), 1.0)
+        pixel = xy[keep, 1] * w + xy[keep, 0]
+        out[i] = np.bincount(pixel, residual[i, keep], h * w).reshape(h, w)
+        weight[i] = np.bincount(pixel, minlength=h * w).reshape(h, w)
     face_h = np.nanmedian(np.linalg.norm(track.landmarks[:, 10, :2] - track.landmarks[:, 152, :2], axis=-1)) \
         if track.found.any() else h
     sigma = max(1.0, 0.04 * float(face_h))

@@ -3,32 +3,31 @@ region (NSS, AUC)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 Z_FLOOR = 3.0  # pixel z-scores below this are what clean turntables show anyway
 Z_SCALE = 6.0  # z above the floor that gives a map value of 1 - 1/e
 
 
-def distortion_heatmaps(pixel_z: dict[str, np.ndarray], global_z: np.ndarray, person: np.ndarray,
-                        region_weights: np.ndarray, labels: np.ndarray, frame_focus: np.ndarray | None = None) -> np.ndarray:
+def distortion_heatmaps(standout: np.ndarray, person: np.ndarray, region_weights: np.ndarray, labels: np.ndarray,
+                        frame_focus: np.ndarray | None = None) -> np.ndarray:
     """[T, H, W] float32 maps in [0, 1]: mostly how much each face region is to blame, refined by the
     pixels whose evidence stands out from the face as a whole.
 
     Args:
-        pixel_z: measure -> [T, H, W] z-scores against clean baselines (``Calibration.pixel_z``).
-        global_z: [M] the face-wide z of each measure (subtracted, so a global change is not a hot spot).
+        standout: [T, H, W] how far each pixel's evidence stands above the face as a whole, in z
+            (``Calibration.pixel_standout``; a change of the whole face is not a hot spot).
         person: [T, H, W] bool, the person (face, hair, neck): maps are 0 elsewhere.
         region_weights: [R] in [0, 1], each region's share of the blame.
         labels: [T, H, W] region index of each pixel, -1 outside every region (``FaceTrack.labels``).
         frame_focus: [T] in [0, 1], how much of the regions' blame each frame takes (a distortion in a
             stretch of frames); None: every frame alike.
     """
-    standout = np.full(labels.shape, -np.inf, np.float32)
-    for z, g in zip(pixel_z.values(), global_z):
-        np.maximum(standout, z - np.float32(g), out=standout)
     pixel = 1.0 - np.exp(-np.clip(standout - Z_FLOOR, 0.0, None) / Z_SCALE)
-    pixel = gaussian_filter(pixel * person, (0, 2.0, 2.0), truncate=3.0)
+    pixel = (pixel * person).astype(np.float32)
+    for frame in pixel:
+        cv2.GaussianBlur(frame, (0, 0), 2.0, dst=frame, borderType=cv2.BORDER_REFLECT)
     by_region = np.append(region_weights.astype(np.float32), np.float32(0.0))[labels]  # -1 reads the 0 appended
     if frame_focus is not None:
         by_region *= (0.3 + 0.7 * np.asarray(frame_focus, np.float32))[:, None, None]

@@ -86,7 +86,7 @@ def test_the_shipped_calibration_matches_the_features():
     assert np.asarray(cal.feature_mean).shape == category_design(np.zeros(len(feature_names()))).shape
 
 
-def test_pixel_z_reads_each_pixel_against_its_regions_baseline():
+def test_pixel_standout_reads_each_pixel_against_its_regions_baseline():
     rng = np.random.default_rng(4)
     cal = fit_calibration([(_raw(rng), "No Distortion", "none", 0) for _ in range(4)] +
                           [(_raw(rng, "mouth", 1.0), "Mouth", "technical", 3) for _ in range(4)], fitted_on="test")
@@ -94,17 +94,16 @@ def test_pixel_z_reads_each_pixel_against_its_regions_baseline():
     label = rng.integers(-1, len(JUDGE_REGIONS), (t, h, w)).astype(np.int8)
     maps = {m: rng.normal(1.0, 0.2, (t, h, w)).astype(np.float32) for m in MAP_MEASURES}
     maps["colour"] = rng.normal(0.0, 0.1, (t, h, w, 2)).astype(np.float32)
-    z = cal.pixel_z(maps, label)
+    global_z = rng.normal(0.0, 1.0, len(MAP_MEASURES))
+    standout = cal.pixel_standout(maps, label, global_z)
+    assert standout.shape == (t, h, w) and standout.dtype == np.float32 and np.isneginf(standout[label < 0]).all()
     median, spread = np.asarray(cal.median), np.asarray(cal.spread)
-    for m, name in enumerate(MAP_MEASURES):
-        assert z[name].shape == (t, h, w) and (z[name][label < 0] == 0).all()
-        i = tuple(np.argwhere(label >= 0)[0])
-        sign = -1.0 if name == "blur" else 1.0
-        if name != "colour":
-            assert z[name][i] == pytest.approx(sign * (maps[name][i] - median[label[i], m]) / spread[label[i], m], rel=1e-5)
-    i = tuple(np.argwhere(label >= 0)[1])
-    offset = (maps["colour"][i] - np.asarray(cal.colour_median)[label[i]]) / np.asarray(cal.colour_spread)[label[i]]
-    assert z["colour"][i] == pytest.approx(np.linalg.norm(offset), rel=1e-5)
+    colour_median, colour_spread = np.asarray(cal.colour_median), np.asarray(cal.colour_spread)
+    for i in map(tuple, np.argwhere(label >= 0)[:5]):
+        r = label[i]
+        z = [(-1 if name == "blur" else 1) * (maps[name][i] - median[r, m]) / spread[r, m] for m, name in enumerate(MAP_MEASURES)]
+        z[MAP_MEASURES.index("colour")] = np.linalg.norm((maps["colour"][i] - colour_median[r]) / colour_spread[r])
+        assert standout[i] == pytest.approx(max(np.array(z) - global_z), rel=1e-4)
 
 
 def test_rated_clips_pull_the_scores_towards_their_ratings():
