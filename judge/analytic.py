@@ -184,8 +184,12 @@ def _distortions(named, support, probabilities, quality, authenticity, regions, 
     """Distortion reports of the named categories (``[No Distortion]`` when none is named)."""
     if not named:
         p = float(probabilities[CATEGORIES.index(NO_DISTORTION)])
+        likely = CATEGORIES[int(np.argmax(probabilities))]
+        why = "" if likely == NO_DISTORTION else (
+            f" The most probable category, {likely} ({float(probabilities.max()):.2f}), has no evidence of its own above "
+            "what clean turntables show, so it is not named.")
         return [Distortion(NO_DISTORTION, round(p, 4), 0.0, [], [], "No distortion stands out from what clean "
-                           "turntables show.")]
+                           "turntables show." + why)]
     out = []
     for category, p in named:
         candidates = CATEGORY_REGIONS.get(category, JUDGE_REGIONS)
