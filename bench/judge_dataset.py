@@ -232,7 +232,7 @@ def identity_rungs(name: str, index: int, clean: np.ndarray, meta: dict, partner
     """Yield (rung, frames) of one identity: clean, and ``count`` distortions dealt by ``index`` (or, with
     ``ladder``, every severity of each of ``LADDER_COMBOS``)."""
     from bench.degrade import (BEYOND_FACE, GLOBAL, HEAD, STRETCH, background_colour, clip_region_masks, degrade,
-                               expected_category, head_masks, stretch_mask, warp_field)
+                               head_masks, stretch_mask, warp_field)
 
     yield Rung(name, "clean", GLOBAL, 0, "No Distortion", "none"), clean
     masks = clip_region_masks(clean)
@@ -243,31 +243,25 @@ def identity_rungs(name: str, index: int, clean: np.ndarray, meta: dict, partner
     for family, scope, severity in planned(index, count, ladder):
         seed = zlib.crc32(f"{name}-{family}-{scope}-{severity}".encode())
         if family == "drift":
-            frames, category, breaks = drift(clean, partner, severity), CATEGORY[family], "structure"
+            frames = drift(clean, partner, severity)
         elif family == "janus":
-            frames, category, breaks = janus(clean, masks["face"], masks[BEYOND_FACE], severity), CATEGORY[family], "structure"
+            frames = janus(clean, masks["face"], masks[BEYOND_FACE], severity)
         elif family == "bg_warp":
             field = warp_field(clean.shape, severity, np.random.default_rng(seed)) * 2.0
-            textured = backdrop(clean, plate, yaw, masks[HEAD])
-            yield Rung(name, "clean", "textured", 0, "No Distortion", "none"), textured
+            yield Rung(name, "clean", "textured", 0, "No Distortion", "none"), backdrop(clean, plate, yaw, masks[HEAD])
             frames = backdrop(clean, plate, yaw, masks[HEAD], field)
-            category, breaks = CATEGORY[family], "structure"
         else:
-            from bench.degrade import FAMILIES
-
             mask = None if scope == GLOBAL else masks[scope]
             frames = degrade(clean, family, severity, mask, seed=seed, background=background)
-            category, breaks = expected_category(family, scope), FAMILIES[family].breaks
-        yield Rung(name, family, scope, severity, category, breaks), frames
+        yield Rung(name, family, scope, severity, *_labels(family, scope)), frames
 
 
 def _raw(frames: np.ndarray, models):
     from judge.calibration import RawEvidence
-    from judge.evidence import gather_evidence
-    from judge.track import track_faces
+    from judge.evidence import track_and_gather
 
-    track = track_faces(frames)
-    return RawEvidence.of(gather_evidence(frames, track, models), track)
+    track, evidence = track_and_gather(frames, models)
+    return RawEvidence.of(evidence, track)
 
 
 def _work_identity(job) -> str:

@@ -1,6 +1,6 @@
 """What the judge's benchmarks share: a clip's place in the data set (``Rung``), its cached evidence,
 what the judge made of it (``Outcome``), and the report over many (per family and scope: Spearman
-correlation of severity with each score, drops, top-category accuracy, heatmap NSS/AUC; then the
+correlation of severity with each score, drops, top-category accuracy; then the
 acceptance summary)."""
 
 from __future__ import annotations
@@ -52,31 +52,15 @@ class Outcome:
     quality: float
     authenticity: float
     top: str
-    nss: float | None
-    auc: float | None
-
-
-def judge_rung(judge, rung: Rung, frames: np.ndarray, mask: np.ndarray | None) -> Outcome:
-    from judge.frames import Clip
-    from judge.heatmap import auc, nss
-
-    result = judge.judge(Clip(frames, list(range(len(frames))), len(frames), 24.0, "frames", rung.key))
-    n_s = a_u = None
-    if mask is not None and result.frame_heatmaps is not None:
-        target = mask > 0.5
-        keep = [i for i in range(len(frames)) if target[i].sum() >= 20]
-        n_s = float(np.mean([nss(result.frame_heatmaps[i], target[i]) for i in keep])) if keep else None
-        a_u = float(np.mean([auc(result.frame_heatmaps[i], target[i]) for i in keep])) if keep else None
-    return Outcome(rung, result.quality.mos, result.authenticity.mos, result.top_category(), n_s, a_u)
 
 
 def predict_rung(calibration, rung: Rung, raw) -> Outcome:
-    """Scores and top category straight from cached evidence (no heatmaps)."""
+    """Scores and top category straight from cached evidence."""
     from judge.categories import top_category
 
     features = calibration.features(raw)
     quality, authenticity, probabilities = calibration.predict(features)
-    return Outcome(rung, quality, authenticity, top_category(probabilities, features, len(raw.found) == 1), None, None)
+    return Outcome(rung, quality, authenticity, top_category(probabilities, features, len(raw.found) == 1))
 
 
 def spearman(x, y) -> float:
@@ -114,7 +98,7 @@ def report(outcomes: list[Outcome], title: str) -> None:
             groups.setdefault((o.rung.family, o.rung.scope), []).append(o)
     hurt = lambda o: o.quality if o.rung.breaks == "technical" else o.authenticity  # the score its family hurts
     print(f"{'family':<10} {'scope':<11} {'n':>4} {'SRCC Q':>7} {'SRCC A':>7} {'SRCC*':>6} {'dQ@5':>6} {'dA@5':>6} "
-          f"{'top ok':>6} {'NSS':>5} {'AUC':>5}")
+          f"{'top ok':>6}")
     family_srcc: dict[str, list[tuple[float, float, float, str]]] = {}
     pairs = wins = right = 0
     for (family, scope), items in sorted(groups.items()):
@@ -127,19 +111,15 @@ def report(outcomes: list[Outcome], title: str) -> None:
         dq = np.mean([clean[o.rung.photo].quality - o.quality for o in top5]) if top5 else np.nan
         da = np.mean([clean[o.rung.photo].authenticity - o.authenticity for o in top5]) if top5 else np.nan
         ok = np.mean([o.top == o.rung.category for o in items])
-        nsses = [o.nss for o in items if o.nss is not None]
-        aucs = [o.auc for o in items if o.auc is not None]
-        loc = f"{np.mean(nsses):5.2f} {np.mean(aucs):5.2f}" if nsses else f"{'-':>5} {'-':>5}"
-        print(f"{family:<10} {scope:<11} {len(items):4d} {sq:7.3f} {sa:7.3f} {sh:6.3f} {dq:6.1f} {da:6.1f} {ok:6.0%} {loc}")
+        print(f"{family:<10} {scope:<11} {len(items):4d} {sq:7.3f} {sa:7.3f} {sh:6.3f} {dq:6.1f} {da:6.1f} {ok:6.0%}")
         family_srcc.setdefault(family, []).append((sq, sa, sh, items[0].rung.breaks))
         for o in items:
             right += o.top == o.rung.category
             if o.rung.photo in clean:
                 pairs += 1
                 wins += hurt(clean[o.rung.photo]) > hurt(o)
-    per_family = {f: np.mean([abs(h) for *_, h, _ in [(q, a, h, b) for q, a, h, b in v]]) for f, v in family_srcc.items()}
+    per_family = {f: np.mean([abs(h) for _, _, h, _ in v]) for f, v in family_srcc.items()}
     technical = {f: np.mean([abs(q) for q, *_ in v]) for f, v in family_srcc.items() if v[0][3] == "technical"}
-    local = [o for o in outcomes if o.nss is not None]
     print(f"mean |SRCC| severity vs the score each family hurts (quality: technical; authenticity: structure, "
           f"style): {np.mean(list(per_family.values())):.3f} "
           f"({', '.join(f'{f} {v:.2f}' for f, v in per_family.items())})")
@@ -160,6 +140,3 @@ def report(outcomes: list[Outcome], title: str) -> None:
         print(f"clean variants: quality {min(o.quality for o in variants):.0f}-{max(o.quality for o in variants):.0f}, "
               f"authenticity {min(o.authenticity for o in variants):.0f}-{max(o.authenticity for o in variants):.0f}, "
               f"called {NO_DISTORTION} {sum(o.top == NO_DISTORTION for o in variants)}/{len(variants)}")
-    if local:
-        print(f"local distortions: heatmap NSS {np.mean([o.nss for o in local]):.2f}, "
-              f"AUC {np.mean([o.auc for o in local]):.3f} over {len(local)} clips")

@@ -50,9 +50,8 @@ def rated_evidence(cache: Path, shared: Path = SHARED) -> list[tuple[Rated, obje
     """Each rated clip with its evidence (``RawEvidence``), cached in ``cache`` by file name."""
     from judge.analytic import analysis_frames
     from judge.calibration import RawEvidence
-    from judge.evidence import FaceModels, gather_evidence
+    from judge.evidence import FaceModels, track_and_gather
     from judge.frames import load_clip
-    from judge.track import track_faces
     from judge_outcomes import load_raw, save_raw
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -63,8 +62,7 @@ def rated_evidence(cache: Path, shared: Path = SHARED) -> list[tuple[Rated, obje
             models = models or FaceModels.load()
             clip = load_clip(item.path)
             frames = analysis_frames(clip.frames)
-            track = track_faces(frames)
-            evidence = gather_evidence(frames, track, models, clip.frames.shape[2] / frames.shape[2])
+            track, evidence = track_and_gather(frames, models, clip.frames.shape[2] / frames.shape[2])
             save_raw(path, RawEvidence.of(evidence, track))
         out.append((item, load_raw(path)))
     return out

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from judge.calibration import TARGETS, Calibration, RawEvidence
-from judge.categories import (STRUCTURE, category_evidence, clip_measures, distortion_frames, frame_strength, named_categories,
-                              squash)
+from judge.categories import (STRUCTURE, category_evidence, clip_measures, distortion_frames, frame_focus, frame_strength,
+                              named_categories, squash)
 from judge.evidence import MAP_MEASURES, FaceModels, track_and_gather
 from judge.frames import Clip
 from judge.heatmap import distortion_heatmaps
@@ -60,7 +60,7 @@ class EmbeddedJudge:
         region_z = np.nan_to_num(cal.region_z(raw), nan=0.0)
         seen = np.isfinite(raw.region_values).any(0).any(-1)
         main = next((d for d in result.distortions if d.category != NO_DISTORTION), None)
-        focus = np.ones(len(frames)) if main is None else _frame_focus(
+        focus = np.ones(len(frames)) if main is None else frame_focus(
             frame_strength(main.category, cal.frame_region_z(raw), cal.frame_z(raw), evidence.identity.distance), track.found)
         probabilities = np.array([result.probabilities[c] for c in CATEGORIES])
         person = (track.person > 0.5) | track.face
@@ -110,18 +110,6 @@ class EmbeddedJudge:
             not single, regions, views, clip_measures(features, single))
         result.summary = summarise(result)
         return result
-
-
-def _frame_focus(strength: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """[T] in [0, 1]: how much of the heatmap each frame gets, from the main distortion's per-frame
-    strength: 1 throughout when it is steady, else rising from the clip's median to its peak."""
-    s = np.where(found, strength, np.nan)
-    if not np.isfinite(s).any():
-        return np.ones(len(strength))
-    median, peak = float(np.nanmedian(s)), float(np.nanmax(s))
-    if peak - median < 2.0:
-        return np.ones(len(strength))
-    return np.nan_to_num(np.clip((s - median) / (peak - median), 0.0, 1.0), nan=0.0)
 
 
 def region_weights(probabilities: np.ndarray, region_z: np.ndarray, seen: np.ndarray) -> np.ndarray:

@@ -154,12 +154,16 @@ class Calibration:
     def region_z(self, raw: RawEvidence) -> np.ndarray:
         """[R, M] z-scores of each region and measure over the frames given (NaN where never seen)."""
         with np.errstate(all="ignore"):
-            values = _nanmean(raw.region_values, 0)
+            return self._z(_nanmean(raw.region_values, 0), _nanmean(raw.region_colours, 0))
+
+    def _z(self, values: np.ndarray, colours: np.ndarray) -> np.ndarray:
+        """[..., R, M] z-scores of region values [..., R, M] and opponent colours [..., R, 2] (blur flipped:
+        less detail is worse; colour: the length of the standardised offset)."""
+        with np.errstate(all="ignore"):
             z = (values - np.asarray(self.median)) / np.asarray(self.spread)
-            z[:, MAP_MEASURES.index("blur")] *= -1.0
-            colour = _nanmean(raw.region_colours, 0)
-            z[:, MAP_MEASURES.index("colour")] = np.linalg.norm(
-                (colour - np.asarray(self.colour_median)) / np.asarray(self.colour_spread), axis=-1)
+            z[..., MAP_MEASURES.index("blur")] *= -1.0
+            z[..., MAP_MEASURES.index("colour")] = np.linalg.norm(
+                (colours - np.asarray(self.colour_median)) / np.asarray(self.colour_spread), axis=-1)
         return z
 
     def pixel_standout(self, maps: dict[str, np.ndarray], label: np.ndarray, global_z: np.ndarray) -> np.ndarray:
@@ -194,12 +198,7 @@ class Calibration:
 
     def frame_region_z(self, raw: RawEvidence) -> np.ndarray:
         """[T, R, M] z-scores of each frame's regions and measures (NaN where a region is absent)."""
-        with np.errstate(all="ignore"):
-            z = (raw.region_values - np.asarray(self.median)) / np.asarray(self.spread)
-            z[..., MAP_MEASURES.index("blur")] *= -1.0
-            z[..., MAP_MEASURES.index("colour")] = np.linalg.norm(
-                (raw.region_colours - np.asarray(self.colour_median)) / np.asarray(self.colour_spread), axis=-1)
-        return z
+        return self._z(raw.region_values, raw.region_colours)
 
     def frame_z(self, raw: RawEvidence) -> np.ndarray:
         """[T, M] z-scores of each frame's whole-person measures (worse = larger, as for the regions)."""

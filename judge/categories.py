@@ -130,14 +130,20 @@ def frame_strength(category: str, frame_region_z: np.ndarray, frame_person_z: np
         return np.nan_to_num(np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), 1), nan=0.0, neginf=0.0)
 
 
-def distortion_frames(strength: np.ndarray, found: np.ndarray) -> list[int]:
-    """The frames a distortion is named in: where its per-frame ``strength`` [T] stands out (at least half
-    way from the clip's median to its peak, when the peak is 2 z or more above the median: a stretch of
-    frames), else every frame with a face (it is there throughout)."""
-    if not found.any():
-        return []
+def frame_focus(strength: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """[T] in [0, 1]: how much each frame shows a distortion, from its per-frame ``strength`` [T]: when the
+    peak stands 2 z or more above the clip's median (a stretch of frames), rising from the median to the
+    peak (0 without a face); else 1 everywhere (it is there throughout)."""
     s = np.where(found, strength, np.nan)
+    if not np.isfinite(s).any():
+        return np.ones(len(strength))
     median, peak = float(np.nanmedian(s)), float(np.nanmax(s))
-    if peak - median >= 2.0:
-        return [int(i) for i in np.nonzero(np.nan_to_num(s, nan=-np.inf) >= median + 0.5 * (peak - median))[0]]
-    return [int(i) for i in np.nonzero(found)[0]]
+    if peak - median < 2.0:
+        return np.ones(len(strength))
+    return np.nan_to_num(np.clip((s - median) / (peak - median), 0.0, 1.0), nan=0.0)
+
+
+def distortion_frames(strength: np.ndarray, found: np.ndarray) -> list[int]:
+    """The frames with a face a distortion is named in: those at least half way from the clip's median to
+    its peak (``frame_focus``), which is every frame when it is there throughout."""
+    return [int(i) for i in np.nonzero(found & (frame_focus(strength, found) >= 0.5))[0]]

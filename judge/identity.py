@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from judge.frames import sample_indices
+
 MODEL_PACKAGE = "face_recognition_models"
 SHAPE_MODEL = "shape_predictor_5_face_landmarks.dat"
 DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
@@ -98,8 +100,7 @@ def identity_evidence(frames: np.ndarray, landmarks: np.ndarray, found: np.ndarr
         models: dlib's models (``DlibFaces.load()``).
     """
     candidates = np.nonzero(found)[0]
-    chosen = candidates[np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))] \
-        if len(candidates) else candidates
+    chosen = candidates[sample_indices(len(candidates), count)]
     detected, descriptors = [], []
     for i in chosen:
         image = np.ascontiguousarray(frames[i])
