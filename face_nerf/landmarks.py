@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from face_nerf.errors import NoFaceError
+from face_nerf.native_logs import quiet_native_logs
 
 NUM_LANDMARKS = 478  # 468 face-mesh points + 2 x 5 iris points
 MIN_FACE_PIXELS = 80  # a face smaller than this across is reconstructed, with a warning that it will be blurry
@@ -64,7 +65,7 @@ def detect_landmarks(rgb: np.ndarray, max_faces: int = 5) -> list[np.ndarray]:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"Input must be uint8 with a shape of (H, W, 3). Got {rgb.dtype} {rgb.shape}.")
     h, w = rgb.shape[:2]
-    with mp.solutions.face_mesh.FaceMesh(
+    with quiet_native_logs(), mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True, min_detection_confidence=0.5
     ) as mesh:
         found = mesh.process(np.ascontiguousarray(rgb)).multi_face_landmarks or []
@@ -85,7 +86,7 @@ def segment_person(rgb: np.ndarray) -> np.ndarray:
     """
     import mediapipe as mp
 
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
+    with quiet_native_logs(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
         mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
     return np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
 
@@ -154,7 +155,8 @@ def _detect_small_faces(rgb: np.ndarray, max_faces: int) -> list[np.ndarray]:
     from PIL import Image
 
     h, w = rgb.shape[:2]
-    with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as detector:
+    with quiet_native_logs(), mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                        min_detection_confidence=0.5) as detector:
         detections = detector.process(np.ascontiguousarray(rgb)).detections or []
     faces = []
     for det in detections[:max_faces]:
@@ -169,7 +171,8 @@ def _detect_small_faces(rgb: np.ndarray, max_faces: int) -> list[np.ndarray]:
         crop = Image.fromarray(rgb[y0:y1, x0:x1]).resize(
             (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), Image.BICUBIC
         )
-        with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True) as mesh:
+        with quiet_native_logs(), mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                                  refine_landmarks=True) as mesh:
             found = mesh.process(np.asarray(crop)).multi_face_landmarks or []
         for face in found:
             points = _to_pixels(face, crop.width, crop.height) / scale

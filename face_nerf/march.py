@@ -25,6 +25,7 @@ import warp as wp
 from torch import Tensor
 
 from face_nerf.head.cache import default_cache_dir
+from face_nerf.native_logs import quiet_native_logs
 from face_nerf.render import BOX_TOLERANCE
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def _warp_ready(device: torch.device) -> None:
         if wp.config.kernel_cache_dir is None and not os.environ.get("WARP_CACHE_PATH"):
             wp.config.kernel_cache_dir = str(default_cache_dir() / "warp")
             wp.config.log_level = wp.LOG_ERROR  # no start-up banner or compile timings in the app's log
-        wp.init()
+        with quiet_native_logs():  # "Warp CUDA warning: Could not find ... the NVIDIA CUDA driver" on a CPU host
+            wp.init()
         wp.load_module(sys.modules[__name__], device=wp.device_from_torch(device))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -171,16 +172,37 @@ def edit_reconstruction(recon: Reconstruction, prompt: str, editor: Editor | Non
     return dataclasses.replace(recon, field=result.field, timings=timings, edit=result)
 
 
+@dataclass
+class Turntable:
+    """The first stage of ``render_outputs``: the turntable alone (what a streaming caller shows first)."""
+
+    frames: np.ndarray  # [N, S, S, 3] uint8
+    poses: list  # [N] TurntableFrame
+    light: torch.Tensor  # [9, 3] the SH light it is lit by
+    transfer: LightTransfer
+
+
 def render_outputs(recon: Reconstruction, config: ReconstructionConfig = ReconstructionConfig(),
                    progress: Callable[[int], None] | None = None) -> Outputs:
     """Render the turntable, strip and input view under ``config.lighting`` and extract the mesh;
     ``progress(n)`` is called as frames finish."""
-    timings = recon.timings
+    return finish_outputs(recon, config, render_turntable(recon, config, progress))
+
+
+def render_turntable(recon: Reconstruction, config: ReconstructionConfig = ReconstructionConfig(),
+                     progress: Callable[[int], None] | None = None) -> Turntable:
+    """The turntable under ``config.lighting``; ``progress(n)`` is called as frames finish."""
     poses = turntable_poses(config.frames, config.yaw)
     light = config.lighting.to_sh(recon.field.photo_light)
-    fixed_to = config.lighting.fixed_to
-    with _stage(timings, "turntable"):
-        frames, turntable = render_views(recon.field, poses, config.size, light, fixed_to, progress=progress)
+    with _stage(recon.timings, "turntable"):
+        frames, transfer = render_views(recon.field, poses, config.size, light, config.lighting.fixed_to,
+                                        progress=progress)
+    return Turntable(frames, poses, light, transfer)
+
+
+def finish_outputs(recon: Reconstruction, config: ReconstructionConfig, turntable: Turntable) -> Outputs:
+    """The rest of ``render_outputs`` after its turntable: the strip, the input view, the mesh and the report."""
+    timings, light, fixed_to, poses = recon.timings, turntable.light, config.lighting.fixed_to, turntable.poses
     with _stage(timings, "strip"):
         views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to)
         strip = np.concatenate(list(views), axis=1)
@@ -202,7 +224,8 @@ def render_outputs(recon: Reconstruction, config: ReconstructionConfig = Reconst
         "warnings": recon.warnings,
         "timings_s": timings,
     }
-    return Outputs(frames, poses, strip, input_view, mesh, report, config.lighting, turntable, strip_transfer)
+    return Outputs(turntable.frames, poses, strip, input_view, mesh, report, config.lighting, turntable.transfer,
+                   strip_transfer)
 
 
 def relight_outputs(recon: Reconstruction, outputs: Outputs, lighting: Lighting, mesh_lighting: bool = False) -> Outputs:
@@ -270,12 +293,14 @@ TOOL = "face_nerf reconstruct"  # the writer named in the output folder's marker
 
 
 def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24,
-                  inputs: Iterable[str | os.PathLike] = ()) -> Path:
+                  inputs: Iterable[str | os.PathLike] = (), video: str | Path | None = None) -> Path:
     """Write every output into ``out_dir`` atomically: all files are written to a temporary folder
     beside it, which then replaces ``out_dir``; if anything fails, ``out_dir`` is left as it was.
 
     Args:
         inputs: paths the run read (the photo); ``out_dir`` may not be or contain them.
+        video: the turntable already encoded from ``outputs.frames`` (a streaming caller showed it first):
+            copied instead of encoded again.
 
     Raises:
         OutputError: ``out_dir`` holds files this tool did not write, contains an input, or cannot be
@@ -283,7 +308,10 @@ def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, 
     """
     with staged_folder(out_dir, TOOL, inputs) as staging:
         start = time.perf_counter()
-        write_video(outputs.frames, staging / "turntable.mp4", fps)
+        if video is None:
+            write_video(outputs.frames, staging / "turntable.mp4", fps)
+        else:
+            shutil.copyfile(video, staging / "turntable.mp4")
         Image.fromarray(outputs.strip).save(staging / "views.png")
         Image.fromarray(outputs.input_view, mode="RGBA").save(staging / "input_view.png")
         write_glb(outputs.mesh, staging / "mesh.glb")

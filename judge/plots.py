@@ -22,7 +22,7 @@ def score_figure(result: JudgeResult):
     for i, (level, colour) in enumerate(zip(LEVELS, LEVEL_COLOURS)):
         fig.add_vrect(x0=20 * i, x1=20 * (i + 1), fillcolor=colour, opacity=0.25, line_width=0, layer="below",
                       annotation_text=level, annotation_position="top", annotation_font_size=13)
-    fig.update_layout(xaxis=dict(range=[0, 100], title="opinion score (0-100)"), yaxis=dict(autorange="reversed"),
+    fig.update_layout(xaxis=dict(range=[0, 100], title="opinion score (0-100)"), yaxis=dict(autorange="reversed", automargin=True),
                       height=230, margin=dict(l=10, r=30, t=40, b=40), font=FONT, showlegend=False,
                       title=dict(text=f"Judge: {result.backend}", font_size=15))
     return fig
@@ -40,7 +40,7 @@ def category_figure(result: JudgeResult):
                            text=[f"{p:.2f}" for p in probabilities], textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
     fig.add_vline(x=0.5, line_dash="dash", line_color="#444")
-    fig.update_layout(xaxis=dict(range=[0, 1.05], title="probability"), yaxis=dict(autorange="reversed"),
+    fig.update_layout(xaxis=dict(range=[0, 1.05], title="probability"), yaxis=dict(autorange="reversed", automargin=True),
                       height=360, margin=dict(l=10, r=30, t=40, b=40), font=FONT, showlegend=False,
                       title=dict(text="Distortions (red: found)", font_size=15))
     return fig

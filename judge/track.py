@@ -7,6 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
+from face_nerf.native_logs import quiet_native_logs
 from judge.result import JUDGE_REGIONS
 
 PLAIN_BACKGROUND_SPREAD = 6.0  # grey levels: borders more uniform than this are a plain backdrop
@@ -72,8 +73,9 @@ def track_faces(frames: np.ndarray) -> FaceTrack:
     t, h, w = frames.shape[:3]
     landmarks = np.full((t, 478, 3), np.nan, np.float32)
     person = np.zeros((t, h, w), np.float32)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                         min_detection_confidence=0.5) as mesh, \
+    with quiet_native_logs(), \
+            mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                            min_detection_confidence=0.5) as mesh, \
             mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
         for i, frame in enumerate(frames):
             frame = np.ascontiguousarray(frame)

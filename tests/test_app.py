@@ -13,15 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-import app
 from judge.frames import load_clip
+from webapp.create_tab import light_spec
+from webapp.inputs import photo_input
+from webapp.page import build_demo
+from webapp.panel import frame_overlay, panel
+from webapp.services import Services
+from webapp.words import status_line
 from webapp.text import markdown_text
 from tests.conftest import EXAMPLES
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
-    return app.Services(tmp_path_factory.mktemp("outputs"))
+    return Services(tmp_path_factory.mktemp("outputs"))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,7 @@ def test_generate_makes_every_artefact_and_a_judgement(services, created):
     assert report["edit"]["summary"] == "applied: irises -> #2a62d8 (normal)"
     assert judgement["backend"] == "embedded-judge" and judgement["face_found"]
     assert 0 <= judgement["quality"]["mos"] <= 100 and judgement["quality"]["level"] in ("bad", "poor", "fair", "good", "excellent")
-    line = app.status_line(report, result.judged)
+    line = status_line(report, result.judged)
     assert "embedded-editor" in line and "irises" in line and "embedded-judge" in line
     assert [f.rsplit("/", 1)[-1] for f in result.files] == ["turntable.mp4", "mesh.glb", "views.png", "report.json",
                                                             "judge.json"]
@@ -51,28 +56,31 @@ def test_generate_makes_every_artefact_and_a_judgement(services, created):
 
 def test_judge_panel_contents(services, created):
     result = services.result(created[4])
-    scores, categories, summary, strip_heat, frame_heat, slider = app.panel(result.judged)
+    scores, categories, summary, strip_heat, frame_heat, slider = panel(result.judged)
     assert scores.data[0].x[0] == result.judged.result.quality.mos
     assert len(categories.data[0].y) == 9 and "embedded-judge" in summary
     assert strip_heat.shape == result.judged.result.strip.shape and frame_heat.ndim == 3
-    assert app.frame_overlay(result.judged, 99).shape == frame_heat.shape  # clamped to the last frame
-    assert app.panel(None)[0] is None
+    assert frame_overlay(result.judged, 99).shape == frame_heat.shape  # clamped to the last frame
+    assert panel(None)[0] is None
 
 
 def test_relight_and_compare(services, created):
     video, *_, token = created
     result = services.result(token)
-    spec = app.light_spec(-60, 10, "rgba(255, 216, 168, 1)", 1.5, 0.2)
+    spec = light_spec(-60, 10, "rgba(255, 216, 168, 1)", 1.5, 0.2)
     assert spec == "azimuth=-60,elevation=10,color=#ffd8a8,intensity=1.5,ambient=0.2"
     video2, _, _, judgement2, token2 = services.relight(token, "custom", spec, "camera", progress=_quiet)
     result2 = services.result(token2)
     assert video2 != video and result2.outputs.report["lighting"]["fixed_to"] == "camera"
     assert result2.recon is result.recon and judgement2["backend"] == "embedded-judge"
-    side_by_side = services.compare(token, "original vs edited")
+    side_by_side, (before, after) = services.compare(token, "original vs edited")
     strip_h, strip_w = result.outputs.strip.shape[:2]
-    assert side_by_side.shape[1] == strip_w and side_by_side.shape[0] > 2 * strip_h
-    assert not np.array_equal(side_by_side[-strip_h:], side_by_side[36:36 + strip_h])  # the edit shows
-    assert services.compare(token, "two lighting presets", "warm").shape == side_by_side.shape
+    assert side_by_side.shape[1] > 2 * strip_w and strip_h < side_by_side.shape[0] < 2 * strip_h  # next to each other
+    assert before.shape == after.shape == result.outputs.strip.shape
+    assert np.array_equal(after, result.outputs.strip) and not np.array_equal(before, after)  # the edit shows
+    assert np.array_equal(side_by_side[-strip_h:, -strip_w:], after)  # the edited strip on the right, under its caption
+    lit, (current, warm) = services.compare(token, "two lighting presets", "warm")
+    assert lit.shape == side_by_side.shape and not np.array_equal(current, warm)
     with pytest.raises(gr.Error, match="Choose one of"):
         services.relight(token, "candle", "", "world", progress=_quiet)
     with pytest.raises(gr.Error, match="Nothing to relight"):
@@ -131,13 +139,13 @@ def test_lmm_backend_judges_and_answers_by_generation(tiny_model, tmp_path, monk
     video = tmp_path / "long.mp4"  # 70 frames: the clip samples 64 of them, the LMM judge 8 of those
     frames = (np.random.default_rng(0).random((70, 64, 64, 3)) * 255).astype(np.uint8)
     imageio.mimwrite(video, frames, fps=24, macro_block_size=1)
-    lmm_services = app.Services(tmp_path / "out")
+    lmm_services = Services(tmp_path / "out")
     judgement, token = lmm_services.judge_video(str(video), "lmm", progress=_quiet)
     assert judgement["backend"] == f"lmm-judge:{tiny_model.rstrip('/').split('/')[-1]}"
     assert max(judgement["frame_indices"]) == 69
     judged = lmm_services.judged(token)
     assert judged.frames.shape[0] == 8 and judged.result.frame_heatmaps.shape[:3] == judged.frames.shape[:3]
-    scores, categories, summary, strip, frame, slider = app.panel(judged)  # the panel draws LMM judgements
+    scores, categories, summary, strip, frame, slider = panel(judged)  # the panel draws LMM judgements
     assert strip.shape[2] == 3 and frame.shape == judged.frames.shape[1:] and "lmm-judge" in summary
     question = "Which region is worst?"
     generated = lmm_services.ask_kept(token, judgement, question)
@@ -152,13 +160,13 @@ def test_photo_input_names_an_unreadable_file(tmp_path):
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a photo")
     with pytest.raises(gr.Error, match="notes.jpg is not an image that can be read"):
-        app.photo_input(type="filepath", image_mode=None).preprocess(FileData(path=str(fake), orig_name="notes.jpg"))
+        photo_input(type="filepath", image_mode=None).preprocess(FileData(path=str(fake), orig_name="notes.jpg"))
 
 
 def test_running_app_serves_generate_judge_and_ask(tmp_path):
     from gradio_client import Client, handle_file
 
-    demo = app.build_demo(app.Services(tmp_path))
+    demo = build_demo(Services(tmp_path))
     demo.queue().launch(prevent_thread_lock=True, allowed_paths=[str(tmp_path)], quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
@@ -198,7 +206,7 @@ def test_spot_check_queues_only_what_its_maker_adds(services, created, tmp_path)
     marked, clicks = spot.click(item, [], "", event)
     assert clicks == [[30.0, 40.0]] and not np.array_equal(marked, strip)
     verdict, saved = spot.submit("ana", item, 72, 64, ["Eye"], clicks, "ok", "rating-1")
-    assert saved and verdict.startswith("Saved.") and "Judge (embedded-judge)" in verdict
+    assert saved and verdict.startswith("Saved **turntable.mp4**.") and "Judge (embedded-judge)" in verdict
     spot.submit("ana", item, 72, 64, ["Eye"], clicks, "ok", "rating-1")  # a retried submit
     assert spot.store.count() == 1 and spot.store.ratings()[0].clicks == [[30.0, 40.0]]
     verdict, saved = spot.submit("ana", item, 140, 64, [], [], "", "rating-2")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import app
+from webapp.page import build_demo, launch
+from webapp.services import Services
 from tests.conftest import EXAMPLES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,8 +36,8 @@ def test_create_judge_and_ask_in_the_browser(tmp_path):
     from webapp.spotcheck import SpotCheck
 
     spot = SpotCheck(tmp_path / "ratings.sqlite", key=None, public=False)
-    demo = app.build_demo(app.Services(tmp_path / "outputs", spot=spot))
-    app.launch(demo, prevent_thread_lock=True, quiet=True)
+    demo = build_demo(Services(tmp_path / "outputs", spot=spot))
+    launch(demo, prevent_thread_lock=True, quiet=True)
     screenshot = Path(os.environ.get("FACELAB_SCREENSHOT", tmp_path / "browser.png"))
     try:
         with sync_playwright() as p:
@@ -93,7 +94,7 @@ def test_an_annotator_rates_ten_items_and_the_export_reimports_to_the_same_stati
         write_video(clip, video)
         spot.add(str(video), judge.judge(load_clip(video)), "import")
     assert len(spot.store.items()) == 10  # ten different videos, ten items
-    demo = app.build_demo(app.Services(tmp_path / "outputs", spot=spot))
+    demo = build_demo(Services(tmp_path / "outputs", spot=spot))
     (tmp_path / "outputs").mkdir(exist_ok=True)
     demo.queue().launch(prevent_thread_lock=True, allowed_paths=[str(tmp_path)], quiet=True)
     try:

@@ -19,7 +19,9 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-import app
+from webapp.page import build_demo, launch
+from webapp.services import Services
+from webapp.words import status_line
 from tests.conftest import EXAMPLES
 from webapp.spotcheck import SpotCheck
 
@@ -34,11 +36,11 @@ def serving(root: Path, max_age_s: float = 3600, spot: SpotCheck | None = None):
     saved = {k: os.environ.get(k) for k in ("GRADIO_TEMP_DIR", "GRADIO_HEARTBEAT_INTERVAL")}
     uploads = root / "uploads"
     os.environ.update(GRADIO_TEMP_DIR=str(uploads), GRADIO_HEARTBEAT_INTERVAL="0.5")
-    services = app.Services(uploads / "sessions", uploads_root=uploads, max_age_s=max_age_s,
+    services = Services(uploads / "sessions", uploads_root=uploads, max_age_s=max_age_s,
                             spot=spot or SpotCheck(root / "ratings" / "annotations.sqlite", key=None, public=False))
-    demo = app.build_demo(services)
+    demo = build_demo(services)
     services.start_retention()
-    app.launch(demo, prevent_thread_lock=True, quiet=True)
+    launch(demo, prevent_thread_lock=True, quiet=True)
     try:
         yield services, demo
     finally:
@@ -193,7 +195,7 @@ def test_a_png_bomb_sent_to_generate_gets_a_message_and_the_server_keeps_serving
 
 def services_ask_error(text: str) -> gr.Error:
     with pytest.raises(gr.Error) as caught:
-        app.Services.ask(text, "Why?")
+        Services.ask(text, "Why?")
     return caught.value
 
 
@@ -218,7 +220,7 @@ def test_spot_check_needs_a_key_and_is_off_on_a_public_space_without_one(tmp_pat
     assert "switched off on this public Space" in open_space.next_item("eve", "")[4]
     assert "FACELAB\\_ANNOTATOR\\_KEY secret" in open_space.next_item("eve", "")[4]  # escaped for Markdown
     assert not open_space.submit("eve", "x" * 64, 50, 50, [], [], "", "r1")[1]
-    demo = app.build_demo(app.Services(tmp_path / "out", spot=open_space))
+    demo = build_demo(Services(tmp_path / "out", spot=open_space))
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab) and b.id == "spot"]
     assert tabs and not tabs[0].visible
     queue_rows = [b for b in demo.blocks.values() if isinstance(b, gr.Button) and b.elem_id == "create-queue"]
@@ -234,8 +236,8 @@ def test_a_broken_ratings_store_leaves_creating_and_judging_working(tmp_path):
     corrupt = tmp_path / "annotations.sqlite"
     corrupt.write_bytes(os.urandom(4096))
     spot = SpotCheck(corrupt, key=None, public=False)
-    services = app.Services(tmp_path / "out", spot=spot)
-    demo = app.build_demo(services)  # checks the store at start, and starts anyway
+    services = Services(tmp_path / "out", spot=spot)
+    demo = build_demo(services)  # checks the store at start, and starts anyway
     notices = [b for b in demo.blocks.values() if isinstance(b, gr.Markdown) and b.elem_id == "spot-problem"]
     assert notices and "Ratings are unavailable" in notices[0].value
     assert "Ratings are unavailable" in spot.next_item("ana", "")[4]
@@ -245,7 +247,7 @@ def test_a_broken_ratings_store_leaves_creating_and_judging_working(tmp_path):
 
 
 def test_a_result_finished_after_the_browser_left_is_not_kept(tmp_path, monkeypatch):
-    services = app.Services(tmp_path / "out")
+    services = Services(tmp_path / "out")
     visitor = SimpleNamespace(session_hash="leaving")
     judge = services.judges.get()
     real_judge = judge.judge
@@ -263,7 +265,7 @@ def test_a_result_finished_after_the_browser_left_is_not_kept(tmp_path, monkeypa
 def test_other_visitors_creating_never_take_away_a_visitors_result(tmp_path):
     from webapp.kept import KeptResults
 
-    services = app.Services(tmp_path / "out", kept=KeptResults(budget_mb=150))  # about one creation in memory
+    services = Services(tmp_path / "out", kept=KeptResults(budget_mb=150))  # about one creation in memory
     alice, bob, carol = (SimpleNamespace(session_hash=name) for name in ("alice", "bob", "carol"))
     *_, token = services.generate(PHOTO, "blue eyes", request=alice, progress=_quiet, **FAST)
     for other in (bob, carol):
@@ -282,19 +284,20 @@ def test_a_full_disk_is_a_message(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "secret" / "path"))
 
     monkeypatch.setattr(face_nerf.pipeline, "write_outputs", full)
-    services = app.Services(tmp_path / "out")
+    services = Services(tmp_path / "out")
     with pytest.raises(gr.Error, match="disk is full") as caught:
         services.generate(PHOTO, progress=_quiet, **FAST)
     assert "secret" not in caught.value.message
 
 
 def test_user_text_in_the_page_is_not_markup(tmp_path):
-    services = app.Services(tmp_path / "out")
+    services = Services(tmp_path / "out")
     video, *_, token = services.generate(PHOTO, progress=_quiet, **FAST)
     judgement, judged_token = services.judge_video(video, progress=_quiet)
     answer = services.ask_kept(judged_token, judgement, '<img src=x onerror=alert(1)> ![t](http://example.org/t.png)')
     assert "<img" not in answer and "![" not in answer and "cannot answer" in answer
-    assert "<" not in app.status_line({"backend": "<b>x</b>", "edit": {"summary": "<img src=y>"}})
+    line = status_line({"backend": "<b>x</b>", "edit": {"summary": "<img src=y>"}})
+    assert "<b>" not in line and "<img" not in line and "&lt;img src=y&gt;" in line
 
 
 def _quiet(*args, **kwargs):

@@ -43,16 +43,17 @@ def photo_input(files=None, **kwargs) -> gr.Image:
     return image
 
 
-def clip_input(**kwargs) -> gr.File:
-    """A one-file upload whose events receive the uploaded file's path. (Gradio's own
-    ``gr.File(type="filepath")`` leaves an empty temporary file in its cache at every call; the judge
-    checks the file's type itself, with a message.)"""
-    upload = gr.File(type="filepath", file_count="single", **kwargs)
+def clip_input(file_count: str = "single", **kwargs) -> gr.File:
+    """An upload whose events receive the uploaded file's path (``file_count="multiple"``: a list of
+    paths). (Gradio's own ``gr.File(type="filepath")`` leaves an empty temporary file in its cache at
+    every call; the judge checks the file's type itself, with a message.)"""
+    upload = gr.File(type="filepath", file_count=file_count, **kwargs)
 
     def path_of(payload):
         if payload is None:
             return None
-        return (payload[0] if isinstance(payload, list) or hasattr(payload, "root") else payload).path
+        files = payload.root if hasattr(payload, "root") else payload if isinstance(payload, list) else [payload]
+        return [f.path for f in files] if file_count == "multiple" else files[0].path
 
     upload.preprocess = path_of
     return upload

@@ -10,9 +10,8 @@ import gradio as gr
 import numpy as np
 
 from face_nerf.errors import FaceLabError
+from webapp.settings import BACKEND_ENV, BACKENDS
 
-BACKENDS = ("embedded", "lmm")
-BACKEND_ENV = "FACELAB_JUDGE_BACKEND"  # the judge of creations and the Judge tab's default
 STATIC_CACHE_ENV = "FACELAB_LMM_STATIC_CACHE"  # "1": the LMM judge decodes with a compiled static cache
 
 

@@ -84,9 +84,10 @@ class KeptResults:
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.RLock()
 
-    def put(self, session: str, item, folder: Path | None = None) -> str:
+    def put(self, session: str, item, folder: Path | None = None, fit: bool = True) -> str:
         """Keep ``item`` for ``session``; returns its token. ``folder``: the session's folder on disk,
-        where its items may be moved when memory runs short."""
+        where its items may be moved when memory runs short. ``fit=False`` leaves moving older items
+        out of memory to a later ``fit`` (a caller that shows the item first)."""
         token = uuid.uuid4().hex
         with self._lock:
             kept = self._sessions.setdefault(session, _Session())
@@ -96,8 +97,15 @@ class KeptResults:
             while len(kept.items) > self.per_session:
                 _, old = kept.items.popitem(last=False)
                 _forget(old)
-            self._fit(keep=session)
+            if fit:
+                self._fit(keep=session)
         return token
+
+    def fit(self, session: str) -> None:
+        """Bring memory back within the budget (what ``put(..., fit=False)`` left), ``session``'s newest
+        item staying in memory."""
+        with self._lock:
+            self._fit(keep=session)
 
     def get(self, session: str, token: str | None, what: str = "result"):
         """The item for ``token`` if ``session`` made it; None for no token.

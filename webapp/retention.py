@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 
-MAX_AGE_ENV = "FACELAB_MAX_AGE_S"
-MAX_AGE_S = 3600.0  # default maximum age (seconds) of anything a visitor uploads or makes
+from webapp.settings import MAX_AGE_ENV, MAX_AGE_S  # noqa: F401  (the retention period is a setting)
 log = logging.getLogger(__name__)
 
 

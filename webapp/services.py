@@ -8,9 +8,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import gradio as gr
 import numpy as np
@@ -18,16 +20,18 @@ import numpy as np
 from face_nerf.edit import EmbeddedEditor
 from face_nerf.errors import FaceLabError
 from face_nerf.lighting import CustomLight, Lighting
-from webapp.compare import stack_labelled
+from webapp.compare import side_by_side
+from webapp.examples import ExampleRef, ExampleResults
 from webapp.judgement_json import parse_judgement
 from webapp.judges import Judges
 from webapp.kept import KeptResults, NotKept
-from webapp.retention import MAX_AGE_S, Sweeper, sweep_interval
+from webapp.retention import MAX_AGE_S, Sweeper, remove_tree, sweep_interval
 from webapp.sessions import SessionFiles, session_name
 from webapp.text import markdown_text
 
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
+SESSION_ENDED = "The browser session ended before the result was ready; it was not kept."
 TURNTABLES = {"±45°": 45.0, "full turn": 180.0}  # the app's turntable choices -> ReconstructionConfig.yaw
 
 
@@ -65,19 +69,6 @@ def parse_lighting(preset: str | None, light: str | None = None, fixed_to: str |
     return Lighting(preset, fixed_to=fixed_to or "world")
 
 
-def status_line(report: dict | None, judged: Judged | None = None) -> str:
-    """What produced a result, for the page: backends and the edits applied."""
-    if not report:
-        return ""
-    edit = report.get("edit") or {}
-    lighting = report.get("lighting") or {}
-    judge = f" · **judge:** {markdown_text(judged.result.backend)}" if judged else ""
-    return (f"**Backend:** {markdown_text(report.get('backend'))} · **editor:** "
-            f"{markdown_text(edit.get('backend') or 'none')} · **lighting:** {markdown_text(lighting.get('name'))} "
-            f"({markdown_text(lighting.get('fixed_to'))}-fixed){judge}  \n"
-            f"**Edits:** {markdown_text(edit.get('summary', 'no edit'))}")
-
-
 @dataclass
 class Services:
     """Shared by all sessions: the editor (its sentence-embedding model loads on first need), the
@@ -92,6 +83,7 @@ class Services:
     judges: Judges = field(default_factory=Judges)  # the embedded judge and, when configured, the LMM judge
     uploads_root: Path = field(default_factory=lambda: Path(gr.utils.get_upload_folder()))  # Gradio's upload cache
     max_age_s: float = MAX_AGE_S  # nothing a visitor uploads or makes is kept longer (seconds)
+    examples_root: Path | None = None  # the example photos' results (default: beside output_root); never swept
 
     def __post_init__(self):
         from webapp.spotcheck import SpotCheck
@@ -101,6 +93,23 @@ class Services:
         if self.spot is None:
             self.spot = SpotCheck(self.output_root.with_name(f"{self.output_root.name}-ratings") / "annotations.sqlite")
         self._sweeper: Sweeper | None = None
+        self.examples = ExampleResults(self.examples_root or self.output_root.with_name(f"{self.output_root.name}-examples"))
+
+    def prepare_examples(self, photos: list[str]) -> float:
+        """Make the example photos' results once, so that clicking one shows it at once (the seconds it took)."""
+        seconds = self.examples.prepare(photos, self)
+        self.files.keep = self.files.keep | self.examples.files()
+        return seconds
+
+    def show_example(self, photo: str | None, request: gr.Request | None = None) -> tuple | None:
+        """An example's prepared result as ``generate`` returns it, its token kept in the request's
+        session; None when the photo is not a prepared example."""
+        example = self.examples.get(photo)
+        if example is None:
+            return None
+        session = session_name(request)
+        token = self.kept.put(session, ExampleRef(example.name), self.files.folder(session))
+        return example.video, example.mesh, example.strip, example.judgement, token
 
     @property
     def judge(self):
@@ -158,16 +167,21 @@ class Services:
         gr.Info(f"The diffusion editor takes about {editor.estimate_seconds() / 60:.0f} min for this edit.")
         return editor
 
-    def generate(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
-                 fixed_to: str = "world", size: int = 256, frames: int = 48, editor: str = "embedded",
-                 turntable: str = "±45°", request: gr.Request | None = None,
-                 progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
-        """Photo -> edited, lit 3D face -> (turntable.mp4, mesh.glb, views.png, judgement as JSON, a
-        token for the result kept for relighting, comparing and the judge panel). ``turntable`` is one of
-        ``TURNTABLES``."""
-        from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_outputs
+    def generate(self, *args, **kwargs) -> tuple[str, str, str, dict, str]:
+        """The finished result of ``generate_steps`` (for callers that do not stream)."""
+        return _last(self.generate_steps(*args, **kwargs))
 
-        self.files.received(session_name(request), photo_path)
+    def generate_steps(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
+                       fixed_to: str = "world", size: int = 256, frames: int = 48, editor: str = "embedded",
+                       turntable: str = "±45°", request: gr.Request | None = None,
+                       progress=gr.Progress()) -> Iterator[tuple]:
+        """Photo -> edited, lit 3D face, streamed as it is made (``_stream``): (turntable.mp4, mesh.glb,
+        views.png, judgement as JSON, a token for the result kept for relighting, comparing and the judge
+        panel). ``turntable`` is one of ``TURNTABLES``."""
+        from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_turntable
+
+        session = session_name(request)
+        self.files.received(session, photo_path)
         if not photo_path:
             raise gr.Error("No photo yet: upload a face photo or click one of the examples.")
         size, frames = self._check_size(size, frames)
@@ -193,13 +207,17 @@ class Services:
                 done[0] += n
                 progress(0.2 + 0.55 * done[0] / config.frames, desc="Rendering the turntable")
 
-            outputs = render_outputs(recon, config, progress=frame_done)
-            progress(0.8, desc="Judging the turntable")
-            return self._finish(Result(recon, base, outputs, config), request, progress)
+            rendered = render_turntable(recon, config, progress=frame_done)
+            yield from self._stream(Result(recon, base, None, config), rendered, session, progress)
 
-    def relight(self, token: str | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
-                request: gr.Request | None = None, progress=gr.Progress()) -> tuple[str, str, str, dict, str]:
-        """The last result under another light, without reconstructing (judged again)."""
+    def relight(self, *args, **kwargs) -> tuple[str, str, str, dict, str]:
+        """The finished result of ``relight_steps``."""
+        return _last(self.relight_steps(*args, **kwargs))
+
+    def relight_steps(self, token: str | None, lighting: str = "original", light: str = "", fixed_to: str = "world",
+                      request: gr.Request | None = None, progress=gr.Progress()) -> Iterator[tuple]:
+        """The last result under another light, without reconstructing (judged again), streamed like
+        ``generate_steps``."""
         from face_nerf.pipeline import relight_outputs
 
         result = self.result(token, request)
@@ -209,12 +227,13 @@ class Services:
             progress(0.1, desc="Relighting")
             outputs = relight_outputs(result.recon, result.outputs, parse_lighting(lighting, light, fixed_to),
                                       result.config.mesh_lighting)
-            return self._finish(Result(result.recon, result.base, outputs, result.config), request, progress)
+            yield from self._stream(Result(result.recon, result.base, outputs, result.config), None,
+                                    session_name(request), progress)
 
     def compare(self, token: str | None, mode: str = "original vs edited", preset: str = "studio",
-                request: gr.Request | None = None) -> np.ndarray:
-        """Two 3-view strips one above the other: before and after the edit, or the current light and
-        ``preset``; each labelled."""
+                request: gr.Request | None = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Two 3-view strips: before and after the edit, or the current light and ``preset``. Returns
+        (both side by side under their captions, (before, after) for a slider)."""
         from face_nerf.export import STRIP_YAWS, TurntableFrame, render_views
         from face_nerf.pipeline import relight_outputs
 
@@ -229,9 +248,10 @@ class Services:
                                         result.config.size, light, result.config.lighting.fixed_to)
                 other, labels = np.concatenate(list(views), 1), ("original", "edited: " + (result.recon.edit.summary()
                                                                                           if result.recon.edit else "no edit"))
-                return stack_labelled([other, current], labels)
+                return side_by_side([other, current], labels), (other, current)
             relit = relight_outputs(result.recon, result.outputs, parse_lighting(preset), result.config.mesh_lighting)
-            return stack_labelled([current, relit.strip], (f"lighting: {result.outputs.lighting.name}", f"lighting: {preset}"))
+            captions = (f"lighting: {result.outputs.lighting.name}", f"lighting: {preset}")
+            return side_by_side([current, relit.strip], captions), (current, relit.strip)
 
     # --- judge -------------------------------------------------------------------------------------
 
@@ -258,7 +278,7 @@ class Services:
             result = judge.judge(clip)
             if not result.face_found:
                 gr.Warning(result.summary)
-            judged = self._keep_judgement(result, clip, folder)
+            judged = self.keep_judgement(result, clip, folder)
             judged.video = str(own) if clip.kind == "video" else None
             token = self.kept.put(session, judged, self.files.folder(session))
             self._drop_if_ended(session)
@@ -295,12 +315,15 @@ class Services:
     def result(self, token: str | None, request: gr.Request | None = None) -> Result | None:
         """A creation kept for the request's session (None for no token)."""
         with user_errors():
-            return self.kept.get(session_name(request), token)
+            item = self.kept.get(session_name(request), token)
+        return self.examples.result(item.name) if isinstance(item, ExampleRef) else item
 
     def judged(self, token: str | None, request: gr.Request | None = None) -> Judged | None:
         """The judgement of a creation or judged upload kept for the request's session (None for no token)."""
         with user_errors():
             item = self.kept.get(session_name(request), token, "judgement")
+        if isinstance(item, ExampleRef):
+            return self.examples.examples[item.name].judged
         return item.judged if isinstance(item, Result) else item
 
     # --- spot-check --------------------------------------------------------------------------------
@@ -312,6 +335,8 @@ class Services:
             return markdown_text(self.spot.disabled_reason)
         with user_errors():
             item = self.kept.get(session_name(request), token)
+        if isinstance(item, ExampleRef):
+            item = self.examples.result(item.name)
         if item is None:
             return "Nothing to add yet: generate a face or judge a video first."
         judged, source = (item.judged, "app") if isinstance(item, Result) else (item, "upload")
@@ -321,33 +346,64 @@ class Services:
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    def _finish(self, result: Result, request, progress) -> tuple[str, str, str, dict, Result]:
-        from face_nerf.pipeline import write_outputs
+    def _stream(self, result: Result, rendered, session: str, progress) -> Iterator[tuple]:
+        """Show a creation as it is finished: the turntable as soon as it is encoded, then the mesh and
+        strip, then the judgement with the token of the kept result. ``rendered``: the turntable alone
+        (``render_turntable``) when ``result.outputs`` is still to be finished. Yields (video, mesh, strip,
+        judgement, token), None for what is not ready. If a step fails, nothing of it stays on disk."""
+        from face_nerf.export import write_glb, write_video
+        from face_nerf.pipeline import finish_outputs, write_outputs
         from judge.frames import load_clip
+        from PIL import Image
 
-        session = session_name(request)
-        progress(0.85, desc="Judging the turntable")
-        clip = load_clip(result.outputs.frames)
-        judgement = self.judges.get().judge(clip)
-        progress(0.95, desc="Writing video, mesh and judgement")
         folder = self.files.new_folder(session)
-        out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps)
-        result.judged = self._keep_judgement(judgement, clip, out)
-        result.judged.video = str(out / "turntable.mp4")
+        judging = None
+        try:
+            frames = rendered.frames if result.outputs is None else result.outputs.frames
+            video, mesh, strip = folder / "turntable.mp4", folder / "mesh.glb", folder / "views.png"
+            write_video(frames, video, result.config.fps)
+            yield str(video), None, None, None, None
+            # The judge needs only the frames: it runs beside the mesh and strip (they share the 2 cores
+            # with mediapipe's and dlib's own threads), so its panel follows the mesh closely.
+            clip = load_clip(frames)
+            judging = ThreadPoolExecutor(1, thread_name_prefix="judge")
+            judgement = judging.submit(self.judges.get().judge, clip)
+            progress(0.78, desc="Making the mesh")
+            if result.outputs is None:
+                result.outputs = finish_outputs(result.recon, result.config, rendered)
+            write_glb(result.outputs.mesh, mesh)
+            Image.fromarray(result.outputs.strip).save(strip)
+            yield str(video), str(mesh), str(strip), None, None
+            progress(0.85, desc="Judging the turntable")
+            judgement = judgement.result()
+            judging.shutdown()
+            self._drop_if_ended(session)  # the browser left while it was judged
+            result.judged = self.keep_judgement(judgement, clip, folder)
+            result.judged.video = str(video)
+            token = self.kept.put(session, result, self.files.folder(session), fit=False)
+            self._drop_if_ended(session)
+            yield str(video), str(mesh), str(strip), judgement.to_dict(), token
+            # Shown; now the downloads, and memory back within its budget.
+            out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps, video=video)
+        except BaseException as err:
+            if judging is not None:
+                judging.shutdown(wait=True, cancel_futures=True)  # before its folder goes
+            remove_tree(folder)
+            if self.files.ended(session) and not isinstance(err, gr.Error):  # its folder went with the session
+                raise gr.Error(SESSION_ENDED) from err
+            raise
         result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json")] + \
             [result.judged.json_path]
-        token = self.kept.put(session, result, self.files.folder(session))
-        self._drop_if_ended(session)
+        self.kept.fit(session)
         release_memory()
-        return str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"), judgement.to_dict(), token
 
     def _drop_if_ended(self, session: str) -> None:
         """The browser left while the request ran: remove what it made instead of keeping it."""
         if self.files.ended(session):
             self._forget(session)
-            raise gr.Error("The browser session ended before the result was ready; it was not kept.")
+            raise gr.Error(SESSION_ENDED)
 
-    def _keep_judgement(self, result, clip, folder: Path) -> Judged:
+    def keep_judgement(self, result, clip, folder: Path) -> Judged:
         """Write the judgement's JSON and keep it with the frames it analysed, at the panel's size (at
         most 256 px; heatmaps of another size, e.g. the LMM judge's, are resized to them). For the LMM
         judge, the judged frames are also kept at their own size, for its questions."""
@@ -377,6 +433,14 @@ class Services:
         if not 8 <= frames <= MAX_FRAMES:
             raise gr.Error(f"Frames must be between 8 and {MAX_FRAMES}. Got {frames}.")
         return size, frames
+
+
+def _last(steps: Iterator[tuple]) -> tuple:
+    """The last of a handler's streamed steps (the finished result)."""
+    last = None
+    for last in steps:
+        pass
+    return last
 
 
 @contextmanager

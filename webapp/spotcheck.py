@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,15 @@ KEY_ENV = "FACELAB_ANNOTATOR_KEY"
 QUEUE_NOTICE = ("Adds this turntable and its 3-view strip to the spot-check queue: the annotators of this app "
                 "will see them, and they are kept in the ratings store until an operator removes them.")
 log = logging.getLogger(__name__)
+
+
+def items_per_hour(times: list[float], now: float, window_s: float = 3600.0) -> float | None:
+    """An annotator's pace over the last ``window_s``: ratings per hour between the first and the last
+    of that window (None for fewer than two)."""
+    recent = sorted(t for t in times if now - t <= window_s)
+    if len(recent) < 2 or recent[-1] <= recent[0]:
+        return None
+    return (len(recent) - 1) / (recent[-1] - recent[0]) * 3600.0
 
 
 class SpotCheckRefused(Exception):
@@ -119,11 +129,13 @@ class SpotCheck:
         except SpotCheckRefused as err:
             return None, None, None, [], f"⚠️ {markdown_text(err)}"
         who = markdown_text(annotator)
+        pace = items_per_hour([r.created for r in self.store.ratings() if r.annotator == annotator], time.time())
+        pace = f" · {pace:.0f} items/hour" if pace else ""
         if not queue:
-            return None, None, None, [], f"**{who}**: nothing left to rate ({done} rated). Thank you!"
+            return None, None, None, [], f"**{who}**: nothing left to rate ({done} rated{pace}). Thank you!"
         item = queue[0]
         return (item.item_id, item.path if Path(item.path).exists() else None, self._strip(item.item_id, []), [],
-                f"**{who}**: item {done + 1} of {done + len(queue)} · {markdown_text(item.name)}")
+                f"**{who}**: item {done + 1} of {done + len(queue)} · {markdown_text(item.name)}{pace}")
 
     def click(self, item_id: str | None, clicks: list, key: str, event: gr.SelectData) -> tuple[np.ndarray | None, list]:
         """Add a click on the strip (a distorted spot) and redraw the marks."""
@@ -159,12 +171,13 @@ class SpotCheck:
         except (SpotCheckRefused, AnnotationError) as err:
             return f"⚠️ Not saved: {markdown_text(err)}", False
         judge = json.loads(item.judge_json) if item.judge_json else None
+        saved = f"Saved **{markdown_text(item.name)}**"
         yours = f"yours: quality {quality:.0f} ({level_word(quality)}), authenticity {authenticity:.0f} ({level_word(authenticity)}), " \
                 f"{', '.join(categories or []) or 'no category'}"
         if judge is None:
-            return f"Saved. {yours}. (No judge verdict for this item.)", True
+            return f"{saved}. {yours}. (No judge verdict for this item.)", True
         found = ", ".join(d["category"] for d in judge["distortions"]) or "nothing"
-        return (f"Saved. {yours}.  \n**Judge ({markdown_text(judge['backend'])})**: quality {judge['quality']['mos']:.0f} "
+        return (f"{saved}. {yours}.  \n**Judge ({markdown_text(judge['backend'])})**: quality {judge['quality']['mos']:.0f} "
                 f"({judge['quality']['level']}), authenticity {judge['authenticity']['mos']:.0f} "
                 f"({judge['authenticity']['level']}), found {found}."), True
 

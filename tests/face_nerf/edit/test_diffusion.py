@@ -115,14 +115,14 @@ def test_refusals_are_clear(tiny_model, monkeypatch):
 def test_the_cli_and_the_app_refuse_the_diffusion_editor_without_a_model(tmp_path, monkeypatch, capsys):
     import gradio as gr
 
-    import app
     from face_nerf.__main__ import main
+    from webapp.services import Services
 
     monkeypatch.delenv("FACELAB_SD_MODEL", raising=False)
     assert main(["reconstruct", "assets/examples/astronaut.png", "--out", str(tmp_path / "out"), "--editor",
                  "diffusion", "--prompt", "marble statue", "--quiet"]) == 2
     assert "No Stable Diffusion model configured" in capsys.readouterr().err and not (tmp_path / "out").exists()
-    services = app.Services(tmp_path / "outputs")
+    services = Services(tmp_path / "outputs")
     assert services.diffusion_model is None
     with pytest.raises(gr.Error, match="No Stable Diffusion model configured"):
         services.generate("assets/examples/astronaut.png", "marble statue", editor="diffusion", progress=lambda *a, **k: None)

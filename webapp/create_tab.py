@@ -1,0 +1,282 @@
+"""The Create tab: photo, prompt and light on the left, with Generate in sight at 1280x720; the result
+streams in on the right (turntable, then mesh and strip, then the judge panel), with a large 3D viewer.
+
+Every handler here reports problems in one message line under the buttons (``#message``) and leaves
+the panels as they were; the API routes (``/generate``, ``/relight``) are declared separately in
+``webapp.page`` and raise, so API callers get errors as errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from face_nerf.edit.prompt import MAX_PROMPT_CHARS
+from face_nerf.lighting import PRESETS
+from webapp.inputs import photo_input
+from webapp.panel import judge_panel, panel, shown_panel
+from webapp.services import MAX_FRAMES, SIZES, TURNTABLES, Services
+from webapp.sessions import session_name
+from webapp.text import markdown_text
+from webapp.words import status_line
+
+EXAMPLES = sorted(str(p) for p in (Path(__file__).parents[1] / "assets" / "examples").glob("*.*"))
+LIGHTING_CHOICES = [*PRESETS, "custom"]
+EXAMPLE_PROMPTS = ["red lipstick", "blue eyes", "older, with a grey beard and blue eyes", "big smile", "sunglasses",
+                   "marble statue", "zombie", "grey hair, raised eyebrows"]
+# The page's own scripts (no server round trip): the prompt's character counter, and bringing the
+# result into view when Generate is pressed (on a phone it is below the controls).
+COUNT_JS = f"""(p) => {{ const n = (p || "").length, max = {MAX_PROMPT_CHARS};
+  return n > max ? `⚠️ ${{n}} / ${{max}} characters: shorten it by ${{n - max}}` : `${{n}} / ${{max}} characters`; }}"""
+log = logging.getLogger(__name__)
+SCROLL_JS = """() => { const el = document.getElementById('turntable');
+  if (el) el.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"""
+
+
+@dataclass
+class CreateTab:
+    """What other parts of the page need: the inputs of ``/generate`` and ``/relight``, the outputs the
+    API fills, and this session's creations (for the Judge tab)."""
+
+    inputs: list  # photo, prompt, lighting, light, fixed to, size, frames, editor, turntable
+    relight_inputs: list  # result, lighting, light, fixed to
+    api_outputs: list  # video, mesh, strip, judgement JSON, result token
+    creations: gr.State  # [(label, token)] made in this session
+    show_first_example: object  # (request) -> the first example photo and its result, for ``load_outputs``
+    load_outputs: list  # what opening the page fills
+
+
+def warning(message: str) -> str:
+    """The message line's text for a problem."""
+    return f"⚠️ {markdown_text(message)}"
+
+
+def create_tab(services: Services) -> CreateTab:
+    """Lay out the Create tab and wire its events."""
+    result, judged, creations = gr.State(None), gr.State(None), gr.State([])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320, elem_id="create-controls"):
+            photo = photo_input(services.files, type="filepath", label="1 · Face photo", elem_id="photo",
+                                image_mode=None, sources=["upload", "webcam", "clipboard"], height=190)
+            prompt = gr.Textbox(label="2 · Edit (optional)", elem_id="prompt", lines=1, max_lines=3,
+                                placeholder="e.g. older, with a grey beard and blue eyes")
+            prompt_count = gr.Markdown(f"0 / {MAX_PROMPT_CHARS} characters", elem_id="prompt-count")
+            lighting = gr.Dropdown(LIGHTING_CHOICES, value="original", label="Lighting", elem_id="lighting")
+            with gr.Row():
+                run = gr.Button("3 · Generate", variant="primary", elem_id="generate", size="lg", scale=2)
+                relight = gr.Button("Relight", elem_id="relight", size="lg", scale=1)
+            message = gr.Markdown(elem_id="message")
+            example_photos = gr.Examples(EXAMPLES, inputs=photo, label="Example photos (public domain): click one "
+                                         "to see its result", examples_per_page=8, elem_id="example-photos")
+            gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=prompt, label="Example edits")
+            with gr.Accordion("More options", open=False, elem_id="more-options"):
+                editor = gr.Radio(["embedded", "diffusion"], value="embedded", label="Editor",
+                                  visible=services.diffusion_model is not None, elem_id="editor",
+                                  info="embedded: offline, seconds; diffusion: Stable Diffusion on a GPU, minutes")
+                fixed_to = gr.Radio(["world", "camera"], value="world", label="Light fixed to",
+                                    info="world: the light stays put as the head turns; camera: it turns with the view")
+                turntable = gr.Radio(list(TURNTABLES), value="±45°", label="Turntable", elem_id="turntable-choice",
+                                     info="full turn: round the whole head, the back included")
+                size = gr.Dropdown(list(SIZES), value=256, label="Output size (pixels)")
+                frames = gr.Slider(8, MAX_FRAMES, value=48, step=1, label="Turntable frames")
+            with gr.Accordion("Custom light", open=False, elem_id="custom-light") as custom_box:
+                azimuth = gr.Slider(-180, 180, value=40, step=1, label="Azimuth (degrees; 0 = from the camera, + = viewer's right)")
+                elevation = gr.Slider(-90, 90, value=20, step=1, label="Elevation (degrees)")
+                colour = gr.ColorPicker("#ffd8a8", label="Colour")
+                intensity = gr.Slider(0, 4, value=1.2, step=0.05, label="Intensity")
+                ambient = gr.Slider(0, 2, value=0.3, step=0.05, label="Ambient")
+            light = gr.Textbox("", visible=False)  # the custom light as a spec string (also the API's input)
+        with gr.Column(scale=3, min_width=320, elem_id="create-result"):
+            status = gr.Markdown(elem_id="status")
+            video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="turntable", height=400)
+            mesh = gr.Model3D(label="3D mesh: drag to turn, scroll to zoom", elem_id="mesh", height=520)
+            strip = gr.Image(label="Views at -45°, 0°, +45°", elem_id="strip", height=220)
+            downloads = gr.File(label="Downloads (mp4, glb, png, json)", file_count="multiple", elem_id="downloads")
+            with gr.Accordion("Compare", open=False, elem_id="compare-box"):
+                with gr.Row():
+                    compare_mode = gr.Radio(["original vs edited", "two lighting presets"], value="original vs edited",
+                                            label="Compare")
+                    compare_preset = gr.Dropdown(list(PRESETS), value="studio", label="Second lighting preset")
+                    compare_button = gr.Button("Compare", elem_id="compare")
+                compare_image = gr.Image(label="Side by side", elem_id="compare-image")
+                compare_slider = gr.ImageSlider(label="Before / after: drag the handle", elem_id="compare-slider")
+            gr.Markdown("### What the judge says")
+            parts, question, ask, answer, (queue, queued) = judge_panel("create", services.spot.enabled)
+            with gr.Accordion("Judgement (JSON)", open=False):
+                judgement = gr.JSON(label="Judgement", elem_id="judgement")
+
+    inputs = [photo, prompt, lighting, light, fixed_to, size, frames, editor, turntable]
+    streamed = [message, video, mesh, strip, judgement, result, *parts, answer]
+    finished = [status, downloads, judged, queued, creations]
+    quiet = dict(api_visibility="private", queue=False)
+
+    def streamed_steps(steps, request):
+        """The services' steps as this tab's outputs: the panel cleared at the first step and filled at
+        the last; a problem becomes the message line, the rest left as it was."""
+        try:
+            first = True
+            for video_path, mesh_path, strip_path, data, token in steps:
+                if token:
+                    contents = shown_panel(services.files, services.judged(token, request), request)
+                else:
+                    contents = list(panel(None)) if first else [gr.skip()] * len(parts)
+                first = False
+                yield "", video_path, mesh_path, strip_path, data, token, *contents, ""
+        except gr.Error as err:
+            yield warning(err.message), *[gr.skip()] * (len(streamed) - 1)
+        except Exception as err:  # a fault of ours: logged, and said in the message line
+            log.exception("generating failed")
+            yield warning(f"Something went wrong on the server ({type(err).__name__}). Try again; if it "
+                          "persists, tell the operator."), *[gr.skip()] * (len(streamed) - 1)
+
+    def generate_in_page(photo_path, text, preset, spec, fixed, pixels, count, editor_name, sweep, request: gr.Request,
+                 progress=gr.Progress()):
+        yield from streamed_steps(services.generate_steps(photo_path, text, preset, spec, fixed, pixels, count,
+                                                          editor_name, sweep, request=request, progress=progress),
+                                  request)
+
+    def relight_in_page(token, preset, spec, fixed, request: gr.Request, progress=gr.Progress()):
+        yield from streamed_steps(services.relight_steps(token, preset, spec, fixed, request=request,
+                                                         progress=progress), request)
+
+    def after(token, made, request: gr.Request):
+        """Status, downloads and the panel's token of a finished creation; it joins the session's list."""
+        try:
+            res = services.result(token, request)
+        except gr.Error:
+            res = None
+        if res is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        label = f"{len(made) + 1}. {res.outputs.report['edit'].get('summary', 'no edit')}"[:80]
+        return status_line(res.outputs.report, res.judged), res.files or None, token, "", [*made, (label, token)]
+
+    def show_example(photo_path, request: gr.Request):
+        """An example photo's prepared result, at once (nothing when examples were not prepared)."""
+        shown = services.show_example(photo_path, request)
+        if shown is None:
+            return [gr.skip()] * len(example_outputs)
+        video_path, mesh_path, strip_path, data, token = shown
+        example = services.examples.get(photo_path)
+        contents = shown_panel(services.files, example.judged, request)
+        words = status_line(example.report, example.judged, example=example.name)
+        return ("", video_path, mesh_path, strip_path, data, token, *contents, "", words, example.files, token, "")
+
+    def busy(label: str):
+        return gr.Button(value=label, interactive=False)
+
+    run.click(lambda: busy("Generating…"), None, run, js=SCROLL_JS, **quiet).then(
+        generate_in_page, inputs, streamed, show_progress_on=[video, message], concurrency_limit=1, concurrency_id="heavy",
+        api_visibility="private").then(after, [result, creations], finished, **quiet).then(
+        lambda: gr.Button(value="3 · Generate", interactive=True), None, run, **quiet)
+    relight.click(lambda: busy("Relighting…"), None, relight, js=SCROLL_JS, **quiet).then(
+        relight_in_page, [result, lighting, light, fixed_to], streamed, show_progress_on=[video, message],
+        concurrency_limit=1, concurrency_id="heavy", api_visibility="private").then(
+        after, [result, creations], finished, **quiet).then(
+        lambda: gr.Button(value="Relight", interactive=True), None, relight, **quiet)
+    # Clicking an example photo shows its prepared result at once.
+    example_outputs = streamed + finished[:-1]
+    example_photos.load_input_event.then(show_example, photo, example_outputs, **quiet)
+    photo.upload(check_upload, photo, [photo, message], preprocess=False, **quiet)
+    prompt.input(None, prompt, prompt_count, js=COUNT_JS, **quiet)
+
+    def compare(token, mode, preset, request: gr.Request):
+        try:
+            image, pair = services.compare(token, mode, preset, request)
+        except gr.Error as err:
+            return gr.skip(), gr.skip(), warning(err.message)
+        session = session_name(request)
+        return (services.files.image(session, image),
+                tuple(services.files.image(session, p) for p in pair), "")
+
+    compare_button.click(compare, [result, compare_mode, compare_preset], [compare_image, compare_slider, message],
+                         api_visibility="private", concurrency_limit=1, concurrency_id="heavy")
+    _wire_light(lighting, [azimuth, elevation, colour, intensity, ambient], light, custom_box)
+    wire_panel(services, judged, parts, question, ask, answer, judgement, queue, queued)
+    def show_first_example(request: gr.Request):
+        """Opening the page shows the first example photo and its result, before any click."""
+        first = EXAMPLES[0] if EXAMPLES and services.examples.get(EXAMPLES[0]) else None
+        return (first or gr.skip(), *show_example(first, request))
+
+    return CreateTab(inputs, [result, lighting, light, fixed_to], [video, mesh, strip, judgement, result], creations,
+                     show_first_example, [photo, *example_outputs])
+
+
+def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:
+    """The custom-light controls as a light spec string."""
+    return f"azimuth={azimuth:g},elevation={elevation:g},color={_hex_colour(colour)},intensity={intensity:g},ambient={ambient:g}"
+
+
+def _hex_colour(colour: str) -> str:
+    """'#rrggbb' or a CSS 'rgb(a)(r, g, b[, a])' string (what colour pickers send) -> '#rrggbb'."""
+    colour = (colour or "#ffffff").strip()
+    if colour.startswith("rgb"):
+        try:
+            parts = [float(v) for v in colour[colour.index("(") + 1:colour.rindex(")")].split(",")[:3]]
+        except ValueError:
+            return colour  # CustomLight rejects it with a message naming the expected form
+        return "#" + "".join(f"{max(0, min(255, round(v))):02x}" for v in parts)
+    return colour
+
+
+def check_upload(payload) -> tuple:
+    """Check a photo as soon as it is uploaded (``preprocess=False``: Gradio's raw file record): an
+    unreadable file is taken out of the input, with a message saying why and what to upload instead."""
+    from PIL import Image
+
+    from face_nerf.photo import MAX_PIXELS
+
+    record = payload if isinstance(payload, dict) else getattr(payload, "__dict__", {}) or {}
+    path, name = record.get("path"), record.get("orig_name") or "The file"
+    if not path:
+        return gr.skip(), ""
+    try:
+        with Image.open(path) as image:
+            pixels = image.width * image.height
+            image.verify()
+    except Image.DecompressionBombError:
+        pixels = MAX_PIXELS + 1
+    except (OSError, ValueError, SyntaxError) as err:
+        return None, warning(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
+                             "or WebP photo of a face.")
+    if pixels > MAX_PIXELS:
+        return None, warning(f"{name} has {pixels / 1e6:,.0f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f}. "
+                             "Downscale it (1-4 megapixels is plenty) and upload it again.")
+    return gr.skip(), ""
+
+
+def _wire_light(lighting, controls: list, light, custom_box) -> None:
+    """The custom-light controls write the light spec; choosing "custom" opens them."""
+    def spec(choice, *values):
+        return light_spec(*values) if choice == "custom" else ""
+
+    for control in [lighting, *controls]:
+        control.change(spec, [lighting, *controls], light, api_visibility="private", queue=False)
+    lighting.change(lambda choice: gr.Accordion(open=choice == "custom"), lighting, custom_box,
+                    api_visibility="private", queue=False)
+
+
+def wire_panel(services: Services, state, parts: list, question, ask, answer, source, queue, queued) -> None:
+    """A judge panel's own events: the frame slider, questions, and adding the result to the spot-check queue."""
+    from webapp.panel import frame_overlay
+
+    def show_frame(token, index, request: gr.Request):
+        try:
+            judged = services.judged(token, request)
+        except gr.Error:
+            return gr.skip()
+        return services.files.image(session_name(request), frame_overlay(judged, index))
+
+    def answer_question(token, data, text, request: gr.Request):
+        try:
+            return f"**Q:** {markdown_text(text or '')}  \n**A:** {services.ask_kept(token, data, text, request)}"
+        except gr.Error as err:
+            return warning(err.message)
+
+    parts[-1].change(show_frame, [state, parts[-1]], parts[-2], api_visibility="private", queue=False)
+    queue.click(services.queue_for_spotcheck, state, queued, api_visibility="private", queue=False)
+    for trigger in (ask.click, question.submit):
+        trigger(answer_question, [state, source, question], answer, api_visibility="private",
+                concurrency_limit=1, concurrency_id="heavy")  # the LMM judge answers on the same device
