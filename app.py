@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     uploads = Path(os.environ["GRADIO_TEMP_DIR"])
     services = Services(uploads / "sessions", spot=SpotCheck(settings.ratings), judges=Judges(settings.backend),
                         uploads_root=uploads, max_age_s=settings.max_age_s,
-                        examples_root=settings.outputs / "examples")
+                        examples_root=uploads / "examples")  # inside the cache: served where it lies
     print(f"FaceLab 3D: spot-check ratings are kept in {settings.ratings.resolve()}"
           + ("" if settings.ratings.resolve().is_relative_to("/data") else
              " (on a Space without persistent storage they are lost at restart)"), file=sys.stderr)

@@ -41,10 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _preset_names() -> list[str]:
-    from face_nerf.lighting import PRESETS
+# The lighting presets' names, for --help without importing torch (tests hold it equal to lighting.PRESETS).
+PRESET_NAMES = ("original", "flat", "studio", "left", "right", "top", "rim", "dramatic", "warm", "cool", "sunset")
 
-    return list(PRESETS)
+
+def _preset_names() -> list[str]:
+    return list(PRESET_NAMES)
 
 
 def main(argv: list[str] | None = None) -> int:

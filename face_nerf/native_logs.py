@@ -4,7 +4,8 @@ Every mediapipe graph prints TFLite and absl lines to the process's standard err
 ("INFO: Created TensorFlow Lite XNNPACK delegate", "W0000 ... Feedback manager requires ..."). They
 come from C++, so neither Python's logging nor ``GLOG_minloglevel`` reaches them, and they look like
 errors to whoever reads a Space's log. ``quiet_native_logs`` points file descriptor 2 at /dev/null
-while a graph runs. Python's own ``sys.stderr`` is left alone, so tracebacks and warnings still show.
+while a graph runs (tens of milliseconds to a second); whatever else the process writes to standard
+error in that window is dropped too, so it is kept to the graph runs.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def score_figure(result: JudgeResult):
         hovertemplate="%{y}: %{x:.1f}/100<extra></extra>"))
     for i, (level, colour) in enumerate(zip(LEVELS, LEVEL_COLOURS)):
         fig.add_vrect(x0=20 * i, x1=20 * (i + 1), fillcolor=colour, opacity=0.25, line_width=0, layer="below",
-                      annotation_text=level, annotation_position="top", annotation_font_size=13)
+                      annotation_text=level, annotation_position="top", annotation_font_size=11)
     fig.update_layout(xaxis=dict(range=[0, 100], title="opinion score (0-100)"), yaxis=dict(autorange="reversed", automargin=True),
                       height=230, margin=dict(l=10, r=30, t=40, b=40), font=FONT, showlegend=False,
                       title=dict(text=f"Judge: {result.backend}", font_size=15))

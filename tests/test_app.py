@@ -172,8 +172,11 @@ def test_running_app_serves_generate_judge_and_ask(tmp_path):
         client = Client(demo.local_url, verbose=False)
         endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert {"/generate", "/judge", "/ask", "/relight"} <= set(endpoints)
-        video, mesh, strip, judgement = client.predict(handle_file(str(EXAMPLES["astronaut"])), "red lips", "left",
-                                                       api_name="/generate")
+        job = client.submit(handle_file(str(EXAMPLES["astronaut"])), "red lips", "left", api_name="/generate")
+        video, mesh, strip, judgement = job.result(timeout=300)
+        steps = [[part is not None for part in step] for step in job.outputs()]
+        assert steps == [[True, False, False, False], [True, True, True, False], [True, True, True, True]]  # streamed
+        assert endpoints["/generate"]["returns"][0]["component"] == "Video" and len(endpoints["/generate"]["returns"]) == 4
         assert str(video).endswith(".mp4") and str(mesh).endswith(".glb") and str(strip).endswith(".png")
         judgement = judgement if isinstance(judgement, dict) else json.loads(judgement)
         assert judgement["backend"] == "embedded-judge"

@@ -57,6 +57,7 @@ def warning(message: str) -> str:
 def create_tab(services: Services) -> CreateTab:
     """Lay out the Create tab and wire its events."""
     result, judged, creations = gr.State(None), gr.State(None), gr.State([])
+    made_now = gr.State(None)  # the token of what the last Generate or Relight made; None when it failed
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320, elem_id="create-controls"):
             photo = photo_input(services.files, type="filepath", label="1 · Face photo", elem_id="photo",
@@ -101,15 +102,17 @@ def create_tab(services: Services) -> CreateTab:
                                             label="Compare")
                     compare_preset = gr.Dropdown(list(PRESETS), value="studio", label="Second lighting preset")
                     compare_button = gr.Button("Compare", elem_id="compare")
-                compare_image = gr.Image(label="Side by side", elem_id="compare-image")
-                compare_slider = gr.ImageSlider(label="Before / after: drag the handle", elem_id="compare-slider")
+                gr.Markdown("**Side by side**")
+                compare_image = gr.Image(show_label=False, elem_id="compare-image")
+                gr.Markdown("**Before / after:** drag the handle")
+                compare_slider = gr.ImageSlider(show_label=False, elem_id="compare-slider")
             gr.Markdown("### What the judge says")
             parts, question, ask, answer, (queue, queued) = judge_panel("create", services.spot.enabled)
             with gr.Accordion("Judgement (JSON)", open=False):
                 judgement = gr.JSON(label="Judgement", elem_id="judgement")
 
     inputs = [photo, prompt, lighting, light, fixed_to, size, frames, editor, turntable]
-    streamed = [message, video, mesh, strip, judgement, result, *parts, answer]
+    streamed = [message, video, mesh, strip, judgement, result, *parts, answer, made_now]
     finished = [status, downloads, judged, queued, creations]
     quiet = dict(api_visibility="private", queue=False)
 
@@ -124,13 +127,13 @@ def create_tab(services: Services) -> CreateTab:
                 else:
                     contents = list(panel(None)) if first else [gr.skip()] * len(parts)
                 first = False
-                yield "", video_path, mesh_path, strip_path, data, token, *contents, ""
+                yield "", video_path, mesh_path, strip_path, data, token, *contents, "", token
         except gr.Error as err:
-            yield warning(err.message), *[gr.skip()] * (len(streamed) - 1)
+            yield warning(err.message), *[gr.skip()] * (len(streamed) - 2), None
         except Exception as err:  # a fault of ours: logged, and said in the message line
             log.exception("generating failed")
             yield warning(f"Something went wrong on the server ({type(err).__name__}). Try again; if it "
-                          "persists, tell the operator."), *[gr.skip()] * (len(streamed) - 1)
+                          "persists, tell the operator."), *[gr.skip()] * (len(streamed) - 2), None
 
     def generate_in_page(photo_path, text, preset, spec, fixed, pixels, count, editor_name, sweep, request: gr.Request,
                  progress=gr.Progress()):
@@ -143,9 +146,10 @@ def create_tab(services: Services) -> CreateTab:
                                                          progress=progress), request)
 
     def after(token, made, request: gr.Request):
-        """Status, downloads and the panel's token of a finished creation; it joins the session's list."""
+        """Status, downloads and the panel's token of what Generate or Relight just made (nothing when it
+        failed); it joins the session's list."""
         try:
-            res = services.result(token, request)
+            res = services.result(token, request) if token else None
         except gr.Error:
             res = None
         if res is None:
@@ -160,27 +164,28 @@ def create_tab(services: Services) -> CreateTab:
             return [gr.skip()] * len(example_outputs)
         video_path, mesh_path, strip_path, data, token = shown
         example = services.examples.get(photo_path)
-        contents = shown_panel(services.files, example.judged, request)
+        contents = panel(example.judged, example.overlays)
         words = status_line(example.report, example.judged, example=example.name)
-        return ("", video_path, mesh_path, strip_path, data, token, *contents, "", words, example.files, token, "")
+        return ("", video_path, mesh_path, strip_path, data, token, *contents, "", None, words, example.files, token,
+                "")
 
     def busy(label: str):
         return gr.Button(value=label, interactive=False)
 
     run.click(lambda: busy("Generating…"), None, run, js=SCROLL_JS, **quiet).then(
         generate_in_page, inputs, streamed, show_progress_on=[video, message], concurrency_limit=1, concurrency_id="heavy",
-        api_visibility="private").then(after, [result, creations], finished, **quiet).then(
+        api_visibility="private").then(after, [made_now, creations], finished, **quiet).then(
         lambda: gr.Button(value="3 · Generate", interactive=True), None, run, **quiet)
     relight.click(lambda: busy("Relighting…"), None, relight, js=SCROLL_JS, **quiet).then(
         relight_in_page, [result, lighting, light, fixed_to], streamed, show_progress_on=[video, message],
         concurrency_limit=1, concurrency_id="heavy", api_visibility="private").then(
-        after, [result, creations], finished, **quiet).then(
+        after, [made_now, creations], finished, **quiet).then(
         lambda: gr.Button(value="Relight", interactive=True), None, relight, **quiet)
     # Clicking an example photo shows its prepared result at once.
     example_outputs = streamed + finished[:-1]
     example_photos.load_input_event.then(show_example, photo, example_outputs, **quiet)
     photo.upload(check_upload, photo, [photo, message], preprocess=False, **quiet)
-    prompt.input(None, prompt, prompt_count, js=COUNT_JS, **quiet)
+    prompt.change(None, prompt, prompt_count, js=COUNT_JS, **quiet)
 
     def compare(token, mode, preset, request: gr.Request):
         try:

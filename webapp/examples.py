@@ -35,6 +35,7 @@ class Example:
     judgement: dict
     judged: object  # webapp.services.Judged
     files: list[str]  # the downloads
+    overlays: tuple[str | None, str | None]  # the judge panel's two distortion-map images, drawn once
     report: dict
     result_path: Path  # the whole webapp.services.Result, for relighting and comparing
 
@@ -58,6 +59,8 @@ class ExampleResults:
 
         from face_nerf.pipeline import ReconstructionConfig, reconstruct, render_outputs, write_outputs
         from judge.frames import load_clip
+        from webapp.panel import panel
+        from webapp.retention import remove_tree
         from webapp.services import Result
 
         start = time.perf_counter()
@@ -65,6 +68,7 @@ class ExampleResults:
         for photo in photos:
             name = Path(photo).name
             out = self.folder / Path(photo).stem
+            remove_tree(out)  # an earlier start's, with files write_outputs did not write
             recon = reconstruct(photo, config)
             outputs = render_outputs(recon, config)
             clip = load_clip(outputs.frames)
@@ -75,8 +79,10 @@ class ExampleResults:
             result = Result(recon, recon, outputs, config, judged)
             result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json", "judge.json")]
             torch.save(result, out / "result.pt")
+            overlays = tuple(_png(image, out / f"panel-{i}.png") for i, image in enumerate(panel(judged)[3:5]))
             self.examples[name] = Example(name, str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"),
-                                          judgement.to_dict(), judged, result.files, outputs.report, out / "result.pt")
+                                          judgement.to_dict(), judged, result.files, overlays, outputs.report,
+                                          out / "result.pt")
         return time.perf_counter() - start
 
     def get(self, photo: str | None) -> Example | None:
@@ -97,3 +103,12 @@ class ExampleResults:
         """Every file of the prepared examples (never removed by the sweep)."""
         return frozenset(str(p.resolve()) for p in self.folder.rglob("*") if p.is_file())
 
+
+
+def _png(image, path: Path) -> str | None:
+    from PIL import Image
+
+    if image is None:
+        return None
+    Image.fromarray(image).save(path)
+    return str(path)

@@ -14,18 +14,20 @@ QUESTIONS = ["Which region is worst?", "Is the mouth distorted?", "How realistic
              "Is it blurry?", "Why?"]
 
 
-def panel(judged) -> tuple:
+def panel(judged, images: tuple | None = None) -> tuple:
     """The panel's contents for a kept judgement (``webapp.services.Judged``) or None (empty): (scores
-    plot, categories plot, summary, strip overlay, frame overlay, frame slider)."""
+    plot, categories plot, summary, strip overlay, frame overlay, frame slider). ``images``: the two
+    overlays when they were drawn before (an example's), else they are drawn here."""
     from judge.heatmap import overlay
     from judge.plots import category_figure, score_figure
 
     if judged is None:
         return None, None, "", None, None, gr.Slider(maximum=1, value=0)
     r = judged.result
-    strip = overlay(r.strip, r.strip_heatmap) if r.strip is not None else None
     last = max(len(judged.frames) - 1, 0)
-    return (score_figure(r), category_figure(r), judge_line(r), strip, frame_overlay(judged, last // 2),
+    if images is None:
+        images = (overlay(r.strip, r.strip_heatmap) if r.strip is not None else None, frame_overlay(judged, last // 2))
+    return (score_figure(r), category_figure(r), judge_line(r), *images,
             gr.Slider(minimum=0, maximum=last, value=last // 2, step=1))
 
 

@@ -67,6 +67,9 @@ KEYBOARD_JS = """
 })();
 </script>
 """ % (json.dumps(list(BANDS)), json.dumps(CATEGORY_KEYS))
+# The rating form into view (the page's header stays above it): it fits one 1280x720 screen.
+SCROLL_JS = """() => { const el = document.getElementById("spot-progress");
+  if (el) el.scrollIntoView({block: "start"}); }"""
 # Opening the page with ?tab=spot (an annotator's bookmark) shows this tab with the name box focused.
 OPEN_JS = """() => {
   if (new URLSearchParams(window.location.search).get("tab") !== "spot") return;
@@ -92,21 +95,21 @@ def spot_check_tab(spot: SpotCheck) -> None:
                                elem_id="spot-progress")
         gr.Markdown(SHORTCUTS, elem_id="spot-keys")
         with gr.Row(equal_height=False):
-            video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="spot-video", height=220)
-            with gr.Column():
+            with gr.Column(scale=1, min_width=300):
+                video = gr.Video(label="Turntable", autoplay=True, loop=True, elem_id="spot-video", height=210)
                 strip = gr.Image(label="3-view strip: click the distorted spots", interactive=False,
-                                 elem_id="spot-strip", height=180)
+                                 elem_id="spot-strip", height=150)
                 undo = gr.Button("Undo last click", size="sm")
-        with gr.Row():
-            quality = gr.Slider(0, 100, value=50, step=1, label="Quality (1-5)", elem_id="spot-quality")
-            authenticity = gr.Slider(0, 100, value=50, step=1, label="Authenticity (Shift+1-5)",
-                                     elem_id="spot-authenticity")
-        keys = {v: k for k, v in CATEGORY_KEYS.items()}
-        categories = gr.CheckboxGroup([(f"{c} [{keys[c]}]", c) for c in CATEGORIES], label="Distortions you see",
-                                      elem_id="spot-categories")
-        with gr.Row(equal_height=True):
-            comment = gr.Textbox(label="Comment (Enter submits)", elem_id="spot-comment", scale=4)
-            submit = gr.Button("Submit and next (Enter)", variant="primary", elem_id="spot-submit", scale=1)
+            with gr.Column(scale=1, min_width=300):
+                quality = gr.Slider(0, 100, value=50, step=1, label="Quality (1-5)", elem_id="spot-quality")
+                authenticity = gr.Slider(0, 100, value=50, step=1, label="Authenticity (Shift+1-5)",
+                                         elem_id="spot-authenticity")
+                keys = {v: k for k, v in CATEGORY_KEYS.items()}
+                categories = gr.CheckboxGroup([(f"{c} [{keys[c]}]", c) for c in CATEGORIES],
+                                              label="Distortions you see", elem_id="spot-categories")
+                with gr.Row(equal_height=True):
+                    comment = gr.Textbox(label="Comment (Enter submits)", elem_id="spot-comment", scale=3)
+                    submit = gr.Button("Submit and next (Enter)", variant="primary", elem_id="spot-submit", scale=2)
         verdict = gr.Markdown(elem_id="spot-verdict")
 
     loaded = [spot_item, video, strip, spot_clicks, progress]
@@ -123,7 +126,7 @@ def spot_check_tab(spot: SpotCheck) -> None:
 
     light = dict(api_visibility="private", queue=False)
     for trigger in (start.click, annotator.submit):
-        trigger(next_item, [annotator, key], loaded + fresh, **light)
+        trigger(next_item, [annotator, key], loaded + fresh, **light).then(None, js=SCROLL_JS, **light)
     strip.select(spot.click, [spot_item, spot_clicks, key], [strip, spot_clicks], **light)
     undo.click(spot.undo, [spot_item, spot_clicks, key], [strip, spot_clicks], **light)
     rate = [annotator, spot_item, quality, authenticity, categories, spot_clicks, comment, spot_rating, key]

@@ -247,3 +247,21 @@ def test_face_nerf_never_imports_the_judge():
     assert done.stdout.strip().splitlines()[-1] == "[]"
     source = "\n".join(p.read_text() for p in (root / "face_nerf").rglob("*.py"))
     assert "import judge" not in source and "from judge" not in source
+
+
+def test_the_command_lines_help_names_every_lighting_preset_and_answers_without_torch():
+    import subprocess
+    import sys
+
+    from face_nerf.__main__ import PRESET_NAMES
+    from face_nerf.lighting import PRESETS
+
+    assert PRESET_NAMES == tuple(PRESETS)
+    code = "import sys, runpy; sys.argv = ['face_nerf', 'reconstruct', '--help']\n" \
+           "try:\n    runpy.run_module('face_nerf', run_name='__main__')\nexcept SystemExit:\n    pass\n" \
+           "print('torch' in sys.modules)"
+    for command in (code, code.replace("'face_nerf', run_name", "'judge', run_name").replace("'reconstruct', ", "")):
+        run = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, timeout=60)
+        assert run.stdout.strip().endswith("False") and "usage:" in run.stdout  # parsed before torch is imported
+    run = subprocess.run([sys.executable, "app.py", "--help"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "--no-examples" in run.stdout and "GRADIO_SERVER_NAME" in run.stdout

@@ -1,0 +1,39 @@
+"""Small parts of the page: the compare view, the upload check, an annotator's pace."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from webapp.compare import side_by_side
+from webapp.create_tab import check_upload
+from webapp.spotcheck import items_per_hour
+
+
+def test_side_by_side_puts_strips_next_to_each_other_under_wrapped_captions():
+    a, b = np.zeros((64, 192, 3), np.uint8), np.full((64, 192, 3), 200, np.uint8)
+    short = side_by_side([a, b], ("original", "edited"))
+    long = side_by_side([a, b], ("original", "edited: applied: lipstick -> #c8102e (normal), irises -> #2a62d8 "
+                                              "(normal), hair -> #8a8a8a (strong)"))
+    assert short.shape[1] == long.shape[1] == 2 * 192 + 12 and short.dtype == np.uint8
+    assert long.shape[0] > short.shape[0] > 64  # the long caption wraps onto more lines instead of being cut
+    assert np.array_equal(long[-64:, :192], a) and np.array_equal(long[-64:, -192:], b)
+
+
+def test_an_upload_that_is_not_an_image_is_taken_out_with_a_message(tmp_path):
+    from PIL import Image
+
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    photo, message = check_upload({"path": str(text), "orig_name": "notes.jpg"})
+    assert photo is None and "notes.jpg is not an image that can be read" in message and "JPEG, PNG" in message
+    good = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(good)
+    photo, message = check_upload({"path": str(good), "orig_name": "ok.png"})
+    assert message == "" and photo is not None  # left as uploaded (gr.skip())
+
+
+def test_an_annotators_pace_in_items_per_hour():
+    now = 10_000.0
+    assert items_per_hour([], now) is None and items_per_hour([now - 10], now) is None
+    assert items_per_hour([now - 60, now - 30, now], now) == 2 / 60 * 3600  # two intervals in a minute
+    assert items_per_hour([now - 7200, now - 60, now], now) == 60.0  # only the last hour counts
