@@ -11,8 +11,8 @@ from judge.categories import (STRUCTURE, category_evidence, clip_measures, disto
 from judge.evidence import MAP_MEASURES, FaceModels, track_and_gather
 from judge.frames import Clip
 from judge.heatmap import distortion_heatmaps
-from judge.result import (CATEGORIES, CATEGORY_REGIONS, JUDGE_REGIONS, MEASURES, NO_DISTORTION, VIEW_NAMES, Distortion, JudgeResult,
-                          RegionReport, Score, ViewReport, frame_runs)
+from judge.result import (CATEGORIES, CATEGORY_REGIONS, JUDGE_REGIONS, MEASURES, NO_DISTORTION, PLURAL_REGIONS,
+                          VIEW_NAMES, Distortion, JudgeResult, RegionReport, Score, ViewReport, frame_runs)
 
 BACKEND = "embedded-judge"
 ANALYSIS_SIDE = 256  # frames are analysed at most this large
@@ -196,7 +196,8 @@ def _distortions(named, support, probabilities, quality, authenticity, regions, 
 def _explain(category: str, where: list[str], measures: list[str]) -> str:
     places = where[0] if len(where) == 1 else ", ".join(where[:-1]) + " and " + where[-1]
     if not measures:
-        return f"{category}: the evidence is spread thinly; the {places} look slightly unlike clean turntables."
+        verb = "look" if len(where) > 1 or where[0] in PLURAL_REGIONS else "looks"  # the forehead looks, the eyes look
+        return f"{category}: the evidence is spread thinly; the {places} {verb} slightly unlike clean turntables."
     return f"{category}: {' and '.join(MEASURES[m] for m in measures[:2])}, mostly in the {places}."
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from judge.result import MEASURES, NO_DISTORTION, JudgeResult, frame_runs
+from judge.result import MEASURES, NO_DISTORTION, PLURAL_REGIONS, JudgeResult, frame_runs
 
 REGION_WORDS = {"eye": "eyes", "eyes": "eyes", "iris": "eyes", "irises": "eyes", "eyelid": "eyes", "eyelids": "eyes",
                 "brow": "eyebrows", "brows": "eyebrows", "eyebrow": "eyebrows", "eyebrows": "eyebrows",
@@ -32,7 +32,6 @@ HELP = ("I can answer about a face region ('Is the mouth distorted?'), the worst
         "worst?'), a view ('How realistic is the left profile?'), a kind of distortion ('Is it blurry?'), the "
         "scores ('What is the quality?'), the frames ('Which frames are worst?') or the reasons ('Why?').")
 NOTICEABLE = 0.15  # region badness / measure from which something counts as visible
-PLURAL_REGIONS = ("eyes", "eyebrows", "cheeks")
 
 
 @dataclass(frozen=True)

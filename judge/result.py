@@ -17,6 +17,7 @@ NO_DISTORTION = "No Distortion"
 LEVELS = ("bad", "poor", "fair", "good", "excellent")
 # Face regions the judge reports on (the names used in results, questions and heatmaps).
 JUDGE_REGIONS = ("eyes", "eyebrows", "nose", "mouth", "cheeks", "forehead", "chin", "hair", "neck")
+PLURAL_REGIONS = ("eyes", "eyebrows", "cheeks")  # "the eyes look", "the mouth looks"
 # Where each region-bound category looks; the others are about the whole head.
 CATEGORY_REGIONS = {"Eye": ("eyes", "eyebrows"), "Mouth": ("mouth",), "Hair": ("hair",),
                     "Facial Feature": ("nose", "cheeks", "forehead", "chin"), "Accessories/Cloth": ("neck",)}

@@ -158,16 +158,22 @@ def create_tab(services: Services) -> CreateTab:
         return status_line(res.outputs.report, res.judged), res.files or None, token, "", [*made, (label, token)]
 
     def show_example(photo_path, request: gr.Request):
-        """An example photo's prepared result, at once (nothing when examples were not prepared)."""
+        """An example photo's prepared result, at once (nothing when examples were not prepared). The
+        mesh and the panel's charts follow in ``show_example_rest``: the browser draws them more slowly."""
         shown = services.show_example(photo_path, request)
         if shown is None:
             return [gr.skip()] * len(example_outputs)
-        video_path, mesh_path, strip_path, data, token = shown
+        video_path, _, strip_path, data, token = shown
         example = services.examples.get(photo_path)
-        contents = panel(example.judged, example.overlays)
         words = status_line(example.report, example.judged, example=example.name)
-        return ("", video_path, mesh_path, strip_path, data, token, *contents, "", None, words, example.files, token,
-                "")
+        return ("", video_path, gr.skip(), strip_path, data, token, *[gr.skip()] * len(parts), "", None, words,
+                example.files, token, "")
+
+    def show_example_rest(photo_path):
+        example = services.examples.get(photo_path)
+        if example is None:
+            return [gr.skip()] * (1 + len(parts))
+        return example.mesh, *panel(example.judged, example.overlays)
 
     def busy(label: str):
         return gr.Button(value=label, interactive=False)
@@ -183,7 +189,8 @@ def create_tab(services: Services) -> CreateTab:
         lambda: gr.Button(value="Relight", interactive=True), None, relight, **quiet)
     # Clicking an example photo shows its prepared result at once.
     example_outputs = streamed + finished[:-1]
-    example_photos.load_input_event.then(show_example, photo, example_outputs, **quiet)
+    example_photos.load_input_event.then(show_example, photo, example_outputs, **quiet).then(
+        show_example_rest, photo, [mesh, *parts], **quiet)
     photo.upload(check_upload, photo, [photo, message], preprocess=False, **quiet)
     prompt.change(None, prompt, prompt_count, js=COUNT_JS, **quiet)
 
@@ -203,7 +210,11 @@ def create_tab(services: Services) -> CreateTab:
     def show_first_example(request: gr.Request):
         """Opening the page shows the first example photo and its result, before any click."""
         first = EXAMPLES[0] if EXAMPLES and services.examples.get(EXAMPLES[0]) else None
-        return (first or gr.skip(), *show_example(first, request))
+        shown = list(show_example(first, request))
+        if first:
+            rest = show_example_rest(first)
+            shown[2], shown[6:6 + len(parts)] = rest[0], rest[1:]
+        return (first or gr.skip(), *shown)
 
     return CreateTab(inputs, [result, lighting, light, fixed_to], [video, mesh, strip, judgement, result], creations,
                      show_first_example, [photo, *example_outputs])

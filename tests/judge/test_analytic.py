@@ -172,3 +172,11 @@ def test_answers_never_contradict_the_categories(judged, judge, family, scope):
     mouth = ask(result, "Is the mouth distorted?").text
     assert mouth.startswith("Yes") == any("mouth" in d.regions for d in result.distortions if d.category in named)
     assert ("Mouth" not in named) or mouth.startswith("Yes")
+
+
+def test_an_explanation_agrees_in_number_with_its_regions():
+    from judge.analytic import _explain
+
+    assert _explain("Hair", ["forehead"], []).endswith("the forehead looks slightly unlike clean turntables.")
+    assert "the eyes look slightly" in _explain("Eye", ["eyes"], [])
+    assert "the nose and mouth look slightly" in _explain("Mouth", ["nose", "mouth"], [])

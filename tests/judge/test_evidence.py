@@ -106,3 +106,21 @@ def test_rigid_residuals_skip_frames_without_a_face():
     landmarks[1] = np.nan
     residual = rigid_residuals(landmarks, np.array([True, False, True]))
     assert np.isnan(residual[1]).all() and np.isfinite(residual[[0, 2]]).all()
+
+
+def test_aligning_all_frames_at_once_equals_aligning_each():
+    from judge.evidence import _align, align_all
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(478, 3))
+    reference -= reference.mean(0)
+    shapes = []
+    for k in range(6):
+        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        if k % 2:
+            q[:, 0] *= -1  # an improper one: the reflection fix must apply
+        shape = (0.5 + k) * reference @ q + rng.normal(scale=0.01, size=reference.shape)
+        shapes.append(shape - shape.mean(0))
+    shapes = np.stack(shapes)
+    expected = np.stack([_align(s, reference) for s in shapes])
+    np.testing.assert_allclose(align_all(shapes, reference), expected, rtol=1e-9, atol=1e-9)
