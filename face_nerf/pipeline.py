@@ -204,7 +204,13 @@ def finish_outputs(recon: Reconstruction, config: ReconstructionConfig, turntabl
     """The rest of ``render_outputs`` after its turntable: the strip, the input view, the mesh and the report."""
     timings, light, fixed_to, poses = recon.timings, turntable.light, config.lighting.fixed_to, turntable.poses
     with _stage(timings, "strip"):
-        views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to)
+        frames = strip_frames(poses)
+        if frames is None:
+            views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to)
+        else:  # the turntable has these views already: the same pixels, not rendered again
+            order = turntable.transfer.order
+            strip_transfer = turntable.transfer.views([int(order[i]) if order is not None else i for i in frames])
+            views = turntable.frames[frames]
         strip = np.concatenate(list(views), axis=1)
     with _stage(timings, "input_view"):
         input_view = render_input_view(recon.field, light)
@@ -267,6 +273,14 @@ def _edit_report(edit: EditResult | None) -> dict:
     return {"backend": edit.backend, "summary": edit.summary(),
             "applied": [{"target": a.target, "change": a.change, "strength": a.strength, "level": a.level,
                          "phrase": a.phrase, "matched": a.matched} for a in edit.applied]}
+
+
+def strip_frames(poses: list[TurntableFrame]) -> list[int] | None:
+    """The turntable frames that show the strip's views (``STRIP_YAWS`` at pitch 0), or None when it
+    lacks one (e.g. 42 frames of a ±45° sweep never reach ±45° exactly)."""
+    keys = [(round(p.yaw, 6), round(p.pitch, 6)) for p in poses]
+    wanted = [(round(yaw, 6), 0.0) for yaw in STRIP_YAWS]
+    return [keys.index(k) for k in wanted] if all(k in keys for k in wanted) else None
 
 
 def _strip_poses() -> list[TurntableFrame]:

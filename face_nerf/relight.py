@@ -71,6 +71,15 @@ class LightTransfer:
             raise ValueError(f"fixed_to must be 'world' or 'camera'. Got {fixed_to!r}.")
         return out.clamp(min=0.0).reshape(n, h, w, 3)
 
+    def views(self, chosen: list[int]) -> "LightTransfer":
+        """The transfer of some of its rendered views (indices into them), in that order: the strip's
+        views taken from the turntable's instead of rendered again."""
+        n, h, w, _ = self.alpha.shape
+        view = torch.div(self.pixels, h * w, rounding_mode="floor")
+        picked = [torch.nonzero(view == old).squeeze(-1) for old in chosen]
+        pixels = torch.cat([self.pixels[sel] + (new - old) * h * w for new, (old, sel) in enumerate(zip(chosen, picked))])
+        return LightTransfer(self.coeffs[torch.cat(picked)], pixels, self.alpha[chosen], self.rotations[chosen])
+
     def shade(self, light: Tensor, fixed_to: str = "world", background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
         """[N, H, W, 3] uint8 sRGB views under the light, over an sRGB background colour."""
         bg = srgb_to_linear(torch.tensor(background))

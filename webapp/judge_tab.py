@@ -36,7 +36,7 @@ def judge_tab(services: Services, creations: gr.State) -> None:
         with gr.Column(scale=3, min_width=300):
             table = gr.Dataframe(headers=TABLE_HEADERS, label="Ranking (best first)", elem_id="judge-ranking",
                                  interactive=False, wrap=True)
-            gallery = gr.Gallery(label="Where each is distorted (-45°, 0°, +45°), best first", columns=3, height=260,
+            gallery = gr.Gallery(label="Where each is distorted (-45°, 0°, +45°), best first", columns=3, height=300,
                                  object_fit="contain", elem_id="judge-gallery", allow_preview=True)
             choice = gr.Dropdown([], label="Show a clip", elem_id="judge-choice")
             video = gr.Video(label="The clip", autoplay=True, loop=True, elem_id="judge-video", height=320)

@@ -265,3 +265,26 @@ def test_the_command_lines_help_names_every_lighting_preset_and_answers_without_
         assert run.stdout.strip().endswith("False") and "usage:" in run.stdout  # parsed before torch is imported
     run = subprocess.run([sys.executable, "app.py", "--help"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "--no-examples" in run.stdout and "GRADIO_SERVER_NAME" in run.stdout
+
+
+def test_the_strip_comes_from_the_turntables_own_views_and_relights_like_a_rendered_one(example_run):
+    import torch
+
+    from face_nerf.export import STRIP_YAWS, TurntableFrame, render_views, turntable_poses
+    from face_nerf.lighting import Lighting
+    from face_nerf.pipeline import strip_frames
+
+    _, _, _, recon, outputs = example_run
+    assert strip_frames(outputs.poses) == [36, 0, 12]  # 48 frames of a ±45° sweep pass -45, 0 and +45 degrees
+    assert strip_frames(turntable_poses(42, 45.0)) is None  # 42 frames never reach +-45 degrees exactly
+    size = outputs.frames.shape[1]
+    rendered, transfer = render_views(recon.field, [TurntableFrame(y, 0.0) for y in STRIP_YAWS], size,
+                                      Lighting().to_sh(recon.field.photo_light))
+    diff = np.abs(np.concatenate(list(rendered), 1).astype(int) - outputs.strip.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01  # the same pixels as rendering the views again
+    light = Lighting("left").to_sh(recon.field.photo_light)
+    for fixed_to in ("world", "camera"):
+        relit = outputs.strip_transfer.shade(light, fixed_to).astype(int)
+        assert np.abs(relit - transfer.shade(light, fixed_to).astype(int)).max() <= 1
+    assert torch.equal(outputs.strip_transfer.alpha, outputs.turntable_transfer.alpha[
+        [int(outputs.turntable_transfer.order[i]) for i in (36, 0, 12)]])
