@@ -1,7 +1,9 @@
 """What the page says about a result, in plain words for people in a meeting; backends and raw values
-go in a collapsed details line underneath. Everything a visitor typed is escaped (``markdown_text``)."""
+go in a collapsed details line underneath. Everything a visitor typed is escaped (``markdown_text``; in the details, HTML escapes)."""
 
 from __future__ import annotations
+
+import html
 
 from webapp.text import markdown_text
 
@@ -22,8 +24,9 @@ def backend_words(name: str | None) -> str:
 
 
 def details(summary: str, lines: list[str]) -> str:
-    """A collapsed HTML details block (Markdown inside is not rendered there, so plain escaped text)."""
-    body = "<br>".join(lines)
+    """A collapsed HTML details block of plain text lines. Markdown is not read inside HTML, so the lines
+    are HTML-escaped here (not Markdown-escaped: a backslash would show)."""
+    body = "<br>".join(html.escape(str(line), quote=False) for line in lines)
     return f"<details><summary>{summary}</summary>{body}</details>"
 
 
@@ -50,14 +53,14 @@ def status_line(report: dict | None, judged=None, example: str | None = None) ->
             f"Made from your photo in {seconds:.1f} s: {edited}, lit by {light_words}.")
     if judged is not None:
         text += f" Judged by {markdown_text(backend_words(judged.result.backend))}."
-    raw = [f"reconstruction: {markdown_text(report.get('backend'))}",
-           f"editor: {markdown_text(edit.get('backend') or 'none')}; {markdown_text(edit.get('summary', 'no edit'))}",
-           f"lighting: {light} ({markdown_text(lighting.get('fixed_to'))}-fixed)"]
+    raw = [f"reconstruction: {report.get('backend')}",
+           f"editor: {edit.get('backend') or 'none'}; {edit.get('summary', 'no edit')}",
+           f"lighting: {lighting.get('name') or 'original'} ({lighting.get('fixed_to')}-fixed)"]
     if judged is not None:
-        raw.append(f"judge: {markdown_text(judged.result.backend)}")
+        raw.append(f"judge: {judged.result.backend}")
     mesh = report.get("mesh") or {}
     if mesh:
-        raw.append(f"mesh: {mesh.get('vertices')} vertices, {mesh.get('faces')} faces ({markdown_text(mesh.get('kind'))})")
+        raw.append(f"mesh: {mesh.get('vertices')} vertices, {mesh.get('faces')} faces ({mesh.get('kind')})")
     return text + "\n\n" + details("Details: backends and settings", raw)
 
 
@@ -65,6 +68,5 @@ def judge_line(result) -> str:
     """The judge panel's summary: the judge's own paragraph, what it found, and the backend in details."""
     found = ", ".join(f"**{markdown_text(d.category)}** ({d.probability:.2f})" for d in result.distortions)
     return (f"{markdown_text(result.summary)}  \n**Found:** {found or 'nothing'}\n\n"
-            + details("Details: judge", [f"judge: {markdown_text(result.backend)} "
-                                         f"({markdown_text(backend_words(result.backend))})",
+            + details("Details: judge", [f"judge: {result.backend} ({backend_words(result.backend)})",
                                          f"frames analysed: {len(result.frame_indices)}"]))

@@ -26,3 +26,9 @@ def test_backend_names_read_as_words():
     assert backend_words("embedded-judge") == "the offline judge"
     assert backend_words("lmm-judge (Qwen2.5-VL-7B, LoRA)") == "the vision-language judge"
     assert backend_words("something-new") == "something-new" and backend_words(None) == "none"
+
+
+def test_the_details_line_is_plain_text_safely_escaped():
+    line = status_line({**REPORT, "edit": {"backend": "e", "summary": "<img src=y> #c8102e *x*"}})
+    details = line.split("<details>")[1]
+    assert "&lt;img src=y&gt; #c8102e *x*" in details and "\\#" not in details and "<img" not in details
