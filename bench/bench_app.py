@@ -30,20 +30,23 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(port: int, outputs: Path) -> subprocess.Popen:
-    env = dict(os.environ, PORT=str(port), FACELAB_OUTPUTS=str(outputs), GRADIO_ANALYTICS_ENABLED="False")
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_server(port: int, outputs: Path, env: dict | None = None, wait_s: float = 120.0) -> subprocess.Popen:
+    """`python app.py` on ``port`` with its outputs under ``outputs`` (``env``: more environment), once it
+    serves (it makes the example results at start)."""
     import urllib.request
 
-    for _ in range(120):
+    env = dict(os.environ, PORT=str(port), FACELAB_OUTPUTS=str(outputs), GRADIO_ANALYTICS_ENABLED="False", **(env or {}))
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.perf_counter() + wait_s
+    while time.perf_counter() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
             return server
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.2)
     server.kill()
-    raise RuntimeError("the app did not come up within 60 s")
+    raise RuntimeError(f"the app did not come up within {wait_s:.0f} s")
 
 
 def bad_inputs(tmp: Path) -> dict[str, Path | str]:

@@ -23,11 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+import bench_app
 from common import ROOT
 
 EXAMPLE = ROOT / "assets" / "examples" / "astronaut.png"
@@ -35,19 +35,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def start_server(port: int, outputs: Path, env: dict | None = None) -> tuple[subprocess.Popen, float]:
-    """`python app.py` on ``port``; returns it and the seconds until it served."""
-    env = dict(os.environ, PORT=str(port), FACELAB_OUTPUTS=str(outputs), GRADIO_ANALYTICS_ENABLED="False", **(env or {}))
+    """``bench_app.start_server``, and the seconds until it served."""
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return server, time.perf_counter() - start
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("the app did not come up within 120 s")
+    server = bench_app.start_server(port, outputs, env)
+    return server, time.perf_counter() - start
 
 
 def streamed_generate(url: str, prompt: str = "red lipstick") -> list[float]:

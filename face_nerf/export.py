@@ -44,6 +44,11 @@ def turntable_poses(frames: int, max_yaw: float, pitch: float = 0.0) -> list[Tur
     return [TurntableFrame(max_yaw * math.sin(2 * math.pi * i / frames), pitch) for i in range(frames)]
 
 
+def pose_key(pose: TurntableFrame) -> tuple[float, float]:
+    """Poses with equal keys are the same view (rendered once)."""
+    return round(pose.yaw, 6), round(pose.pitch, 6)
+
+
 def _wrapped(yaw: float) -> float:
     """The same direction in (-180, 180] degrees."""
     return yaw - 360.0 if yaw > 180.0 else yaw
@@ -83,7 +88,7 @@ def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Ten
 
     Each distinct pose is rendered once: a yaw = max_yaw sin(2 pi i / N) sweep passes every yaw twice,
     so a turntable costs about half its frame count. ``progress(n)`` counts frames."""
-    keys = [(round(p.yaw, 6), round(p.pitch, 6)) for p in poses]
+    keys = [pose_key(p) for p in poses]
     distinct = list(dict.fromkeys(keys))
     per_view = len(poses) / len(distinct)
     counted = None if progress is None else (lambda n: progress(n * per_view))

@@ -19,8 +19,8 @@ from PIL import Image
 from face_nerf.delight import Delighting
 from face_nerf.edit import EditResult, Editor, EmbeddedEditor
 from face_nerf.errors import FaceLabError
-from face_nerf.export import (BACKGROUND, STRIP_YAWS, TurntableFrame, extract_mesh, mesh_size, render_input_view,
-                              render_views, textured_head_mesh, turntable_poses, write_glb, write_video)
+from face_nerf.export import (BACKGROUND, STRIP_YAWS, TurntableFrame, extract_mesh, mesh_size, pose_key,
+                              render_input_view, render_views, textured_head_mesh, turntable_poses, write_glb, write_video)
 from face_nerf.field import AppearanceConfig, HeadField, build_field
 from face_nerf.appearance.hair import HairConfig, HairLayer, estimate_hair
 from face_nerf.geometry import GeometryConfig, build_head
@@ -278,8 +278,8 @@ def _edit_report(edit: EditResult | None) -> dict:
 def strip_frames(poses: list[TurntableFrame]) -> list[int] | None:
     """The turntable frames that show the strip's views (``STRIP_YAWS`` at pitch 0), or None when it
     lacks one (e.g. 42 frames of a ±45° sweep never reach ±45° exactly)."""
-    keys = [(round(p.yaw, 6), round(p.pitch, 6)) for p in poses]
-    wanted = [(round(yaw, 6), 0.0) for yaw in STRIP_YAWS]
+    keys = [pose_key(p) for p in poses]
+    wanted = [pose_key(p) for p in _strip_poses()]
     return [keys.index(k) for k in wanted] if all(k in keys for k in wanted) else None
 
 

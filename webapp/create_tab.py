@@ -16,7 +16,7 @@ import gradio as gr
 
 from face_nerf.edit.prompt import MAX_PROMPT_CHARS
 from face_nerf.lighting import PRESETS
-from webapp.inputs import photo_input
+from webapp.inputs import check_upload, photo_input
 from webapp.panel import judge_panel, panel, shown_panel
 from webapp.services import MAX_FRAMES, SIZES, TURNTABLES, Services
 from webapp.sessions import session_name
@@ -32,6 +32,14 @@ EXAMPLE_PROMPTS = ["red lipstick", "blue eyes", "older, with a grey beard and bl
 COUNT_JS = f"""(p) => {{ const n = (p || "").length, max = {MAX_PROMPT_CHARS};
   return n > max ? `⚠️ ${{n}} / ${{max}} characters: shorten it by ${{n - max}}` : `${{n}} / ${{max}} characters`; }}"""
 log = logging.getLogger(__name__)
+
+try:  # ZeroGPU on Hugging Face Spaces: Generate (the page's and the API's) holds a GPU while it runs; a no-op elsewhere
+    import spaces
+
+    gpu = spaces.GPU(duration=60)
+except ImportError:
+    def gpu(fn):
+        return fn
 SCROLL_JS = """() => { const el = document.getElementById('turntable');
   if (el) el.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"""
 
@@ -135,6 +143,7 @@ def create_tab(services: Services) -> CreateTab:
             yield warning(f"Something went wrong on the server ({type(err).__name__}). Try again; if it "
                           "persists, tell the operator."), *[gr.skip()] * (len(streamed) - 2), None
 
+    @gpu
     def generate_in_page(photo_path, text, preset, spec, fixed, pixels, count, editor_name, sweep, request: gr.Request,
                  progress=gr.Progress()):
         yield from streamed_steps(services.generate_steps(photo_path, text, preset, spec, fixed, pixels, count,
@@ -191,7 +200,11 @@ def create_tab(services: Services) -> CreateTab:
     example_outputs = streamed + finished[:-1]
     example_photos.load_input_event.then(show_example, photo, example_outputs, **quiet).then(
         show_example_rest, photo, [mesh, *parts], **quiet)
-    photo.upload(check_upload, photo, [photo, message], preprocess=False, **quiet)
+    def checked_upload(payload):
+        value, problem = check_upload(payload)
+        return value, warning(problem) if problem else ""
+
+    photo.upload(checked_upload, photo, [photo, message], preprocess=False, **quiet)
     prompt.change(None, prompt, prompt_count, js=COUNT_JS, **quiet)
 
     def compare(token, mode, preset, request: gr.Request):
@@ -235,32 +248,6 @@ def _hex_colour(colour: str) -> str:
             return colour  # CustomLight rejects it with a message naming the expected form
         return "#" + "".join(f"{max(0, min(255, round(v))):02x}" for v in parts)
     return colour
-
-
-def check_upload(payload) -> tuple:
-    """Check a photo as soon as it is uploaded (``preprocess=False``: Gradio's raw file record): an
-    unreadable file is taken out of the input, with a message saying why and what to upload instead."""
-    from PIL import Image
-
-    from face_nerf.photo import MAX_PIXELS
-
-    record = payload if isinstance(payload, dict) else getattr(payload, "__dict__", {}) or {}
-    path, name = record.get("path"), record.get("orig_name") or "The file"
-    if not path:
-        return gr.skip(), ""
-    try:
-        with Image.open(path) as image:
-            pixels = image.width * image.height
-            image.verify()
-    except Image.DecompressionBombError:
-        pixels = MAX_PIXELS + 1
-    except (OSError, ValueError, SyntaxError) as err:
-        return None, warning(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
-                             "or WebP photo of a face.")
-    if pixels > MAX_PIXELS:
-        return None, warning(f"{name} has {pixels / 1e6:,.0f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f}. "
-                             "Downscale it (1-4 megapixels is plenty) and upload it again.")
-    return gr.skip(), ""
 
 
 def _wire_light(lighting, controls: list, light, custom_box) -> None:

@@ -61,7 +61,7 @@ class ExampleResults:
         from judge.frames import load_clip
         from webapp.panel import panel
         from webapp.retention import remove_tree
-        from webapp.services import Result
+        from webapp.services import DOWNLOADS, Result
 
         start = time.perf_counter()
         config = ReconstructionConfig(frames=EXAMPLE_FRAMES, size=EXAMPLE_SIZE)
@@ -77,7 +77,7 @@ class ExampleResults:
             judged = services.keep_judgement(judgement, clip, out)
             judged.video = str(out / "turntable.mp4")
             result = Result(recon, recon, outputs, config, judged)
-            result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json", "judge.json")]
+            result.files = [str(out / n) for n in DOWNLOADS] + [judged.json_path]
             torch.save(result, out / "result.pt")
             overlays = tuple(_png(image, out / f"panel-{i}.png") for i, image in enumerate(panel(judged)[3:5]))
             self.examples[name] = Example(name, str(out / "turntable.mp4"), str(out / "mesh.glb"), str(out / "views.png"),
@@ -102,7 +102,6 @@ class ExampleResults:
     def files(self) -> frozenset[str]:
         """Every file of the prepared examples (never removed by the sweep)."""
         return frozenset(str(p.resolve()) for p in self.folder.rglob("*") if p.is_file())
-
 
 
 def _png(image, path: Path) -> str | None:

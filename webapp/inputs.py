@@ -29,18 +29,50 @@ def photo_input(files=None, **kwargs) -> gr.Image:
                 files.derived(decoded, payload.path)
             return decoded
         except Image.DecompressionBombError as err:  # before any pixel is decoded
-            name = getattr(payload, "orig_name", None) or "The image"
             size = re.search(r"\((\d+) pixels\)", str(err))
-            pixels = f"{int(size.group(1)) / 1e6:,.0f} megapixels" if size else "too many pixels"
-            raise gr.Error(f"{name} has {pixels}; the limit is {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels. Downscale "
-                           "it (a face photo of 1-4 megapixels is plenty) and upload it again.") from err
+            raise gr.Error(_too_large(_name(payload, "The image"), int(size.group(1)) if size else None)) from err
         except (OSError, ValueError, SyntaxError) as err:
-            name = getattr(payload, "orig_name", None) or "The file"
-            raise gr.Error(f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG "
-                           "or WebP photo of a face.") from err
+            raise gr.Error(_not_an_image(_name(payload, "The file"), err)) from err
 
     image.preprocess = readable
     return image
+
+
+def check_upload(payload) -> tuple:
+    """Check a photo as soon as it is uploaded (an ``upload`` event with ``preprocess=False``: Gradio's raw
+    file record): (the input's new value, a message). An unreadable or too large file is taken out of the
+    input, with ``photo_input``'s message; a good one is left as it is, with no message."""
+    record = payload if isinstance(payload, dict) else vars(payload) if payload is not None else {}
+    path, name = record.get("path"), record.get("orig_name") or "The file"
+    if not path:
+        return gr.skip(), ""
+    try:
+        with Image.open(path) as image:
+            pixels = image.width * image.height
+            image.verify()
+    except Image.DecompressionBombError:
+        return None, _too_large(name, None)
+    except (OSError, ValueError, SyntaxError) as err:
+        return None, _not_an_image(name, err)
+    if pixels > MAX_PHOTO_PIXELS:
+        return None, _too_large(name, pixels)
+    return gr.skip(), ""
+
+
+def _name(payload, default: str) -> str:
+    return getattr(payload, "orig_name", None) or default
+
+
+def _not_an_image(name: str, err: Exception) -> str:
+    return (f"{name} is not an image that can be read ({type(err).__name__}). Upload a JPEG, PNG or WebP photo "
+            "of a face.")
+
+
+def _too_large(name: str, pixels: int | None) -> str:
+    """The message for a photo over the limit (``pixels`` None: Pillow's bomb guard, count unknown)."""
+    count = f"{pixels / 1e6:,.0f} megapixels" if pixels else "too many pixels"
+    return (f"{name} has {count}; the limit is {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels. Downscale it (a face "
+            "photo of 1-4 megapixels is plenty) and upload it again.")
 
 
 def clip_input(file_count: str = "single", **kwargs) -> gr.File:

@@ -10,6 +10,7 @@ from webapp.create_tab import warning, wire_panel
 from webapp.inputs import clip_input
 from webapp.panel import judge_panel, shown_panel
 from webapp.services import Services
+from webapp.sessions import session_name
 from webapp.text import markdown_text
 
 CLIP_TYPES = [".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", "image"]
@@ -47,6 +48,8 @@ def judge_tab(services: Services, creations: gr.State) -> None:
     def judge_all(paths, tokens, chosen_backend, made, request: gr.Request, progress=gr.Progress()):
         """Judge every upload (one that fails becomes a line of the message) and rank them with the picked
         creations."""
+        from judge.heatmap import overlay
+
         paths, labels = list(paths or [])[:MAX_CLIPS], dict((t, l) for l, t in made)
         items, problems = [], []
         for i, path in enumerate(paths):
@@ -69,7 +72,8 @@ def judge_tab(services: Services, creations: gr.State) -> None:
             main = ", ".join(d.category for d in r.distortions[:2]) or "nothing"
             rows.append([rank, name, f"{r.quality.mos:.0f} ({r.quality.level})",
                          f"{r.authenticity.mos:.0f} ({r.authenticity.level})", main])
-            strip = shown_panel(services.files, judged, request)[3]
+            strip = services.files.image(session_name(request), overlay(r.strip, r.strip_heatmap)
+                                         if r.strip is not None else None)  # only the strip's map, not the panel
             images.append((strip, f"{rank}. {name} · Q {r.quality.mos:.0f} · A {r.authenticity.mos:.0f}"))
         names = [f"{rank}. {name}" for rank, (name, _, _) in enumerate(scored, 1)]
         note = "  \n".join(f"⚠️ {p}" for p in problems)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from webapp.create_tab import create_tab
+from webapp.create_tab import create_tab, gpu
 from webapp.inputs import clip_input
 from webapp.judge_tab import CLIP_TYPES, judge_tab
 from webapp.services import Services
@@ -39,15 +39,6 @@ details summary {cursor: pointer; color: #555; font-size: 0.9rem}
   #header h1 {font-size: 1.3rem}
 }
 """
-
-try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
-    import spaces
-
-    gpu = spaces.GPU(duration=60)
-except ImportError:
-    def gpu(fn):
-        return fn
-
 
 def build_demo(services: Services) -> gr.Blocks:
     """The page. API routes: ``/generate``, ``/relight``, ``/judge``, ``/ask``."""

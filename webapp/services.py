@@ -30,6 +30,7 @@ from webapp.text import markdown_text
 
 SIZES = (128, 256, 384, 512)
 MAX_FRAMES = 96
+DOWNLOADS = ("turntable.mp4", "mesh.glb", "views.png", "report.json")  # of write_outputs; judge.json follows
 SESSION_ENDED = "The browser session ended before the result was ready; it was not kept."
 TURNTABLES = {"±45°": 45.0, "full turn": 180.0}  # the app's turntable choices -> ReconstructionConfig.yaw
 
@@ -334,11 +335,12 @@ class Services:
             return markdown_text(self.spot.disabled_reason)
         with user_errors():
             item = self.kept.get(session_name(request), token)
-        if isinstance(item, ExampleRef):
-            item = self.examples.result(item.name)
         if item is None:
             return "Nothing to add yet: generate a face or judge a video first."
-        judged, source = (item.judged, "app") if isinstance(item, Result) else (item, "upload")
+        if isinstance(item, ExampleRef):  # its judgement is in memory; the whole result need not be read back
+            judged, source = self.examples.examples[item.name].judged, "app"
+        else:
+            judged, source = (item.judged, "app") if isinstance(item, Result) else (item, "upload")
         if judged.video is None or not judged.result.face_found:
             return "Only a turntable video with a face can be rated; this one cannot be added."
         return markdown_text(self.spot.add(judged.video, judged.result, source))
@@ -385,8 +387,7 @@ class Services:
             if self.files.ended(session) and not isinstance(err, gr.Error):  # its folder went with the session
                 raise gr.Error(SESSION_ENDED) from err
             raise
-        result.files = [str(out / n) for n in ("turntable.mp4", "mesh.glb", "views.png", "report.json")] + \
-            [result.judged.json_path]
+        result.files = [str(out / n) for n in DOWNLOADS] + [result.judged.json_path]
         self.kept.fit(session)
         release_memory()
 

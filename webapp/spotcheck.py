@@ -24,10 +24,9 @@ import gradio as gr
 import numpy as np
 
 from judge.annotations.store import DEFAULT_PATH, AnnotationError, AnnotationStore, Rating
-from judge.result import LEVELS, level_word
+from judge.result import level_word
 from webapp.text import markdown_text
 
-SLIDER_INFO = " · ".join(f"{20 * i}-{20 * (i + 1)} {w}" for i, w in enumerate(LEVELS))
 KEY_ENV = "FACELAB_ANNOTATOR_KEY"
 QUEUE_NOTICE = ("Adds this turntable and its 3-view strip to the spot-check queue: the annotators of this app "
                 "will see them, and they are kept in the ratings store until an operator removes them.")

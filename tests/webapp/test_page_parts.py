@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from webapp.compare import side_by_side
-from webapp.create_tab import check_upload
+from webapp.inputs import check_upload
 from webapp.spotcheck import items_per_hour
 
 
