@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, ImageSequence
 
 from face_nerf.errors import FaceLabError
 
-MAX_FRAMES = 64  # frames handed to the judge; longer clips are sampled evenly
+MAX_FRAMES = 32  # frames handed to the judge; longer clips are sampled evenly
 MAX_FILE_BYTES = 200 * 1024 * 1024  # larger files are refused before decoding
 MAX_PIXELS = 4096 * 4096  # per frame; larger frames are refused before decoding (decompression bombs)
 # One clip's decoding work is bounded by frames x pixels, so that no upload holds the only processing slot:

@@ -186,8 +186,11 @@ def test_an_example_shows_at_once_and_the_page_reads_at_three_sizes(browser, app
         page.close()
     page = open_page(browser, app, "desktop", tmp_path)
     page.locator("#turntable video").wait_for(timeout=60_000)
+    shown = page.locator("#turntable video").get_attribute("src")
     page.locator("#example-photos").get_by_role("button").nth(1).click()  # grace_hopper's prepared result
     page.locator("#status").get_by_text("Example result for grace_hopper.jpg").wait_for(timeout=10_000)
+    page.wait_for_function("(old) => document.querySelector('#turntable video')?.getAttribute('src') !== old", arg=shown)
+    page.wait_for_function("() => document.querySelector('#photo img')?.src.includes('grace_hopper')")  # and the photo
     page.close()
 
 

@@ -40,8 +40,10 @@ try:  # ZeroGPU on Hugging Face Spaces: Generate (the page's and the API's) hold
 except ImportError:
     def gpu(fn):
         return fn
+# Generate and Relight bring the result into view and pause the old turntable (it is about to be
+# replaced; a looping video costs a browser without a GPU half a core, taken from the work on a shared host).
 SCROLL_JS = """() => { const el = document.getElementById('turntable');
-  if (el) el.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"""
+  if (el) { el.scrollIntoView({behavior: 'smooth', block: 'nearest'}); el.querySelectorAll('video').forEach(v => v.pause()); } }"""
 
 
 @dataclass
@@ -55,6 +57,12 @@ class CreateTab:
     creations: gr.State  # [(label, token)] made in this session
     show_first_example: object  # (request) -> the first example photo and its result, for ``load_outputs``
     load_outputs: list  # what opening the page fills
+
+
+def example_photo(example) -> str | None:
+    """The photo of a clicked example: the gallery passes (its index, its values)."""
+    index = example[0] if isinstance(example, (list, tuple)) and example else None
+    return EXAMPLES[index] if isinstance(index, int) and 0 <= index < len(EXAMPLES) else None
 
 
 def warning(message: str) -> str:
@@ -166,9 +174,10 @@ def create_tab(services: Services) -> CreateTab:
         label = f"{len(made) + 1}. {res.outputs.report['edit'].get('summary', 'no edit')}"[:80]
         return status_line(res.outputs.report, res.judged), res.files or None, token, "", [*made, (label, token)]
 
-    def show_example(photo_path, request: gr.Request):
-        """An example photo's prepared result, at once (nothing when examples were not prepared). The
+    def show_example(example, request: gr.Request):
+        """A clicked example's prepared result, at once (nothing when examples were not prepared). The
         mesh and the panel's charts follow in ``show_example_rest``: the browser draws them more slowly."""
+        photo_path = example_photo(example)
         shown = services.show_example(photo_path, request)
         if shown is None:
             return [gr.skip()] * len(example_outputs)
@@ -178,8 +187,8 @@ def create_tab(services: Services) -> CreateTab:
         return ("", video_path, gr.skip(), strip_path, data, token, *[gr.skip()] * len(parts), "", None, words,
                 example.files, token, "")
 
-    def show_example_rest(photo_path):
-        example = services.examples.get(photo_path)
+    def show_example_rest(example):
+        example = services.examples.get(example_photo(example))
         if example is None:
             return [gr.skip()] * (1 + len(parts))
         return example.mesh, *panel(example.judged, example.overlays)
@@ -196,10 +205,12 @@ def create_tab(services: Services) -> CreateTab:
         concurrency_limit=1, concurrency_id="heavy", api_visibility="private").then(
         after, [made_now, creations], finished, **quiet).then(
         lambda: gr.Button(value="Relight", interactive=True), None, relight, **quiet)
-    # Clicking an example photo shows its prepared result at once.
+    # Clicking an example photo shows its prepared result at once: from the click itself, beside the
+    # gallery's own event that puts the photo in the input (one round trip, not two in a row).
     example_outputs = streamed + finished[:-1]
-    example_photos.load_input_event.then(show_example, photo, example_outputs, **quiet).then(
-        show_example_rest, photo, [mesh, *parts], **quiet)
+    example_photos.dataset.click(show_example, example_photos.dataset, example_outputs, **quiet).then(
+        show_example_rest, example_photos.dataset, [mesh, *parts], **quiet)
+
     def checked_upload(payload):
         value, problem = check_upload(payload)
         return value, warning(problem) if problem else ""
@@ -223,9 +234,9 @@ def create_tab(services: Services) -> CreateTab:
     def show_first_example(request: gr.Request):
         """Opening the page shows the first example photo and its result, before any click."""
         first = EXAMPLES[0] if EXAMPLES and services.examples.get(EXAMPLES[0]) else None
-        shown = list(show_example(first, request))
+        shown = list(show_example((0, [first]), request))
         if first:
-            rest = show_example_rest(first)
+            rest = show_example_rest((0, [first]))
             shown[2], shown[6:6 + len(parts)] = rest[0], rest[1:]
         return (first or gr.skip(), *shown)
 

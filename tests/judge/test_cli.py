@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from judge.__main__ import main
+from judge.frames import MAX_FRAMES
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_max_frames_below_one_is_an_argument_error(value, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["x.mp4", "--out", "j", "--max-frames", value])
     assert stop.value.code == 2
-    assert f"argument --max-frames: must be 1 or more (default 64). Got {value}." in capsys.readouterr().err
+    assert f"argument --max-frames: must be 1 or more (default {MAX_FRAMES}). Got {value}." in capsys.readouterr().err
 
 
 def test_judge_refuses_an_out_folder_it_did_not_write_before_judging(turntable_mp4, tmp_path, capsys, monkeypatch):

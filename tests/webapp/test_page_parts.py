@@ -1,10 +1,11 @@
-"""Small parts of the page: the compare view, the upload check, an annotator's pace."""
+"""Small parts of the page: the compare view, the upload check, an example click, an annotator's pace."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from webapp.compare import side_by_side
+from webapp.create_tab import EXAMPLES, example_photo
 from webapp.inputs import check_upload
 from webapp.spotcheck import items_per_hour
 
@@ -37,3 +38,10 @@ def test_an_annotators_pace_in_items_per_hour():
     assert items_per_hour([], now) is None and items_per_hour([now - 10], now) is None
     assert items_per_hour([now - 60, now - 30, now], now) == 2 / 60 * 3600  # two intervals in a minute
     assert items_per_hour([now - 7200, now - 60, now], now) == 60.0  # only the last hour counts
+
+
+def test_a_clicked_example_names_its_photo_and_nothing_else():
+    assert example_photo((1, ["anything shown"])) == EXAMPLES[1]
+    assert example_photo([0, None]) == EXAMPLES[0]
+    for clicked in (None, (), (len(EXAMPLES), None), (-1, None), ("0", None)):
+        assert example_photo(clicked) is None
