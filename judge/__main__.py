@@ -1,4 +1,5 @@
 """Command line: python -m judge VIDEO --out DIR  (judge.json, heatmaps.npz, overlay.png)
+             python -m judge batch INPUT... --out DIR [--workers N | --ray [ADDRESS]] [--resume] [--labels FILE]
              python -m judge VIDEO --ask "Is the mouth distorted?"
              python -m judge VIDEO --backend lmm --lmm-model MODEL [--lmm-adapter ADAPTER] --out DIR
 
@@ -34,7 +35,7 @@ def frame_count(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m judge", description="Judge a 3D face turntable: quality and "
-                                     "authenticity scores, distortions, heatmaps.")
+                                     "authenticity scores, distortions, heatmaps. For many clips: python -m judge batch --help.")
     parser.add_argument("video", help="mp4/webm/gif turntable, a folder of frames, or one image")
     parser.add_argument("--out", help="output folder for judge.json, heatmaps.npz, overlay.png: new, empty, or an "
                         "earlier output of this command (replaced atomically); a folder holding other files is refused")
@@ -78,6 +79,11 @@ def write_judgement(result: JudgeResult, out_dir: str | Path, inputs: Iterable[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["batch"]:  # python -m judge batch INPUT... --out DIR
+        from judge.batch import main as batch
+
+        return batch(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     lmm_options = [f"--{n.replace('_', '-')}" for n in ("lmm_model", "lmm_adapter", "lmm_allow_cpu", "device",

@@ -1,0 +1,512 @@
+"""One task over many files: in this process, in N worker processes, or on a Ray cluster.
+
+Each file becomes one row. Rows are appended to ``<table>.jsonl`` in the output folder as they finish
+(a killed run loses only the files in flight), a file that fails becomes a row with its ``error``, and
+at the end the log is compacted (one row per input path, in input order) and written to
+``<table>.parquet`` too. ``resume`` skips files whose content (SHA-256) already has a row; content seen
+under another path is copied, not processed again.
+
+A task (``Task``) is a small picklable object: ``load()`` once per worker, ``run(path, key)`` per file
+(``key``: the content hash, to name its files), returning the row's fields and any files to write beside
+the table (``{relative path: bytes}``; the runner writes them, so remote workers need no shared folder).
+
+Example:
+    >>> summary = run_batch(MyTask(), find_inputs(["clips/"], VIDEO_SUFFIXES), Path("out"), workers=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+from face_nerf.errors import FaceLabError
+
+MARKER = ".facelab-batch"  # names the task that owns an output folder
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
+RUNNER_FIELDS = ("path", "sha256", "error", "seconds", "worker")  # every row has these, then the task's
+
+
+class BatchError(FaceLabError):
+    """A batch that cannot start: no inputs, a bad manifest, an output folder that is not ours."""
+
+
+class Task(Protocol):
+    table: str  # the rows' file name: <table>.jsonl and <table>.parquet
+    fields: tuple[tuple[str, str], ...]  # (name, pyarrow type name) of the task's own row fields
+
+    def load(self) -> None: ...
+
+    def run(self, path: str, key: str) -> tuple[dict, dict[str, bytes]]: ...  # key: names the files it writes
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and the manifest columns kept with it."""
+
+    path: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Summary:
+    """What a run did: rows written now, skipped as done before, failed (of those written now), copied
+    from content already processed, the output table's path and the wall time."""
+
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    copied: int = 0
+    seconds: float = 0.0
+    table: Path | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, error) of this run's failures
+
+    def line(self) -> str:
+        rate = self.done / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.total} inputs: {self.done} processed now ({self.failed} failed), {self.skipped} already done, "
+                f"{self.copied} copied from identical content; {self.seconds:.1f} s ({rate:.2f} files/s)")
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+def find_inputs(sources: Iterable[str], suffixes: tuple[str, ...]) -> list[Job]:
+    """The jobs named by ``sources``: each a folder (searched recursively for files ending in ``suffixes``),
+    a glob pattern, a manifest (.csv, .tsv or .jsonl with a ``video``, ``photo`` or ``path`` column; its
+    other columns are kept; relative paths are read from the manifest's folder) or one file. Paths are made
+    absolute; a path named twice is kept once.
+
+    Raises:
+        BatchError: a source matches nothing, or a manifest has no path column or a bad line.
+    """
+    jobs: dict[str, Job] = {}
+    for source in sources:
+        path = Path(source)
+        if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+            found = read_manifest(path)
+        elif path.is_dir():
+            found = [Job(str(p)) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in suffixes]
+        elif path.is_file():
+            found = [Job(str(path))]
+        else:
+            found = [Job(p) for p in sorted(glob.glob(source, recursive=True)) if Path(p).is_file()]
+        if not found:
+            raise BatchError(f"{source}: no input found (give a folder, a glob such as 'clips/**/*.mp4', a manifest "
+                             f"(.csv, .tsv, .jsonl) or a file; searched for {', '.join(suffixes)}).")
+        for job in found:
+            key = str(Path(job.path).resolve())
+            jobs.setdefault(key, Job(key, job.extra))
+    return list(jobs.values())
+
+
+def read_manifest(path: Path) -> list[Job]:
+    """Jobs of a CSV/TSV (header row) or JSONL manifest. The path column is ``video``, ``photo`` or ``path``."""
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise BatchError(f"{path}: line {number} is not JSON ({err.msg}).") from None
+    else:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+    column = next((c for c in ("video", "photo", "path") if rows and all(isinstance(r, dict) and c in r for r in rows)), None)
+    if column is None:
+        raise BatchError(f"{path}: a manifest needs a 'video' (or 'photo' or 'path') column in every row.")
+    return [Job(str(path.parent / str(r[column])), {k: v for k, v in r.items() if k != column}) for r in rows]
+
+
+def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex); "" when it cannot be read (the task then reports why)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+# --- workers ---------------------------------------------------------------------------------------
+
+_LOADED: dict[str, object] = {}  # the tasks loaded in this worker process, by their description (repr)
+
+
+def worker_setup(threads: int, cores: list[int] | None = None) -> None:
+    """Limit a worker to ``threads`` threads (torch, OpenCV, OpenMP) and, when given, to ``cores``."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if cores:
+        os.sched_setaffinity(0, cores)
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    except ImportError:
+        pass
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_one(task: Task, path: str, key: str, data: bytes | None = None) -> tuple[dict, dict[str, bytes], float, str]:
+    """Run ``task`` on one file (``data``: its bytes, when the worker cannot read the path). Never raises:
+    a failure is the row's ``error``. Returns (fields, files, seconds, worker)."""
+    start = time.perf_counter()
+    worker = f"{os.uname().nodename}:{os.getpid()}"
+    description = f"{type(task).__qualname__}{task!r}"  # a task arrives unpickled anew with each file
+    try:
+        if description not in _LOADED:
+            task.load()
+            _LOADED[description] = task
+        task = _LOADED[description]
+        if data is None:
+            fields, files = task.run(path, key)
+        else:
+            with tempfile.TemporaryDirectory(prefix="facelab-batch-") as tmp:
+                local = Path(tmp) / Path(path).name
+                local.write_bytes(data)
+                fields, files = task.run(str(local), key)
+    except Exception as err:  # noqa: BLE001 - any failure of one file is that file's row, never the batch's end
+        message = str(err) if isinstance(err, FaceLabError) else f"{type(err).__name__}: {err}"
+        return {"error": message}, {}, time.perf_counter() - start, worker
+    return fields, files, time.perf_counter() - start, worker
+
+
+class _Pool:
+    """Local worker processes (spawned, each loading the task once), or this process when ``workers`` is 0."""
+
+    def __init__(self, task: Task, workers: int, threads: int):
+        self.task, self.workers = task, workers
+        cores = sorted(os.sched_getaffinity(0))
+        # Each worker gets its own cores when they go round (threads each); else the OS shares them out.
+        self.groups = [cores[i * threads:(i + 1) * threads] for i in range(workers)] \
+            if workers * threads <= len(cores) else [None] * max(workers, 1)
+        self.threads, self.executor, self.futures = threads, None, {}
+        if workers:
+            self._start()
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # no forked copies of mediapipe's or torch's threads
+        counter = context.Value("i", 0)
+        self.executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                            initargs=(counter, self.groups, self.threads))
+
+    @property
+    def capacity(self) -> int:
+        return max(self.workers, 1) * 2
+
+    def submit(self, job: Job) -> None:
+        if self.executor is None:
+            self.futures[len(self.futures)] = (job, run_one(self.task, job.path, _key(job)))
+            return
+        self.futures[self.executor.submit(run_one, self.task, job.path, _key(job))] = job
+
+    def results(self) -> Iterator[tuple[Job, tuple]]:
+        """Finished jobs and their results (blocks until at least one is)."""
+        if self.executor is None:
+            done, self.futures = list(self.futures.values()), {}
+            yield from done
+            return
+        finished, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+        broken = []
+        for future in finished:
+            job = self.futures.pop(future)
+            try:
+                yield job, future.result()
+            except BrokenProcessPool:
+                broken.append(job)
+        if broken:  # a worker died (a crash in native code): each job in flight runs again alone
+            in_flight = broken + list(self.futures.values())
+            self.futures = {}
+            self.executor.shutdown(cancel_futures=True)
+            yield from self._alone(in_flight)
+            self._start()
+
+    def _alone(self, jobs: list[Job]) -> Iterator[tuple[Job, tuple]]:
+        import multiprocessing
+
+        for job in jobs:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
+                                     initargs=(context.Value("i", 0), [self.groups[0]], self.threads)) as single:
+                try:
+                    yield job, single.submit(run_one, self.task, job.path, _key(job)).result()
+                except BrokenProcessPool:
+                    yield job, ({"error": "the worker process crashed on this file (a fault in native code)"}, {},
+                                0.0, "")
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+
+
+def _init_worker(counter, groups: list, threads: int) -> None:
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    worker_setup(threads, groups[index % len(groups)])
+
+
+class _RayPool:
+    """Ray actors, one per worker, each holding a loaded task; files sent as bytes when ``send_bytes``."""
+
+    def __init__(self, task: Task, workers: int, threads: int, address: str | None, send_bytes: bool):
+        import ray
+
+        self.ray, self.send_bytes = ray, send_bytes
+        if not ray.is_initialized():
+            local = address in (None, "", "local")
+            ray.init(address=None if local else address, num_cpus=workers * threads if local else None,
+                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+        self.workers = workers or max(int(ray.available_resources().get("CPU", 1)) // threads, 1)
+        self.actor_class = ray.remote(num_cpus=threads)(_RayWorker)
+        self.task, self.threads = task, threads
+        self.idle = [self.actor_class.remote(task, threads) for _ in range(self.workers)]
+        self.futures: dict = {}
+
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
+    def submit(self, job: Job) -> None:
+        data = Path(job.path).read_bytes() if self.send_bytes else None
+        actor = self.idle.pop()
+        self.futures[actor.run.remote(job.path, _key(job), data)] = (actor, job)
+
+    def results(self) -> Iterator[tuple[Job, tuple]]:
+        ray = self.ray
+        finished, _ = ray.wait(list(self.futures), num_returns=1)
+        for ref in finished:
+            actor, job = self.futures.pop(ref)
+            try:
+                result = ray.get(ref)
+                self.idle.append(actor)
+            except ray.exceptions.RayActorError:
+                result = ({"error": "the Ray worker died on this file"}, {}, 0.0, "")
+                self.idle.append(self.actor_class.remote(self.task, self.threads))
+            yield job, result
+
+    def close(self) -> None:
+        for actor in self.idle + [a for a, _ in self.futures.values()]:
+            self.ray.kill(actor)
+
+
+class _RayWorker:
+    def __init__(self, task: Task, threads: int):
+        worker_setup(threads)
+        self.task = task
+
+    def run(self, path: str, key: str, data: bytes | None) -> tuple:
+        if data is None and not Path(path).is_file():
+            return ({"error": f"{path} is not readable on this Ray node: put the inputs on a shared path or run "
+                              "with --ray-send-bytes"}, {}, 0.0, f"{os.uname().nodename}:{os.getpid()}")
+        return run_one(self.task, path, key, data)
+
+
+def _key(job: Job) -> str:
+    """The name of a job's files: its content hash (of its path, when it could not be read)."""
+    return job.extra.get("_sha256") or hashlib.sha256(job.path.encode()).hexdigest()
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def run_batch(task: Task, jobs: list[Job], out: Path, workers: int | None = None, threads: int = 1,
+              ray_address: str | None = None, use_ray: bool = False, send_bytes: bool = False, resume: bool = False,
+              retry_errors: bool = False, progress: bool = True, label: str = "batch") -> Summary:
+    """Run ``task`` over ``jobs`` into ``out`` (see the module's description).
+
+    Args:
+        workers: worker processes (None: one per ``threads`` of the cores this process may use; 0: this
+            process, no workers).
+        threads: threads per worker.
+        use_ray: run on Ray (``ray_address``: a cluster's address; None or "local": a local instance with
+            ``workers`` x ``threads`` CPUs).
+        send_bytes: Ray workers get each file's bytes instead of its path.
+        resume: continue an earlier run into ``out``; without it, ``out`` must be new or empty.
+        retry_errors: with ``resume``, process again the files whose row is an error.
+
+    Raises:
+        BatchError: ``out`` belongs to something else, or holds a run and ``resume`` was not given.
+    """
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    rows_path = _prepare_folder(out, task.table, resume)
+    done = _read_rows(rows_path, retry_errors)
+    by_hash = {row["sha256"]: row for row in done.values() if row.get("sha256") and not row.get("error")}
+    summary = Summary(len(jobs))
+    cores = len(os.sched_getaffinity(0))
+    if workers is None:
+        workers = max(cores // threads, 1)
+    pool = _RayPool(task, workers, threads, ray_address, send_bytes) if use_ray else _Pool(task, workers, threads)
+    bar = tqdm(total=len(jobs), desc=label, unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)
+    try:
+        with rows_path.open("a") as log:
+            pending: dict[str, list[Job]] = {}  # content hash in flight -> the jobs waiting for it
+            for job in jobs:
+                digest = content_hash(job.path)
+                if (job.path, digest) in done:
+                    summary.skipped += 1
+                    bar.update(1)
+                    continue
+                if digest and digest in by_hash:  # the same content under another path: copied
+                    _append(log, _copied(by_hash[digest], job))
+                    summary.copied += 1
+                    bar.update(1)
+                    continue
+                if digest and digest in pending:
+                    pending[digest].append(job)
+                    continue
+                pending[digest or job.path] = [job]
+                while len(pool.futures) >= pool.capacity:
+                    _collect(pool, pending, log, out, summary, by_hash, bar)
+                pool.submit(Job(job.path, {**job.extra, "_sha256": digest}))
+            while pool.futures:
+                _collect(pool, pending, log, out, summary, by_hash, bar)
+    finally:
+        bar.close()
+        pool.close()
+    summary.table = _finish(rows_path, jobs, task)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _collect(pool, pending, log, out: Path, summary: Summary, by_hash: dict, bar) -> None:
+    for job, (fields, files, seconds, worker) in pool.results():
+        extra = dict(job.extra)
+        digest = extra.pop("_sha256", "")
+        for name, data in files.items():
+            _write_atomic(out / name, data)
+        waiting = pending.pop(digest or job.path, [Job(job.path, extra)])
+        for i, same in enumerate(waiting):
+            row = {"path": same.path, "sha256": digest, "error": fields.get("error"), "seconds": round(seconds, 3),
+                   "worker": worker, **{k: v for k, v in fields.items() if k != "error"}, **_prefixed(same.extra)}
+            if i:
+                summary.copied += 1
+            _append(log, row)
+            bar.update(1)
+        summary.done += 1
+        if fields.get("error"):
+            summary.failed += 1
+            summary.errors.append((job.path, fields["error"]))
+        elif digest:
+            by_hash[digest] = row
+
+
+def _prefixed(extra: dict) -> dict:
+    """Manifest columns, renamed ``input_<name>`` where a name is one of the row's own."""
+    return {(f"input_{k}" if k in RUNNER_FIELDS else k): v for k, v in extra.items()}
+
+
+def _copied(row: dict, job: Job) -> dict:
+    return {**row, "path": job.path, **_prefixed(job.extra)}
+
+
+def _append(log, row: dict) -> None:
+    log.write(json.dumps(row, default=str) + "\n")
+    log.flush()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _prepare_folder(out: Path, table: str, resume: bool) -> Path:
+    marker = out / MARKER
+    if out.exists() and not out.is_dir():
+        raise BatchError(f"--out {out} is a file: give a folder.")
+    if out.is_dir() and any(out.iterdir()):
+        if not marker.is_file() or marker.read_text().strip() != table:
+            raise BatchError(f"--out {out} holds files this command did not write: choose a new or empty folder.")
+        if not resume:
+            raise BatchError(f"--out {out} holds an earlier run: add --resume to continue it, or choose a new folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(table + "\n")
+    return out / f"{table}.jsonl"
+
+
+def _read_rows(rows_path: Path, retry_errors: bool) -> dict[tuple[str, str], dict]:
+    """Rows of an earlier run by (path, content hash); a line cut short by a kill is dropped from the log."""
+    if not rows_path.is_file():
+        return {}
+    rows, kept = {}, []
+    for line in rows_path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the half-written last line of a killed run
+        if retry_errors and row.get("error"):
+            continue
+        rows[(row["path"], row["sha256"])] = row
+        kept.append(line)
+    _write_atomic(rows_path, "".join(line + "\n" for line in kept).encode())
+    return rows
+
+
+def _finish(rows_path: Path, jobs: list[Job], task: Task) -> Path:
+    """Compact the log (the last row of each input path, in input order; rows of paths no longer among the
+    inputs kept after them) and write the Parquet table beside it."""
+    latest: dict[str, str] = {}
+    for line in rows_path.read_text().splitlines():
+        latest[json.loads(line)["path"]] = line
+    order = [j.path for j in jobs if j.path in latest] + [p for p in latest if p not in {j.path for j in jobs}]
+    _write_atomic(rows_path, "".join(latest[p] + "\n" for p in order).encode())
+    return write_parquet(rows_path, task)
+
+
+def write_parquet(rows_path: Path, task: Task, batch_rows: int = 2000) -> Path:
+    """``<table>.parquet`` from the JSONL rows, in batches of ``batch_rows`` (memory bounded by a batch).
+    The task's fields keep their types; manifest columns are text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = rows_path.read_text().splitlines()
+    known = dict(task.fields)
+    extra = sorted({k for line in lines for k in json.loads(line) if k not in known and k not in RUNNER_FIELDS})
+    schema = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("error", pa.string()),
+                        ("seconds", pa.float64()), ("worker", pa.string())]
+                       + [(name, _arrow_type(kind)) for name, kind in task.fields]
+                       + [(name, pa.string()) for name in extra])
+    target = rows_path.with_suffix(".parquet")
+    tmp = target.with_name(f".{target.name}.tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, max(len(lines), 1), batch_rows):
+            rows = [json.loads(line) for line in lines[start:start + batch_rows]]
+            for row in rows:
+                for name in extra:
+                    value = row.get(name)
+                    row[name] = value if value is None or isinstance(value, str) else json.dumps(value)
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    os.replace(tmp, target)
+    return target
+
+
+def _arrow_type(kind: str):
+    import pyarrow as pa
+
+    if kind.startswith("list<") and kind.endswith(">"):
+        return pa.list_(_arrow_type(kind[5:-1]))
+    if kind.startswith("map<string,") and kind.endswith(">"):
+        return pa.map_(pa.string(), _arrow_type(kind[len("map<string,"):-1]))
+    return {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}[kind]
