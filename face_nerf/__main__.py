@@ -1,5 +1,6 @@
 """Command line: python -m face_nerf reconstruct PHOTO --out DIR [--frames N] [--size PX] [--yaw DEG]
-[--lighting PRESET | --light "azimuth=40,elevation=20,color=#ffd8a8,intensity=1.2,ambient=0.3"]."""
+[--lighting PRESET | --light "azimuth=40,elevation=20,color=#ffd8a8,intensity=1.2,ambient=0.3"];
+python -m face_nerf batch PHOTOS... --out DIR [--workers N | --ray [ADDRESS]] [--resume]."""
 
 from __future__ import annotations
 
@@ -38,7 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the light stays put as the head turns (world, default) or turns with the camera")
     rec.add_argument("--mesh-lighting", action="store_true", help="bake the lighting into the mesh colours (default: albedo)")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
+    _batch_parser(commands)
     return parser
+
+
+def _batch_parser(commands) -> None:
+    from face_nerf.batch import RAY_HELP, add_runner_arguments
+
+    batch = commands.add_parser("batch", help="many photos -> each one's outputs, reconstructions.parquet and "
+                                "report.html", description="Reconstruct many photos: each one's outputs under "
+                                "outputs/, one row per photo in reconstructions.parquet and .jsonl, and report.html. "
+                                "A photo that fails is a row with its error.", epilog=RAY_HELP)
+    batch.add_argument("inputs", nargs="+", metavar="PHOTOS", help="a folder (searched recursively for photos), a "
+                       "glob, a manifest (.csv, .tsv or .jsonl with a 'photo' column) or a photo")
+    add_runner_arguments(batch, "photo")
+    batch.add_argument("--frames", type=int, default=48, help="turntable frames (default 48)")
+    batch.add_argument("--size", type=int, default=256, help="turntable size in pixels (default 256)")
+    batch.add_argument("--yaw", type=float, default=45.0, help="turntable sweep in degrees either side (default 45)")
+    batch.add_argument("--prompt", default="", metavar="TEXT", help="the same text edit for every photo")
+    batch.add_argument("--lighting", default="original", metavar="PRESET", help="lighting preset (default original)")
 
 
 # The lighting presets' names, for --help without importing torch (tests hold it equal to lighting.PRESETS).
@@ -51,6 +70,8 @@ def _preset_names() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "batch":
+        return _batch(args)
     from tqdm import tqdm
 
     from face_nerf.edit import EmbeddedEditor
@@ -93,6 +114,23 @@ def main(argv: list[str] | None = None) -> int:
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in outputs.report["timings_s"].items())
     print(f"wrote {out} ({timings})")
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from face_nerf.batch import print_summary, run_from_arguments
+    from face_nerf.batch_reconstruct import PHOTO_SUFFIXES, ReconstructTask, write_report
+
+    task = ReconstructTask(args.frames, args.size, args.yaw, args.prompt, args.lighting)
+    try:
+        task.config()  # bad settings fail now, not once per photo
+        task.load()  # and so does a prompt that cannot be read
+        summary = run_from_arguments(task, args, PHOTO_SUFFIXES, "reconstructing")
+    except FaceLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_summary(summary, "photo")
+    print(f"wrote {write_report(summary.table.with_suffix('.jsonl'))}")
+    return 1 if args.fail_on_error and summary.failed else 0
 
 
 def _input_paths(args: argparse.Namespace) -> list[str]:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import csv
 import glob
 import hashlib
@@ -510,3 +511,61 @@ def _arrow_type(kind: str):
     if kind.startswith("map<string,") and kind.endswith(">"):
         return pa.map_(pa.string(), _arrow_type(kind[len("map<string,"):-1]))
     return {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}[kind]
+
+
+# --- command lines ---------------------------------------------------------------------------------
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The options every batch command shares (``what``: "clip", "photo")."""
+    parser.add_argument("--out", required=True, help="output folder: new or empty, or an earlier run's with --resume")
+    parser.add_argument("--workers", type=at_least(0), help="worker processes (default: one per core; 0: this process)")
+    parser.add_argument("--threads", type=at_least(1), default=1, help="threads per worker (default 1)")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="run on Ray: a cluster's address (HEAD:6379), or nothing for a local instance")
+    parser.add_argument("--ray-send-bytes", action="store_true", help=f"send each {what}'s bytes to the Ray workers "
+                        "instead of its path (when the nodes share no folder)")
+    parser.add_argument("--resume", action="store_true", help=f"continue an earlier run into --out: each {what} "
+                        "already done (same content) is skipped")
+    parser.add_argument("--retry-errors", action="store_true", help=f"with --resume, run again each {what} that failed")
+    parser.add_argument("--fail-on-error", action="store_true", help=f"exit with 1 when any {what} failed (default: "
+                        "0, with the failures listed)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+RAY_HELP = ("Ray: start a cluster with `ray start --head` on one machine and `ray start --address HEAD:6379` on the "
+            "others, then run with --ray HEAD:6379 (the inputs on a path every node sees, or --ray-send-bytes).")
+
+
+def at_least(low: int):
+    """An argparse type: a whole number of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, {low} or more. Got {text!r}.") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more. Got {value}.")
+        return value
+    return parse
+
+
+def run_from_arguments(task: Task, args: argparse.Namespace, suffixes: tuple[str, ...], label: str,
+                       workers: int | None = None) -> Summary:
+    """``find_inputs`` and ``run_batch`` as the shared options say (``workers``: the default when
+    ``--workers`` is not given)."""
+    if args.retry_errors and not args.resume:
+        raise BatchError("--retry-errors continues an earlier run: add --resume.")
+    jobs = find_inputs(args.inputs, suffixes)
+    return run_batch(task, jobs, Path(args.out), args.workers if args.workers is not None else workers, args.threads,
+                     args.ray, args.ray is not None, args.ray_send_bytes, args.resume, args.retry_errors,
+                     not args.quiet, label)
+
+
+def print_summary(summary: Summary, what: str) -> None:
+    print(summary.line())
+    for path, error in summary.errors[:20]:
+        print(f"  failed: {path}: {error}")
+    if len(summary.errors) > 20:
+        print(f"  … and {len(summary.errors) - 20} more {what}s failed (the 'error' column of {summary.table.name})")
+    print(f"wrote {summary.table} and {summary.table.with_suffix('.jsonl')}")

@@ -95,33 +95,20 @@ def strip_thumbnail(result) -> bytes:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from face_nerf.batch import RAY_HELP, add_runner_arguments, at_least
+
     parser = argparse.ArgumentParser(
         prog="python -m judge batch", description="Judge many turntables: one row per clip in judgements.parquet and "
-        "judgements.jsonl; a clip that fails is a row with its error.",
-        epilog="Ray: start a cluster with `ray start --head` on one machine and `ray start --address HEAD:6379` on "
-        "the others, then run with --ray HEAD:6379 (the inputs on a path every node sees, or --ray-send-bytes).")
+        "judgements.jsonl; a clip that fails is a row with its error.", epilog=RAY_HELP)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder (searched recursively for videos), a glob "
                         "('clips/**/*.mp4'), a manifest (.csv, .tsv or .jsonl with a 'video' column; other columns are "
                         "kept) or a clip")
-    parser.add_argument("--out", required=True, help="output folder: new or empty, or an earlier run's with --resume")
-    parser.add_argument("--workers", type=_at_least(0), help="worker processes (default: one per core; 0: this "
-                        "process)")
-    parser.add_argument("--threads", type=_at_least(1), default=1, help="threads per worker (default 1)")
-    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help="run on Ray: a cluster's address, "
-                        "or nothing for a local instance")
-    parser.add_argument("--ray-send-bytes", action="store_true", help="send each clip's bytes to the Ray workers "
-                        "instead of its path (when the nodes share no folder)")
-    parser.add_argument("--resume", action="store_true", help="continue an earlier run into --out: clips already "
-                        "judged (same content) are skipped")
-    parser.add_argument("--retry-errors", action="store_true", help="with --resume, judge again the clips that failed")
-    parser.add_argument("--fail-on-error", action="store_true", help="exit with 1 when any clip failed (default: 0, "
-                        "with the failures listed)")
+    add_runner_arguments(parser, "clip")
     parser.add_argument("--heatmaps", action="store_true", help="also write heatmaps/<sha256>.npz per clip")
     parser.add_argument("--labels", metavar="FILE", help="people's scores (.csv/.tsv/.jsonl: video, quality, "
                         "authenticity[, categories]): writes report.html and prints the agreement")
-    parser.add_argument("--max-frames", type=_at_least(1), default=MAX_FRAMES,
+    parser.add_argument("--max-frames", type=at_least(1), default=MAX_FRAMES,
                         help=f"frames analysed per clip at most (default {MAX_FRAMES})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     lmm = parser.add_argument_group("LMM judge (--backend lmm)")
     parser.add_argument("--backend", choices=["embedded", "lmm"], default="embedded")
     lmm.add_argument("--lmm-model", help="hub id or local folder (default $FACELAB_LMM_MODEL)")
@@ -131,26 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, {low} or more. Got {text!r}.") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be {low} or more. Got {value}.")
-        return value
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.backend != "lmm" and (args.lmm_model or args.lmm_adapter or args.lmm_allow_cpu or args.device):
         parser.error("--lmm-model, --lmm-adapter, --lmm-allow-cpu and --device only apply to --backend lmm.")
-    if args.retry_errors and not args.resume:
-        parser.error("--retry-errors continues an earlier run: add --resume.")
-    from face_nerf.batch import find_inputs, run_batch
+    from face_nerf.batch import print_summary, run_from_arguments
     from face_nerf.errors import FaceLabError
 
     try:
@@ -165,26 +138,19 @@ def main(argv: list[str] | None = None) -> int:
             from judge.batch_report import read_labels
 
             labels = read_labels(args.labels)  # a bad labels file fails now, not after the judging
-        jobs = find_inputs(args.inputs, VIDEO_SUFFIXES)
-        workers = args.workers if args.workers is not None else (1 if lmm is not None and not args.ray else None)
-        summary = run_batch(JudgeTask(args.max_frames, args.heatmaps, lmm), jobs, Path(args.out), workers,
-                            args.threads, args.ray, args.ray is not None, args.ray_send_bytes, args.resume,
-                            args.retry_errors, not args.quiet, "judging")
+        # One LMM per process: a model per worker would hold its weights once per worker.
+        summary = run_from_arguments(JudgeTask(args.max_frames, args.heatmaps, lmm), args, VIDEO_SUFFIXES, "judging",
+                                     1 if lmm is not None and not args.ray else None)
+        print_summary(summary, "clip")
+        if labels is not None:
+            from judge.batch_report import agreement_report
+
+            report = agreement_report(summary.table.with_suffix(".jsonl"), labels, Path(args.out))
+            print(report.text)
+            print(f"wrote {report.path}")
     except FaceLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(summary.line())
-    for path, error in summary.errors[:20]:
-        print(f"  failed: {path}: {error}")
-    if len(summary.errors) > 20:
-        print(f"  … and {len(summary.errors) - 20} more (the 'error' column of {summary.table.name})")
-    print(f"wrote {summary.table} and {summary.table.with_suffix('.jsonl')}")
-    if labels is not None:
-        from judge.batch_report import agreement_report
-
-        report = agreement_report(summary.table.with_suffix(".jsonl"), labels, Path(args.out))
-        print(report.text)
-        print(f"wrote {report.path}")
     return 1 if args.fail_on_error and summary.failed else 0
 
 
