@@ -144,7 +144,7 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
 
 # --- workers ---------------------------------------------------------------------------------------
 
-_LOADED: dict[str, object] = {}  # the tasks loaded in this worker process, by their description (repr)
+_worker_task: list = []  # a worker process's loaded task and any error loading it (set by ``_init_worker``)
 
 
 def worker_setup(threads: int, cores: list[int] | None = None) -> None:
@@ -165,16 +165,11 @@ def worker_setup(threads: int, cores: list[int] | None = None) -> None:
 
 
 def run_one(task: Task, path: str, key: str, data: bytes | None = None) -> tuple[dict, dict[str, bytes], float, str]:
-    """Run ``task`` on one file (``data``: its bytes, when the worker cannot read the path). Never raises:
-    a failure is the row's ``error``. Returns (fields, files, seconds, worker)."""
+    """Run a loaded ``task`` on one file (``data``: its bytes, when the worker cannot read the path). Never
+    raises: a failure is the row's ``error``. Returns (fields, files, seconds, worker)."""
     start = time.perf_counter()
     worker = f"{os.uname().nodename}:{os.getpid()}"
-    description = f"{type(task).__qualname__}{task!r}"  # a task arrives unpickled anew with each file
     try:
-        if description not in _LOADED:
-            task.load()
-            _LOADED[description] = task
-        task = _LOADED[description]
         if data is None:
             fields, files = task.run(path, key)
         else:
@@ -197,7 +192,7 @@ class _Pool:
         # Each worker gets its own cores when they go round (threads each); else the OS shares them out.
         self.groups = [cores[i * threads:(i + 1) * threads] for i in range(workers)] \
             if workers * threads <= len(cores) else [None] * max(workers, 1)
-        self.threads, self.executor, self.futures = threads, None, {}
+        self.threads, self.executor, self.futures, self.loaded = threads, None, {}, False
         if workers:
             self._start()
 
@@ -207,7 +202,7 @@ class _Pool:
         context = multiprocessing.get_context("spawn")  # no forked copies of mediapipe's or torch's threads
         counter = context.Value("i", 0)
         self.executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                            initargs=(counter, self.groups, self.threads))
+                                            initargs=(self.task, counter, self.groups, self.threads))
 
     @property
     def capacity(self) -> int:
@@ -215,9 +210,12 @@ class _Pool:
 
     def submit(self, job: Job) -> None:
         if self.executor is None:
+            if not self.loaded:
+                self.task.load()
+                self.loaded = True
             self.futures[len(self.futures)] = (job, run_one(self.task, job.path, _key(job)))
             return
-        self.futures[self.executor.submit(run_one, self.task, job.path, _key(job))] = job
+        self.futures[self.executor.submit(_run_in_worker, job.path, _key(job))] = job
 
     def results(self) -> Iterator[tuple[Job, tuple]]:
         """Finished jobs and their results (blocks until at least one is)."""
@@ -246,9 +244,9 @@ class _Pool:
         for job in jobs:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
-                                     initargs=(context.Value("i", 0), [self.groups[0]], self.threads)) as single:
+                                     initargs=(self.task, context.Value("i", 0), [self.groups[0]], self.threads)) as single:
                 try:
-                    yield job, single.submit(run_one, self.task, job.path, _key(job)).result()
+                    yield job, single.submit(_run_in_worker, job.path, _key(job)).result()
                 except BrokenProcessPool:
                     yield job, ({"error": "the worker process crashed on this file (a fault in native code)"}, {},
                                 0.0, "")
@@ -258,11 +256,25 @@ class _Pool:
             self.executor.shutdown(cancel_futures=True)
 
 
-def _init_worker(counter, groups: list, threads: int) -> None:
+def _init_worker(task: Task, counter, groups: list, threads: int) -> None:
+    """A worker process starts: its cores and threads, then the task loaded once (a failure to load is
+    kept, and each file's row says it)."""
     with counter.get_lock():
         index = counter.value
         counter.value += 1
     worker_setup(threads, groups[index % len(groups)])
+    try:
+        task.load()
+        _worker_task[:] = [task, None]
+    except Exception as err:  # noqa: BLE001 - said in every row of this worker
+        _worker_task[:] = [task, f"the worker could not load {type(task).__name__}: {type(err).__name__}: {err}"]
+
+
+def _run_in_worker(path: str, key: str) -> tuple:
+    task, problem = _worker_task
+    if problem:
+        return {"error": problem}, {}, 0.0, f"{os.uname().nodename}:{os.getpid()}"
+    return run_one(task, path, key)
 
 
 class _RayPool:
@@ -271,11 +283,16 @@ class _RayPool:
     def __init__(self, task: Task, workers: int, threads: int, address: str | None, send_bytes: bool):
         import ray
 
-        self.ray, self.send_bytes = ray, send_bytes
-        if not ray.is_initialized():
+        self.ray, self.send_bytes, self.started = ray, send_bytes, not ray.is_initialized()
+        if self.started:
             local = address in (None, "", "local")
+            # The workers import this project from where it lies here (every node of a cluster needs the
+            # same checkout at the same path, or the project installed).
+            root = str(Path(__file__).resolve().parents[1])
+            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
             ray.init(address=None if local else address, num_cpus=workers * threads if local else None,
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+                     include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
         self.workers = workers or max(int(ray.available_resources().get("CPU", 1)) // threads, 1)
         self.actor_class = ray.remote(num_cpus=threads)(_RayWorker)
         self.task, self.threads = task, threads
@@ -307,11 +324,14 @@ class _RayPool:
     def close(self) -> None:
         for actor in self.idle + [a for a, _ in self.futures.values()]:
             self.ray.kill(actor)
+        if self.started:  # the local instance or the connection this run made
+            self.ray.shutdown()
 
 
 class _RayWorker:
     def __init__(self, task: Task, threads: int):
         worker_setup(threads)
+        task.load()
         self.task = task
 
     def run(self, path: str, key: str, data: bytes | None) -> tuple:

@@ -36,6 +36,7 @@ class Label:
 class Report:
     text: str  # the terminal summary
     path: Path  # report.html
+    correlations: dict[str, Correlation]  # by dimension, over every matched clip
 
 
 def read_labels(path: str | Path) -> dict[str, Label]:
@@ -134,7 +135,7 @@ def agreement_report(rows_path: Path, labels: dict[str, Label], out: Path) -> Re
     tmp = path.with_name(".report.html.tmp")
     tmp.write_text(_html(pairs, overall, groups, per_category, confusion, worst, out))
     tmp.replace(path)
-    return Report("\n".join(lines), path)
+    return Report("\n".join(lines), path, overall)
 
 
 def _scores(pairs, dimension: str, judge: bool) -> np.ndarray:

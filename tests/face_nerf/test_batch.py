@@ -1,0 +1,42 @@
+"""``python -m face_nerf batch``: many photos, each one's outputs, a row per photo and a report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow.parquet as pq
+
+from face_nerf.__main__ import main
+from tests.conftest import EXAMPLES
+
+
+def test_a_folder_of_photos_gives_each_ones_outputs_a_row_and_a_report(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(EXAMPLES["grace_hopper"], photos / "grace.jpg")
+    (photos / "notes.jpg").write_text("not a photo")
+    out = tmp_path / "out"
+    assert main(["batch", str(photos), "--out", str(out), "--frames", "8", "--size", "64", "--workers", "0", "--quiet",
+                 "--prompt", "blue eyes"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 inputs: 2 processed now (1 failed)" in printed and "notes.jpg" in printed
+    rows = {json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line)
+            for line in (out / "reconstructions.jsonl").read_text().splitlines()}
+    assert "not an image" in rows["notes.jpg"]["error"]
+    grace = rows["grace.jpg"]
+    assert grace["error"] is None and grace["faces_found"] == 1 and "blue" in grace["edit"]
+    assert grace["mesh_faces"] > 1000 and grace["timings_s"]["turntable"] > 0
+    folder = out / grace["output"]
+    assert {p.name for p in folder.iterdir()} >= {"turntable.mp4", "views.png", "mesh.glb", "report.json",
+                                                  "field.safetensors", "input_view.png"}
+    assert json.loads((folder / "report.json").read_text())["config"]["frames"] == 8
+    assert [r["path"] for r in pq.read_table(out / "reconstructions.parquet").to_pylist()] == \
+        [json.loads(line)["path"] for line in (out / "reconstructions.jsonl").read_text().splitlines()]
+    page = (out / "report.html").read_text()
+    assert f"{grace['output']}/views.png" in page and "not an image" in page
+
+
+def test_a_prompt_that_cannot_be_read_fails_before_any_photo(tmp_path, capsys):
+    assert main(["batch", str(EXAMPLES["astronaut"]), "--out", str(tmp_path / "out"), "--prompt", "x" * 400]) == 2
+    assert "error:" in capsys.readouterr().err and not (tmp_path / "out").exists()
