@@ -68,22 +68,28 @@ def make_clips(folder: Path, count: int) -> list[Path]:
 
 
 class TreeMemory:
-    """Peak resident memory of a process and all its descendants, sampled every 0.2 s."""
+    """Peak memory of a process and all its descendants, sampled every 0.3 s: the sum of their resident
+    sets (RSS; pages shared between processes, such as the libraries every worker maps, count once per
+    process) and of their proportional sets (PSS: shared pages split between their sharers, so the sum
+    is what the tree really holds)."""
 
     def __init__(self, pid: int):
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.pid, self.peak_rss, self.peak_pss, self._stop = pid, 0, 0, threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, sum(_rss(p) for p in _tree(self.pid)))
-            time.sleep(0.2)
+            tree = _tree(self.pid)
+            self.peak_rss = max(self.peak_rss, sum(_memory(p, "status", "VmRSS:") for p in tree))
+            self.peak_pss = max(self.peak_pss, sum(_memory(p, "smaps_rollup", "Pss:") for p in tree))
+            time.sleep(0.3)
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float]:
+        """(peak RSS, peak PSS) in GB."""
         self._stop.set()
         self._thread.join()
-        return self.peak / 2 ** 30
+        return self.peak_rss / 2 ** 30, self.peak_pss / 2 ** 30
 
 
 def _tree(pid: int) -> list[int]:
@@ -103,18 +109,19 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _rss(pid: int) -> int:
+def _memory(pid: int, table: str, key: str) -> int:
+    """Bytes of ``key`` in /proc/PID/``table`` (0 when the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{table}").read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
 
 
-def batch(clips: Path, out: Path, *options: str) -> tuple[float, float, str]:
-    """(seconds, peak GB of the process tree, the summary line) of one `python -m judge batch` run."""
+def batch(clips: Path, out: Path, *options: str) -> tuple[float, tuple[float, float], str]:
+    """(seconds, peak (RSS, PSS) GB of the process tree, the summary line) of one `python -m judge batch` run."""
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "judge", "batch", str(clips), "--out", str(out), "--quiet",
                                 *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -162,8 +169,8 @@ def main() -> None:
         seconds = {}
         for i, (name, options) in enumerate(runs.items()):
             seconds[name], peak, line = batch(folder, Path(tmp) / f"run{i}", *options)
-            print(f"{name}: {seconds[name]:.1f} s, {len(clips) / seconds[name]:.2f} clips/s, peak RSS of the process "
-                  f"tree {peak:.2f} GB ({line})")
+            print(f"{name}: {seconds[name]:.1f} s, {len(clips) / seconds[name]:.2f} clips/s; the process tree's peak "
+                  f"PSS {peak[1]:.2f} GB (RSS summed over its processes {peak[0]:.2f} GB) ({line})")
         print(f"--workers 2 against --workers 1: {seconds['--workers 1'] / seconds['--workers 2']:.2f}x faster")
         if not args.skip_ray:
             ray = seconds["--ray (local, 2 CPUs)"]

@@ -6,7 +6,7 @@ at the end the log is compacted (one row per input path, in input order) and wri
 ``<table>.parquet`` too. ``resume`` skips files whose content (SHA-256) already has a row; content seen
 under another path is copied, not processed again.
 
-A task (``Task``) is a small picklable object: ``load()`` once per worker, ``run(path, key)`` per file
+A task (``Task``) is a small picklable object: ``load(threads)`` once per worker, ``run(path, key)`` per file
 (``key``: the content hash, to name its files), returning the row's fields and any files to write beside
 the table (``{relative path: bytes}``; the runner writes them, so remote workers need no shared folder).
 
@@ -46,7 +46,7 @@ class Task(Protocol):
     table: str  # the rows' file name: <table>.jsonl and <table>.parquet
     fields: tuple[tuple[str, str], ...]  # (name, pyarrow type name) of the task's own row fields
 
-    def load(self) -> None: ...
+    def load(self, threads: int) -> None: ...  # threads: what the task may use (1: no threads of its own)
 
     def run(self, path: str, key: str) -> tuple[dict, dict[str, bytes]]: ...  # key: names the files it writes
 
@@ -147,12 +147,12 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
 _worker_task: list = []  # a worker process's loaded task and any error loading it (set by ``_init_worker``)
 
 
-def worker_setup(threads: int, cores: list[int] | None = None) -> None:
-    """Limit a worker to ``threads`` threads (torch, OpenCV, OpenMP) and, when given, to ``cores``."""
+def worker_setup(threads: int) -> None:
+    """Limit a worker to ``threads`` threads (torch, OpenCV, OpenMP). Workers are not pinned to cores: the
+    scheduler places them better (pinned, 2 workers on 2 cores ran 10-15% slower, sharing their cores
+    with the runner and mediapipe's own threads)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if cores:
-        os.sched_setaffinity(0, cores)
     try:
         import cv2
 
@@ -188,10 +188,6 @@ class _Pool:
 
     def __init__(self, task: Task, workers: int, threads: int):
         self.task, self.workers = task, workers
-        cores = sorted(os.sched_getaffinity(0))
-        # Each worker gets its own cores when they go round (threads each); else the OS shares them out.
-        self.groups = [cores[i * threads:(i + 1) * threads] for i in range(workers)] \
-            if workers * threads <= len(cores) else [None] * max(workers, 1)
         self.threads, self.executor, self.futures, self.loaded = threads, None, {}, False
         if workers:
             self._start()
@@ -200,9 +196,8 @@ class _Pool:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # no forked copies of mediapipe's or torch's threads
-        counter = context.Value("i", 0)
         self.executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                            initargs=(self.task, counter, self.groups, self.threads))
+                                            initargs=(self.task, self.threads))
 
     @property
     def capacity(self) -> int:
@@ -211,7 +206,7 @@ class _Pool:
     def submit(self, job: Job) -> None:
         if self.executor is None:
             if not self.loaded:
-                self.task.load()
+                self.task.load(self.threads)
                 self.loaded = True
             self.futures[len(self.futures)] = (job, run_one(self.task, job.path, _key(job)))
             return
@@ -244,7 +239,7 @@ class _Pool:
         for job in jobs:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
-                                     initargs=(self.task, context.Value("i", 0), [self.groups[0]], self.threads)) as single:
+                                     initargs=(self.task, self.threads)) as single:
                 try:
                     yield job, single.submit(_run_in_worker, job.path, _key(job)).result()
                 except BrokenProcessPool:
@@ -256,15 +251,12 @@ class _Pool:
             self.executor.shutdown(cancel_futures=True)
 
 
-def _init_worker(task: Task, counter, groups: list, threads: int) -> None:
-    """A worker process starts: its cores and threads, then the task loaded once (a failure to load is
-    kept, and each file's row says it)."""
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    worker_setup(threads, groups[index % len(groups)])
+def _init_worker(task: Task, threads: int) -> None:
+    """A worker process starts: its threads, then the task loaded once (a failure to load is kept, and
+    each file's row says it)."""
+    worker_setup(threads)
     try:
-        task.load()
+        task.load(threads)
         _worker_task[:] = [task, None]
     except Exception as err:  # noqa: BLE001 - said in every row of this worker
         _worker_task[:] = [task, f"the worker could not load {type(task).__name__}: {type(err).__name__}: {err}"]
@@ -292,7 +284,10 @@ class _RayPool:
             path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
             ray.init(address=None if local else address, num_cpus=workers * threads if local else None,
                      include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+                     runtime_env={"env_vars": {"PYTHONPATH": path}},
+                     # No idle workers started ahead: the actors get their own (each idle one holds ~90 MB).
+                     _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+                     if local else None)
         self.workers = workers or max(int(ray.available_resources().get("CPU", 1)) // threads, 1)
         self.actor_class = ray.remote(num_cpus=threads)(_RayWorker)
         self.task, self.threads = task, threads
@@ -331,7 +326,7 @@ class _RayPool:
 class _RayWorker:
     def __init__(self, task: Task, threads: int):
         worker_setup(threads)
-        task.load()
+        task.load(threads)
         self.task = task
 
     def run(self, path: str, key: str, data: bytes | None) -> tuple:

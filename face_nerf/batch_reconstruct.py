@@ -32,7 +32,10 @@ class ReconstructTask:
     fields = (("output", "string"), ("faces_found", "int"), ("warnings", "list<string>"), ("edit", "string"),
               ("mesh_vertices", "int"), ("mesh_faces", "int"), ("timings_s", "map<string,float>"))
 
-    def load(self) -> None:
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_editor": None}  # a task travels to its workers unloaded
+
+    def load(self, threads: int = 1) -> None:
         from face_nerf.edit import EmbeddedEditor
 
         self._editor = EmbeddedEditor()

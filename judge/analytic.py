@@ -30,9 +30,10 @@ class EmbeddedJudge:
         ('good', 'No Distortion')
     """
 
-    def __init__(self, calibration: Calibration | None = None, score_map: str | None = None):
+    def __init__(self, calibration: Calibration | None = None, score_map: str | None = None, parallel: bool = True):
         """``score_map``: a refit to annotators' ratings (``python -m judge.annotations calibrate``)
-        applied on top of the calibration; the backend name then says which."""
+        applied on top of the calibration; the backend name then says which. ``parallel`` False: one
+        thread of work (a batch worker that holds one core)."""
         from pathlib import Path
 
         from judge.annotations.recalibrate import load_score_map
@@ -41,6 +42,7 @@ class EmbeddedJudge:
         self.models = FaceModels.load()
         self.score_map = load_score_map(score_map) if score_map else None
         self.name = BACKEND if score_map is None else f"{BACKEND}+{Path(score_map).stem}"
+        self.parallel = parallel
 
     def _predict(self, features: np.ndarray) -> tuple[float, float, np.ndarray]:
         quality, authenticity, probabilities = self.calibration.predict(features)
@@ -51,7 +53,7 @@ class EmbeddedJudge:
     def judge(self, clip: Clip) -> JudgeResult:
         frames = analysis_frames(clip.frames)
         single = len(frames) == 1
-        track, evidence = track_and_gather(frames, self.models, clip.frames.shape[2] / frames.shape[2])
+        track, evidence = track_and_gather(frames, self.models, clip.frames.shape[2] / frames.shape[2], self.parallel)
         if not track.found.any():
             return _no_face(clip, frames, single, self.name)
         raw = RawEvidence.of(evidence, track)

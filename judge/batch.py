@@ -42,7 +42,10 @@ class JudgeTask:
               ("source_frames", "int"), ("backend", "string"), ("summary", "string"), ("warnings", "list<string>"),
               ("seconds_decode", "float"), ("seconds_judge", "float"), ("strip", "string"), ("heatmaps", "string"))
 
-    def load(self) -> None:
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_judge": None}  # a task travels to its workers unloaded
+
+    def load(self, threads: int = 1) -> None:
         if self.lmm is not None:
             from judge.lmm.judge import LMMJudge
 
@@ -50,7 +53,7 @@ class JudgeTask:
         else:
             from judge.analytic import EmbeddedJudge
 
-            self._judge = EmbeddedJudge()
+            self._judge = EmbeddedJudge(parallel=threads > 1)
 
     def run(self, path: str, key: str) -> tuple[dict, dict[str, bytes]]:
         from judge.frames import load_clip

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 
@@ -88,7 +88,7 @@ class FaceModels:
 
 
 def gather_evidence(frames: np.ndarray, track: FaceTrack, models: FaceModels, source_scale: float = 1.0,
-                    maps: dict[str, np.ndarray] | None = None) -> Evidence:
+                    maps: dict[str, np.ndarray] | None = None, parallel: bool = True) -> Evidence:
     """All measures of a clip [T, H, W, 3] uint8 with its face track.
 
     Args:
@@ -99,9 +99,11 @@ def gather_evidence(frames: np.ndarray, track: FaceTrack, models: FaceModels, so
             size is judged in the source's pixels).
         maps: ``frame_maps(frames)`` when already at hand (``track_and_gather`` computes them while the
             face is tracked).
+        parallel: run dlib and the head-model fit in threads beside the rest (False: one after the
+            other, for a worker that holds one core).
     """
     maps = dict(frame_maps(frames) if maps is None else maps)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # dlib and the head-model fit run beside the rest
+    with _executor(2 if parallel else 0) as pool:  # dlib and the head-model fit run beside the rest
         yaw = _yaw(track)
         described = pool.submit(identity_evidence, frames, track.landmarks, track.found, models.dlib)
         fitted = pool.submit(shape_evidence, track.landmarks, yaw, models.head)
@@ -117,16 +119,41 @@ def gather_evidence(frames: np.ndarray, track: FaceTrack, models: FaceModels, so
                     clip_measures(track, identity, shape, source_scale, maps["flicker"]))
 
 
-def track_and_gather(frames: np.ndarray, models: FaceModels, source_scale: float = 1.0) -> tuple[FaceTrack, Evidence]:
+def track_and_gather(frames: np.ndarray, models: FaceModels, source_scale: float = 1.0,
+                     parallel: bool = True) -> tuple[FaceTrack, Evidence]:
     """``track_faces`` and ``gather_evidence`` of a clip, with the maps that need no face computed while
-    the face is tracked (mediapipe runs in its own threads)."""
+    the face is tracked (mediapipe runs in its own threads). ``parallel`` False: nothing runs beside
+    anything else."""
     from judge.track import track_faces
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with _executor(1 if parallel else 0) as pool:
         tracking = pool.submit(track_faces, frames)
         maps = frame_maps(frames)
         track = tracking.result()
-    return track, gather_evidence(frames, track, models, source_scale, maps)
+    return track, gather_evidence(frames, track, models, source_scale, maps, parallel)
+
+
+class _InPlace:
+    """An executor that runs each call at once, in the caller's thread (``_executor(0)``)."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as err:  # handed to whoever asks for the result, as a thread pool would
+            future.set_exception(err)
+        return future
+
+    def __enter__(self) -> "_InPlace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _executor(threads: int):
+    """A thread pool of ``threads``, or ``_InPlace`` for 0."""
+    return ThreadPoolExecutor(max_workers=threads) if threads else _InPlace()
 
 
 def frame_maps(frames: np.ndarray) -> dict[str, np.ndarray]:
