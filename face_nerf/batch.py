@@ -147,12 +147,13 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
 _worker_task: list = []  # a worker process's loaded task and any error loading it (set by ``_init_worker``)
 
 
-def worker_setup(threads: int) -> None:
-    """Limit a worker to ``threads`` threads (torch, OpenCV, OpenMP). Workers are not pinned to cores: the
-    scheduler places them better (pinned, 2 workers on 2 cores ran 10-15% slower, sharing their cores
-    with the runner and mediapipe's own threads)."""
+def worker_setup(threads: int, cores: list[int] | None = None) -> None:
+    """Limit a worker to ``threads`` threads (torch, OpenCV, OpenMP) and, when given, to ``cores`` (then
+    the threads that libraries start of their own, such as mediapipe's, stay there too)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if cores:
+        os.sched_setaffinity(0, cores)
     try:
         import cv2
 
@@ -188,6 +189,10 @@ class _Pool:
 
     def __init__(self, task: Task, workers: int, threads: int):
         self.task, self.workers = task, workers
+        cores = sorted(os.sched_getaffinity(0))
+        # Each worker gets its own cores when they go round (threads each); else the OS shares them out.
+        self.groups = [cores[i * threads:(i + 1) * threads] for i in range(workers)] \
+            if workers * threads <= len(cores) else [None] * max(workers, 1)
         self.threads, self.executor, self.futures, self.loaded = threads, None, {}, False
         if workers:
             self._start()
@@ -196,8 +201,9 @@ class _Pool:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # no forked copies of mediapipe's or torch's threads
+        counter = context.Value("i", 0)
         self.executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                            initargs=(self.task, self.threads))
+                                            initargs=(self.task, counter, self.groups, self.threads))
 
     @property
     def capacity(self) -> int:
@@ -239,7 +245,7 @@ class _Pool:
         for job in jobs:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
-                                     initargs=(self.task, self.threads)) as single:
+                                     initargs=(self.task, context.Value("i", 0), [self.groups[0]], self.threads)) as single:
                 try:
                     yield job, single.submit(_run_in_worker, job.path, _key(job)).result()
                 except BrokenProcessPool:
@@ -251,10 +257,13 @@ class _Pool:
             self.executor.shutdown(cancel_futures=True)
 
 
-def _init_worker(task: Task, threads: int) -> None:
-    """A worker process starts: its threads, then the task loaded once (a failure to load is kept, and
-    each file's row says it)."""
-    worker_setup(threads)
+def _init_worker(task: Task, counter, groups: list, threads: int) -> None:
+    """A worker process starts: its cores and threads, then the task loaded once (a failure to load is
+    kept, and each file's row says it)."""
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    worker_setup(threads, groups[index % len(groups)])
     try:
         task.load(threads)
         _worker_task[:] = [task, None]

@@ -42,6 +42,14 @@ def test_a_clean_turntable_is_judged_whole(judged):
     assert json.loads(result.to_json())["quality"]["level"] == result.quality.level
 
 
+def test_judging_in_one_thread_gives_the_same_verdict(judged):
+    frames, result = judged
+    serial = EmbeddedJudge(parallel=False).judge(load_clip(frames))  # as a batch worker holding one core
+    assert (serial.quality.mos, serial.authenticity.mos) == (result.quality.mos, result.authenticity.mos)
+    assert serial.probabilities == result.probabilities and serial.summary == result.summary
+    assert np.array_equal(serial.frame_heatmaps, result.frame_heatmaps)
+
+
 def test_global_noise_lowers_quality_more_than_authenticity(judged, judge):
     frames, clean = judged
     noisy = judge.judge(load_clip(degrade(frames, "noise", 4, seed=1)))
