@@ -423,7 +423,8 @@ def _collect(pool, pending, log, out: Path, summary: Summary, by_hash: dict, bar
         waiting = pending.pop(digest or job.path, [Job(job.path, extra)])
         for i, same in enumerate(waiting):
             row = {"path": same.path, "sha256": digest, "error": fields.get("error"), "seconds": round(seconds, 3),
-                   "worker": worker, **{k: v for k, v in fields.items() if k != "error"}, **_prefixed(same.extra)}
+                   "worker": worker, **dict.fromkeys(name for name, _ in pool.task.fields),  # None where it failed
+                   **{k: v for k, v in fields.items() if k != "error"}, **_prefixed(same.extra)}
             if i:
                 summary.copied += 1
             _append(log, row)

@@ -25,7 +25,7 @@ def test_a_folder_of_photos_gives_each_ones_outputs_a_row_and_a_report(tmp_path,
             for line in (out / "reconstructions.jsonl").read_text().splitlines()}
     assert "not an image" in rows["notes.jpg"]["error"]
     grace = rows["grace.jpg"]
-    assert grace["error"] is None and grace["faces_found"] == 1 and "blue" in grace["edit"]
+    assert grace["error"] is None and grace["faces_found"] == 1 and "irises" in grace["edit"]
     assert grace["mesh_faces"] > 1000 and grace["timings_s"]["turntable"] > 0
     folder = out / grace["output"]
     assert {p.name for p in folder.iterdir()} >= {"turntable.mp4", "views.png", "mesh.glb", "report.json",
