@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import gradio as gr
 
+    from face_nerf.audit import AuditLog
+    from face_nerf.errors import FaceLabError
     from face_nerf.pipeline import set_cpu_threads
+    from face_nerf.signing import load_identity
     from webapp.judges import Judges
     from webapp.create_tab import EXAMPLES
     from webapp.page import build_demo, launch
@@ -36,12 +39,23 @@ def main(argv: list[str] | None = None) -> None:
 
     set_cpu_threads()
     uploads = Path(os.environ["GRADIO_TEMP_DIR"])
+    try:
+        audit = AuditLog()  # $FACELAB_AUDIT_DB, else the data folder's; refuses a bad retention setting
+        identity = load_identity()  # $FACELAB_SIGNING_KEY and _CERT, else this machine's own (made once)
+    except FaceLabError as err:
+        raise SystemExit(f"error: {err}") from err
     services = Services(uploads / "sessions", spot=SpotCheck(settings.ratings), judges=Judges(settings.backend),
-                        uploads_root=uploads, max_age_s=settings.max_age_s,
+                        uploads_root=uploads, max_age_s=settings.max_age_s, audit=audit, identity=identity,
                         examples_root=uploads / "examples")  # inside the cache: served where it lies
+    lost = " (on a Space without persistent storage they are lost at restart)"
     print(f"FaceLab 3D: spot-check ratings are kept in {settings.ratings.resolve()}"
-          + ("" if settings.ratings.resolve().is_relative_to("/data") else
-             " (on a Space without persistent storage they are lost at restart)"), file=sys.stderr)
+          + ("" if settings.ratings.resolve().is_relative_to("/data") else lost), file=sys.stderr)
+    print(f"FaceLab 3D: the audit log of creations (hashes, never photos) is kept {audit.retention:g} days in "
+          f"{audit.path.resolve()}" + ("" if audit.path.resolve().is_relative_to("/data") else lost), file=sys.stderr)
+    print("FaceLab 3D: outputs carry an invisible watermark and are signed with "
+          + ("the operator's key ($FACELAB_SIGNING_KEY)" if identity.source == "configured" else
+             "this machine's own key (set $FACELAB_SIGNING_KEY and $FACELAB_SIGNING_CERT for one others trust)"),
+          file=sys.stderr)
     if settings.backend == "lmm":
         try:  # refuse at start (no model, too slow here) rather than at the first request
             services.judges.get("lmm")

@@ -26,10 +26,11 @@ class ReconstructTask:
     yaw: float = 45.0
     prompt: str = ""
     lighting: str = "original"
+    consent: bool = False  # the operator confirmed the right to use every photo (--i-have-consent)
     _editor: object = field(default=None, init=False, repr=False, compare=False)
 
     table = TABLE
-    fields = (("output", "string"), ("faces_found", "int"), ("warnings", "list<string>"), ("edit", "string"),
+    fields = (("output", "string"), ("creation_id", "string"), ("faces_found", "int"), ("warnings", "list<string>"), ("edit", "string"),
               ("mesh_vertices", "int"), ("mesh_faces", "int"), ("timings_s", "map<string,float>"))
 
     def __getstate__(self) -> dict:
@@ -48,17 +49,21 @@ class ReconstructTask:
         return ReconstructionConfig(frames=self.frames, size=self.size, yaw=self.yaw, lighting=Lighting(self.lighting))
 
     def run(self, path: str, key: str) -> tuple[dict, dict[str, bytes]]:
+        from face_nerf.audit import AuditLog
+        from face_nerf.consent import check_consent
         from face_nerf.pipeline import edit_reconstruction, reconstruct, render_outputs, write_outputs
+        from face_nerf.provenance import Provenance
 
+        provenance = Provenance(audit=AuditLog(), consent=check_consent(path, self.consent, "cli"))
         config = self.config()
         recon = edit_reconstruction(reconstruct(path, config), self.prompt, self._editor)
         outputs = render_outputs(recon, config)
         folder = f"outputs/{Path(path).stem}-{key[:10]}"
         with tempfile.TemporaryDirectory(prefix="facelab-batch-") as tmp:
-            written = write_outputs(recon, outputs, Path(tmp) / "run", config.fps)
+            written = write_outputs(recon, outputs, Path(tmp) / "run", config.fps, provenance=provenance)
             files = {f"{folder}/{p.name}": p.read_bytes() for p in sorted(written.iterdir()) if p.is_file()}
         report = outputs.report
-        return {"output": folder, "faces_found": report["faces_found"], "warnings": list(recon.warnings),
+        return {"output": folder, "creation_id": recon.creation_id, "faces_found": report["faces_found"], "warnings": list(recon.warnings),
                 "edit": report["edit"].get("summary") or "", "mesh_vertices": report["mesh"].get("vertices"),
                 "mesh_faces": report["mesh"].get("faces"),
                 "timings_s": {k: float(v) for k, v in report["timings_s"].items()}}, files

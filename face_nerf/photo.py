@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import os
 import re
@@ -27,11 +29,14 @@ class Photo:
         rgb: [H, W, 3] uint8, upright (EXIF orientation applied), sRGB.
         alpha: [H, W] float32 in [0, 1] when the file had transparency, else None.
         source: where it came from (path or "<array>"), for messages.
+        sha256: of the file's bytes (of the RGB pixels for an array or PIL image): what the audit log keeps
+            instead of the photo.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     source: str
+    sha256: str = ""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -57,10 +62,9 @@ def load_photo(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> 
         >>> photo.size
         (512, 600)
     """
-    if isinstance(source, np.ndarray):
-        return _photo_from_array(source, "<array>")
-    if isinstance(source, Image.Image):
-        return _photo_from_pil(source, "<image>")
+    if isinstance(source, (np.ndarray, Image.Image)):
+        photo = _photo_from_array(source, "<array>") if isinstance(source, np.ndarray) else _photo_from_pil(source, "<image>")
+        return dataclasses.replace(photo, sha256=hashlib.sha256(np.ascontiguousarray(photo.rgb).tobytes()).hexdigest())
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), "<bytes>"
     else:
@@ -92,7 +96,7 @@ def load_photo(source: str | os.PathLike | bytes | np.ndarray | Image.Image) -> 
         ) from err
     except OSError as err:
         raise PhotoError(f"{name} is damaged or truncated ({err}). Re-export the photo and try again.") from err
-    return _photo_from_pil(image, name)
+    return dataclasses.replace(_photo_from_pil(image, name), sha256=hashlib.sha256(data).hexdigest())
 
 
 def _check_regular_file(path: Path) -> None:

@@ -30,7 +30,11 @@ from face_nerf.landmarks import FaceAnalysis, analyse_face
 from face_nerf.lighting import Lighting
 from face_nerf.output_folder import staged_folder
 from face_nerf.photo import Photo, load_photo
+from face_nerf.provenance import Creation, Provenance, sign_outputs
 from face_nerf.relight import LightTransfer
+from face_nerf.signing import file_sha256
+from face_nerf.audit import AuditEntry
+from face_nerf.watermark import embed, new_creation_id
 
 BACKEND = "embedded-head-model"  # the offline reconstruction: MakeHuman head fitted to the landmarks, hair layer, photo albedo
 MAX_FRAMES, MAX_SIZE, MAX_YAW = 240, 1024, 180.0
@@ -92,6 +96,8 @@ class Reconstruction:
         edit: the text edit applied to ``field`` (None: the field as reconstructed).
         fitted_sdf: the SDF grid as reconstructed: while ``field`` still has it, the head model's mesh is
             the field's shape and is what is exported.
+        creation_id: the id every image rendered from it carries as an invisible watermark (kept through
+            edits and relighting: one photo's creation).
     """
 
     field: HeadField
@@ -104,6 +110,7 @@ class Reconstruction:
     warnings: list[str]
     edit: EditResult | None = None
     fitted_sdf: torch.Tensor | None = None
+    creation_id: str = field(default_factory=new_creation_id)
 
 
 @dataclass
@@ -167,7 +174,7 @@ def edit_reconstruction(recon: Reconstruction, prompt: str, editor: Editor | Non
     """
     editor = editor or EmbeddedEditor()
     start = time.perf_counter()
-    result = editor.edit(recon.field, prompt, seed)
+    result = dataclasses.replace(editor.edit(recon.field, prompt, seed), prompt=prompt)
     timings = dict(recon.timings, edit=round(time.perf_counter() - start, 4))
     return dataclasses.replace(recon, field=result.field, timings=timings, edit=result)
 
@@ -197,6 +204,8 @@ def render_turntable(recon: Reconstruction, config: ReconstructionConfig = Recon
     with _stage(recon.timings, "turntable"):
         frames, transfer = render_views(recon.field, poses, config.size, light, config.lighting.fixed_to,
                                         progress=progress)
+    with _stage(recon.timings, "watermark"):
+        frames = embed(frames, recon.creation_id)
     return Turntable(frames, poses, light, transfer)
 
 
@@ -207,17 +216,19 @@ def finish_outputs(recon: Reconstruction, config: ReconstructionConfig, turntabl
         frames = strip_frames(poses)
         if frames is None:
             views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to)
-        else:  # the turntable has these views already: the same pixels, not rendered again
+            views = embed(views, recon.creation_id)
+        else:  # the turntable has these views already (watermarked): the same pixels, not rendered again
             order = turntable.transfer.order
             strip_transfer = turntable.transfer.views([int(order[i]) if order is not None else i for i in frames])
             views = turntable.frames[frames]
         strip = np.concatenate(list(views), axis=1)
     with _stage(timings, "input_view"):
-        input_view = render_input_view(recon.field, light)
+        input_view = embed(render_input_view(recon.field, light), recon.creation_id)
     with _stage(timings, "mesh"):
         mesh = _mesh(recon, light if config.mesh_lighting else None)
     report = {
         "backend": BACKEND,
+        "creation_id": recon.creation_id,  # the invisible watermark's payload in every image (face_nerf.watermark)
         "photo": {"source": recon.photo.source, "width": recon.photo.size[0], "height": recon.photo.size[1]},
         "landmark_count": int(recon.analysis.landmarks.shape[0]),
         "faces_found": recon.analysis.num_faces,
@@ -241,11 +252,12 @@ def relight_outputs(recon: Reconstruction, outputs: Outputs, lighting: Lighting,
     timings: dict[str, float] = {}
     light = lighting.to_sh(recon.field.photo_light)
     with _stage(timings, "relight_turntable"):
-        frames = outputs.turntable_transfer.shade(light, lighting.fixed_to, BACKGROUND)
+        frames = embed(outputs.turntable_transfer.shade(light, lighting.fixed_to, BACKGROUND), recon.creation_id)
     with _stage(timings, "relight_strip"):
-        strip = np.concatenate(list(outputs.strip_transfer.shade(light, lighting.fixed_to, BACKGROUND)), axis=1)
+        views = embed(outputs.strip_transfer.shade(light, lighting.fixed_to, BACKGROUND), recon.creation_id)
+        strip = np.concatenate(list(views), axis=1)
     with _stage(timings, "relight_input_view"):
-        input_view = render_input_view(recon.field, light)
+        input_view = embed(render_input_view(recon.field, light), recon.creation_id)
     mesh = _mesh(recon, light) if mesh_lighting else outputs.mesh
     report = dict(outputs.report, lighting=_lighting_report(recon, lighting, light, mesh_lighting),
                   timings_s={**outputs.report["timings_s"], **timings})
@@ -257,8 +269,20 @@ def _mesh(recon: Reconstruction, light: torch.Tensor | None):
     """The textured head model while the field has its reconstructed shape; marching cubes with vertex
     colours once an edit has changed the shape (a smile, glasses), so the mesh always matches the renders."""
     if recon.fitted_sdf is not None and recon.field.sdf_grid is recon.fitted_sdf:
-        return textured_head_mesh(recon.field, recon.head, recon.hair, light=light)
-    return extract_mesh(recon.field, light=light)
+        return mark_textures(textured_head_mesh(recon.field, recon.head, recon.hair, light=light), recon.creation_id)
+    return extract_mesh(recon.field, light=light)  # vertex colours: no image to carry a watermark
+
+
+def mark_textures(scene, creation_id: str):
+    """The scene with the watermark in each texture image (in place; returned)."""
+    for geometry in scene.geometry.values():
+        material = getattr(geometry.visual, "material", None)
+        for slot in ("image", "baseColorTexture"):  # trimesh's SimpleMaterial, PBRMaterial
+            texture = getattr(material, slot, None)
+            if texture is not None:
+                mode = "RGBA" if texture.mode == "RGBA" else "RGB"
+                setattr(material, slot, Image.fromarray(embed(np.asarray(texture.convert(mode)), creation_id), mode))
+    return scene
 
 
 def _mesh_report(mesh) -> dict:
@@ -304,17 +328,22 @@ def _lighting_report(recon: Reconstruction, lighting: Lighting, light, mesh_ligh
 
 
 TOOL = "face_nerf reconstruct"  # the writer named in the output folder's marker
+SIGNED = ("turntable.mp4", "views.png", "input_view.png", "mesh.glb")  # what carries a manifest or a signed sidecar
 
 
 def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, fps: int = 24,
-                  inputs: Iterable[str | os.PathLike] = (), video: str | Path | None = None) -> Path:
+                  inputs: Iterable[str | os.PathLike] = (), video: str | Path | None = None,
+                  provenance: Provenance = Provenance()) -> Path:
     """Write every output into ``out_dir`` atomically: all files are written to a temporary folder
-    beside it, which then replaces ``out_dir``; if anything fails, ``out_dir`` is left as it was.
+    beside it, which then replaces ``out_dir``; if anything fails, ``out_dir`` is left as it was. The
+    images, the video and the mesh are signed (a C2PA manifest, a signed sidecar for the mesh), and the
+    creation is recorded in ``provenance.audit`` when one is given.
 
     Args:
         inputs: paths the run read (the photo); ``out_dir`` may not be or contain them.
         video: the turntable already encoded from ``outputs.frames`` (a streaming caller showed it first):
             copied instead of encoded again.
+        provenance: the signing key, the audit log and how consent was given.
 
     Raises:
         OutputError: ``out_dir`` holds files this tool did not write, contains an input, or cannot be
@@ -330,9 +359,23 @@ def write_outputs(recon: Reconstruction, outputs: Outputs, out_dir: str | Path, 
         Image.fromarray(outputs.input_view, mode="RGBA").save(staging / "input_view.png")
         write_glb(outputs.mesh, staging / "mesh.glb")
         recon.field.save(staging / "field.safetensors")
+        creation = creation_record(recon, outputs)
+        sign_outputs(staging, SIGNED, creation, provenance.identity)
         outputs.report["timings_s"]["write"] = round(time.perf_counter() - start, 4)
         (staging / "report.json").write_text(json.dumps(outputs.report, indent=2))
+    if provenance.audit is not None:
+        provenance.audit.record(AuditEntry(time.time(), provenance.event, creation.creation_id, recon.photo.sha256,
+                                           creation.prompt, creation.backends, provenance.consent,
+                                           {name: file_sha256(Path(out_dir) / name) for name in (*SIGNED, "field.safetensors")}))
     return Path(out_dir)
+
+
+def creation_record(recon: Reconstruction, outputs: Outputs) -> Creation:
+    """What the provenance manifest and the audit log say about a creation."""
+    edit = recon.edit
+    backends = {"reconstruction": BACKEND, "editor": edit.backend if edit else None, "lighting": outputs.lighting.name}
+    return Creation(recon.creation_id, backends, [a.describe() for a in edit.applied] if edit else [],
+                    edit.prompt if edit else "")
 
 
 def set_cpu_threads(threads: int | None = None) -> None:

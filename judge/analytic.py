@@ -11,6 +11,7 @@ from judge.categories import (STRUCTURE, category_evidence, clip_measures, disto
 from judge.evidence import MAP_MEASURES, FaceModels, track_and_gather
 from judge.frames import Clip
 from judge.heatmap import distortion_heatmaps
+from judge.provenance import note_provenance
 from judge.result import (CATEGORIES, CATEGORY_REGIONS, JUDGE_REGIONS, MEASURES, NO_DISTORTION, PLURAL_REGIONS,
                           VIEW_NAMES, Distortion, JudgeResult, RegionReport, Score, ViewReport, frame_runs)
 
@@ -55,7 +56,7 @@ class EmbeddedJudge:
         single = len(frames) == 1
         track, evidence = track_and_gather(frames, self.models, clip.frames.shape[2] / frames.shape[2], self.parallel)
         if not track.found.any():
-            return _no_face(clip, frames, single, self.name)
+            return note_provenance(_no_face(clip, frames, single, self.name), clip.frames)
         raw = RawEvidence.of(evidence, track)
         result = self.verdict(raw, list(clip.indices), evidence.yaw, evidence.identity.distance)
         cal = self.calibration
@@ -73,7 +74,7 @@ class EmbeddedJudge:
         result.strip_heatmap = np.concatenate([result.frame_heatmaps[i] for i in strip_frames], axis=1)
         result.strip = np.concatenate([frames[i] for i in strip_frames], 1)
         result.add_warnings(clip.warnings)
-        return result
+        return note_provenance(result, clip.frames)
 
     def verdict(self, raw: RawEvidence, frame_indices: list[int], yaw: np.ndarray | None = None,
                 identity_distance: np.ndarray | None = None) -> JudgeResult:

@@ -159,6 +159,7 @@ class JudgeResult:
         frame_heatmaps: [T, H, W] float32 in [0, 1], aligned with the analysed frames.
         strip_heatmap: [H, 3W] float32 in [0, 1] over the 3-view strip (``strip``).
         strip: [H, 3W, 3] uint8, the analysed frames nearest the three views side by side.
+        provenance: "made with FaceLab 3D (creation <id>)" when the frames carry its watermark, else None.
         warnings: what the verdict could not take into account (e.g. a video cut short, of which only
             some frames could be decoded), each also at the end of ``summary``.
     """
@@ -179,6 +180,7 @@ class JudgeResult:
     strip_heatmap: np.ndarray | None = field(default=None, repr=False)
     strip: np.ndarray | None = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)
+    provenance: str | None = None
 
     def add_warnings(self, notes: Sequence[str]) -> None:
         """Record ``notes`` (e.g. a clip's ``warnings``) in ``warnings`` and at the end of ``summary``."""

@@ -31,6 +31,14 @@ def _cpu_threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _data_folder(tmp_path_factory):
+    """The data folder (the generated signing key, audit logs) of the test session's own, never ./data."""
+    os.environ["FACELAB_DATA"] = str(tmp_path_factory.mktemp("facelab-data"))
+    yield
+    os.environ.pop("FACELAB_DATA", None)
+
+
 @pytest.fixture(scope="session", params=sorted(EXAMPLES))
 def example_run(request, tmp_path_factory):
     """(name, photo path, output folder, Reconstruction, Outputs) for each example photo, default settings."""

@@ -12,6 +12,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from judge.frames import load_clip
 from webapp.create_tab import light_spec
@@ -95,13 +96,26 @@ def test_generate_handler_errors_are_readable(services, tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not really a jpeg")
     with pytest.raises(gr.Error, match="not an image"):
-        services.generate(str(text), progress=_quiet)
+        services.generate(str(text), consent=True, progress=_quiet)
     with pytest.raises(gr.Error, match="keep it under 300"):
         services.generate(str(EXAMPLES["astronaut"]), "older " * 400, progress=_quiet)
     with pytest.raises(gr.Error, match="Could not understand 'qzx blorp'"):
         services.generate(str(EXAMPLES["astronaut"]), "qzx blorp", progress=_quiet)
     with pytest.raises(gr.Error, match="Output size must be one of"):
         services.generate(str(EXAMPLES["astronaut"]), size=1000, progress=_quiet)
+
+
+def test_generate_asks_for_consent_and_the_audit_log_records_it(services, created, tmp_path):
+    own = tmp_path / "me.jpg"
+    Image.open(EXAMPLES["astronaut"]).convert("RGB").save(own, quality=90)
+    with pytest.raises(gr.Error, match="Tick the box"):
+        services.generate(str(own), how="ui", progress=_quiet)
+    with pytest.raises(gr.Error, match="consent=True"):
+        services.generate(str(own), progress=_quiet)
+    recon = services.result(created[4]).recon
+    (row,) = [r for r in services.audit.entries(recon.creation_id) if r.event == "create"]
+    assert row.consent == "example" and row.event == "create" and row.prompt == "blue eyes"
+    assert row.backends["lighting"] == "studio" and len(row.photo_sha256) == 64
 
 
 def test_judge_and_ask_handlers(services, created, tmp_path):
@@ -172,6 +186,11 @@ def test_running_app_serves_generate_judge_and_ask(tmp_path):
         client = Client(demo.local_url, verbose=False)
         endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert {"/generate", "/judge", "/ask", "/relight"} <= set(endpoints)
+        assert "consent" in [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
+        own = tmp_path / "me.jpg"  # not an example photo: refused without consent=True
+        Image.open(EXAMPLES["astronaut"]).convert("RGB").save(own, quality=90)
+        with pytest.raises(Exception, match="consent=True"):
+            client.predict(handle_file(str(own)), "", "original", api_name="/generate")
         job = client.submit(handle_file(str(EXAMPLES["astronaut"])), "red lips", "left", api_name="/generate")
         video, mesh, strip, judgement = job.result(timeout=300)
         steps = [[part is not None for part in step] for step in job.outputs()]
@@ -183,6 +202,7 @@ def test_running_app_serves_generate_judge_and_ask(tmp_path):
         again = client.predict(handle_file(str(video)), api_name="/judge")
         again = again if isinstance(again, dict) else json.loads(again)
         assert again["face_found"] and again["quality"]["level"]
+        assert again["provenance"].startswith("made with FaceLab 3D")  # its watermark, found in the served video
         answer = client.predict(again, "Which region is worst?", api_name="/ask")
         assert "badness" in answer
     finally:

@@ -278,12 +278,16 @@ def test_four_kinds_of_bad_input_get_a_message_and_leave_the_panels_clean(browse
     page.get_by_role("button", name="3 · Generate").click()
     page.locator("#message").get_by_text("keep it under 300").wait_for(timeout=60_000)
     assert prompt not in page.locator("#message").inner_text()  # the message does not repeat the prompt
-    # 3. a photo with no face
+    # 3. a photo of the visitor's own without the consent box ticked, then with it: a photo with no face
     page.locator("#prompt textarea").fill("")
     page.locator("#photo input[type=file]").set_input_files(str(blank))
     page.get_by_role("button", name="3 · Generate").wait_for(timeout=30_000)
     page.get_by_role("button", name="3 · Generate").click()
-    page.locator("#message").get_by_text("face").wait_for(timeout=60_000)
+    page.locator("#message").get_by_text("Tick the box that you have the right").wait_for(timeout=60_000)
+    no_error_badges(page)
+    page.locator("#consent input[type=checkbox]").check()
+    page.get_by_role("button", name="3 · Generate").click()
+    page.locator("#message").get_by_text("No face found").wait_for(timeout=60_000)
     no_error_badges(page)
     screenshot(page, "bad-input-1280x720")
     # 4. a corrupt video in the Judge tab

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from face_nerf.consent import LABEL as CONSENT_LABEL, WHY as CONSENT_WHY
 from face_nerf.edit.prompt import MAX_PROMPT_CHARS
 from face_nerf.lighting import PRESETS
 from webapp.inputs import check_upload, photo_input
@@ -51,7 +52,7 @@ class CreateTab:
     """What other parts of the page need: the inputs of ``/generate`` and ``/relight``, the outputs the
     API fills, and this session's creations (for the Judge tab)."""
 
-    inputs: list  # photo, prompt, lighting, light, fixed to, size, frames, editor, turntable
+    inputs: list  # photo, prompt, lighting, light, fixed to, size, frames, editor, turntable, consent
     relight_inputs: list  # result, lighting, light, fixed to
     api_outputs: list  # video, mesh, strip, judgement JSON, result token
     creations: gr.State  # [(label, token)] made in this session
@@ -78,6 +79,8 @@ def create_tab(services: Services) -> CreateTab:
         with gr.Column(scale=2, min_width=320, elem_id="create-controls"):
             photo = photo_input(services.files, type="filepath", label="1 · Face photo", elem_id="photo",
                                 image_mode=None, sources=["upload", "webcam", "clipboard"], height=190)
+            consent = gr.Checkbox(False, label=CONSENT_LABEL, info=CONSENT_WHY + " The example photos are public domain.",
+                                  elem_id="consent")
             prompt = gr.Textbox(label="2 · Edit (optional)", elem_id="prompt", lines=1, max_lines=3,
                                 placeholder="e.g. older, with a grey beard and blue eyes")
             prompt_count = gr.Markdown(f"0 / {MAX_PROMPT_CHARS} characters", elem_id="prompt-count")
@@ -127,7 +130,7 @@ def create_tab(services: Services) -> CreateTab:
             with gr.Accordion("Judgement (JSON)", open=False):
                 judgement = gr.JSON(label="Judgement", elem_id="judgement")
 
-    inputs = [photo, prompt, lighting, light, fixed_to, size, frames, editor, turntable]
+    inputs = [photo, prompt, lighting, light, fixed_to, size, frames, editor, turntable, consent]
     streamed = [message, video, mesh, strip, judgement, result, *parts, answer, made_now]
     finished = [status, downloads, judged, queued, creations]
     quiet = dict(api_visibility="private", queue=False)
@@ -152,11 +155,11 @@ def create_tab(services: Services) -> CreateTab:
                           "persists, tell the operator."), *[gr.skip()] * (len(streamed) - 2), None
 
     @gpu
-    def generate_in_page(photo_path, text, preset, spec, fixed, pixels, count, editor_name, sweep, request: gr.Request,
-                 progress=gr.Progress()):
+    def generate_in_page(photo_path, text, preset, spec, fixed, pixels, count, editor_name, sweep, confirmed,
+                         request: gr.Request, progress=gr.Progress()):
         yield from streamed_steps(services.generate_steps(photo_path, text, preset, spec, fixed, pixels, count,
-                                                          editor_name, sweep, request=request, progress=progress),
-                                  request)
+                                                          editor_name, sweep, confirmed, "ui", request=request,
+                                                          progress=progress), request)
 
     def relight_in_page(token, preset, spec, fixed, request: gr.Request, progress=gr.Progress()):
         yield from streamed_steps(services.relight_steps(token, preset, spec, fixed, request=request,

@@ -56,6 +56,8 @@ class Result:
     config: object  # face_nerf.pipeline.ReconstructionConfig
     judged: Judged | None = None
     files: list[str] = field(default_factory=list)
+    consent: str = "ui"  # how the right to use the photo was confirmed (the audit log's)
+    event: str = "create"  # or relight (the audit log's)
 
 
 def parse_lighting(preset: str | None, light: str | None = None, fixed_to: str | None = "world") -> Lighting:
@@ -84,6 +86,8 @@ class Services:
     uploads_root: Path = field(default_factory=lambda: Path(gr.utils.get_upload_folder()))  # Gradio's upload cache
     max_age_s: float = MAX_AGE_S  # nothing a visitor uploads or makes is kept longer (seconds)
     examples_root: Path | None = None  # the example photos' results (default: beside output_root); never swept
+    audit: object = None  # face_nerf.audit.AuditLog of every creation; default: the data folder's (never swept)
+    identity: object = None  # face_nerf.signing.SigningIdentity that signs the outputs; default: load_identity()
 
     def __post_init__(self):
         from webapp.spotcheck import SpotCheck
@@ -92,6 +96,10 @@ class Services:
         self.files = SessionFiles(self.output_root, Path(self.uploads_root), self.max_age_s)
         if self.spot is None:
             self.spot = SpotCheck(self.output_root.with_name(f"{self.output_root.name}-ratings") / "annotations.sqlite")
+        if self.audit is None:
+            from face_nerf.audit import AuditLog
+
+            self.audit = AuditLog()
         self._sweeper: Sweeper | None = None
         self.examples = ExampleResults(self.examples_root or self.output_root.with_name(f"{self.output_root.name}-examples"))
 
@@ -173,17 +181,21 @@ class Services:
 
     def generate_steps(self, photo_path: str | None, prompt: str = "", lighting: str = "original", light: str = "",
                        fixed_to: str = "world", size: int = 256, frames: int = 48, editor: str = "embedded",
-                       turntable: str = "±45°", request: gr.Request | None = None,
-                       progress=gr.Progress()) -> Iterator[tuple]:
+                       turntable: str = "±45°", consent: bool = False, how: str = "api",
+                       request: gr.Request | None = None, progress=gr.Progress()) -> Iterator[tuple]:
         """Photo -> edited, lit 3D face, streamed as it is made (``_stream``): (turntable.mp4, mesh.glb,
         views.png, judgement as JSON, a token for the result kept for relighting, comparing and the judge
-        panel). ``turntable`` is one of ``TURNTABLES``."""
+        panel). ``turntable`` is one of ``TURNTABLES``. ``consent``: the caller has the right to use the
+        photo (required but for the example photos); ``how``: "ui" (the page's checkbox) or "api"."""
+        from face_nerf.consent import check_consent
         from face_nerf.pipeline import ReconstructionConfig, edit_reconstruction, reconstruct, render_turntable
 
         session = session_name(request)
         self.files.received(session, photo_path)
         if not photo_path:
             raise gr.Error("No photo yet: upload a face photo or click one of the examples.")
+        with user_errors():
+            confirmed = check_consent(photo_path, bool(consent), how)  # before the photo is read
         size, frames = self._check_size(size, frames)
         prompt = (prompt or "").strip()
         progress(0.02, desc="Reading the prompt")
@@ -208,7 +220,7 @@ class Services:
                 progress(0.2 + 0.55 * done[0] / config.frames, desc="Rendering the turntable")
 
             rendered = render_turntable(recon, config, progress=frame_done)
-            yield from self._stream(Result(recon, base, None, config), rendered, session, progress)
+            yield from self._stream(Result(recon, base, None, config, consent=confirmed), rendered, session, progress)
 
     def relight(self, *args, **kwargs) -> tuple[str, str, str, dict, str]:
         """The finished result of ``relight_steps``."""
@@ -227,8 +239,8 @@ class Services:
             progress(0.1, desc="Relighting")
             outputs = relight_outputs(result.recon, result.outputs, parse_lighting(lighting, light, fixed_to),
                                       result.config.mesh_lighting)
-            yield from self._stream(Result(result.recon, result.base, outputs, result.config), None,
-                                    session_name(request), progress)
+            yield from self._stream(Result(result.recon, result.base, outputs, result.config, consent=result.consent,
+                                           event="relight"), None, session_name(request), progress)
 
     def compare(self, token: str | None, mode: str = "original vs edited", preset: str = "studio",
                 request: gr.Request | None = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -236,6 +248,7 @@ class Services:
         (both side by side under their captions, (before, after) for a slider)."""
         from face_nerf.export import STRIP_YAWS, TurntableFrame, render_views
         from face_nerf.pipeline import relight_outputs
+        from face_nerf.watermark import embed
 
         result = self.result(token, request)
         if result is None:
@@ -246,6 +259,7 @@ class Services:
                 light = result.config.lighting.to_sh(result.base.field.photo_light)
                 views, _ = render_views(result.base.field, [TurntableFrame(y, 0.0) for y in STRIP_YAWS],
                                         result.config.size, light, result.config.lighting.fixed_to)
+                views = embed(views, result.recon.creation_id)  # every image we render carries it
                 other, labels = np.concatenate(list(views), 1), ("original", "edited: " + (result.recon.edit.summary()
                                                                                           if result.recon.edit else "no edit"))
                 return side_by_side([other, current], labels), (other, current)
@@ -354,6 +368,7 @@ class Services:
         judgement, token), None for what is not ready. If a step fails, nothing of it stays on disk."""
         from face_nerf.export import write_glb, write_video
         from face_nerf.pipeline import finish_outputs, write_outputs
+        from face_nerf.provenance import Provenance
         from judge.frames import load_clip
         from PIL import Image
 
@@ -381,7 +396,8 @@ class Services:
             self._drop_if_ended(session)
             yield str(video), str(mesh), str(strip), judgement.to_dict(), token
             # Shown; now the downloads, and memory back within its budget.
-            out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps, video=video)
+            out = write_outputs(result.recon, result.outputs, folder / "result", result.config.fps, video=video,
+                                provenance=Provenance(self.identity, self.audit, result.consent, result.event))
         except BaseException as err:
             remove_tree(folder)
             if self.files.ended(session) and not isinstance(err, gr.Error):  # its folder went with the session

@@ -19,7 +19,7 @@ BACKEND_ENV = "FACELAB_JUDGE_BACKEND"  # the judge of creations and the Judge ta
 MAX_AGE_ENV = "FACELAB_MAX_AGE_S"
 MAX_AGE_S = 3600.0  # nothing a visitor uploads or makes is kept longer (seconds)
 ANNOTATIONS_ENV = "FACELAB_ANNOTATIONS"
-PERSISTENT = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
+PERSISTENT = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it (face_nerf.data_folder's)
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class Settings:
 
 
 def ratings_path(persistent: Path = PERSISTENT) -> Path:
-    """Where ratings live: $FACELAB_ANNOTATIONS; else a Space's persistent storage (/data, kept across
-    restarts) when it is there and writable; else ./data (lost when a Space restarts)."""
+    """Where ratings live: $FACELAB_ANNOTATIONS; else ``annotations.sqlite`` in the data folder
+    (``face_nerf.data_folder``: $FACELAB_DATA, a Space's persistent /data/facelab, else ./data)."""
+    from face_nerf.data_folder import data_folder
+
     if os.environ.get(ANNOTATIONS_ENV):
         return Path(os.environ[ANNOTATIONS_ENV])
-    if persistent.is_dir() and os.access(persistent, os.W_OK):
-        return persistent / "facelab" / "annotations.sqlite"
-    return Path("data") / "annotations.sqlite"
+    return data_folder(persistent) / "annotations.sqlite"
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:

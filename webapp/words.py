@@ -67,6 +67,10 @@ def status_line(report: dict | None, judged=None, example: str | None = None) ->
 def judge_line(result) -> str:
     """The judge panel's summary: the judge's own paragraph, what it found, and the backend in details."""
     found = ", ".join(f"**{markdown_text(d.category)}** ({d.probability:.2f})" for d in result.distortions)
-    return (f"{markdown_text(result.summary)}  \n**Found:** {found or 'nothing'}\n\n"
+    summary = markdown_text(result.summary)
+    if result.provenance:  # the summary opens with it: say it where the eye goes
+        first, _, rest = summary.partition(". ")
+        summary = f"🔏 **{first}.** {rest}"
+    return (f"{summary}  \n**Found:** {found or 'nothing'}\n\n"
             + details("Details: judge", [f"judge: {result.backend} ({backend_words(result.backend)})",
                                          f"frames analysed: {len(result.frame_indices)}"]))

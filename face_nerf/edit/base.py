@@ -43,6 +43,7 @@ class EditResult:
     applied: list[AppliedEdit]
     backend: str
     timings: dict[str, float] = field(default_factory=dict)
+    prompt: str = ""  # as typed (for the provenance manifest and the audit log)
 
     def summary(self) -> str:
         """"applied: lips -> red (strong), hair -> grey (normal)" or "no edit"."""

@@ -19,6 +19,7 @@ from judge.ask import Answer
 from judge.frames import Clip
 from judge.lmm.checkpoint import LMMConfig, LMMError, LoadedLMM, load_lmm
 from judge.lmm.inputs import VideoInput
+from judge.provenance import note_provenance
 from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, END, chat, parse_distortions, score_prompt
 from judge.lmm.saliency import gradient_maps, head_inputs, head_maps
 from judge.lmm.scoring import level_probabilities, one_token_mos
@@ -129,7 +130,7 @@ class LMMJudge:
         output = self.evaluate(video)
         result = to_result(output, video, self.name, single=len(clip.frames) == 1)
         result.add_warnings(clip.warnings)
-        return result
+        return note_provenance(result, clip.frames)
 
     def ask(self, clip: Clip, question: str) -> Answer:
         """Answer a free question about the clip by generation."""

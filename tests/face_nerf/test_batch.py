@@ -18,6 +18,7 @@ def test_a_folder_of_photos_gives_each_ones_outputs_a_row_and_a_report(tmp_path,
     (photos / "notes.jpg").write_text("not a photo")
     out = tmp_path / "out"
     assert main(["batch", str(photos), "--out", str(out), "--frames", "8", "--size", "64", "--workers", "0", "--quiet",
+                 "--i-have-consent",
                  "--prompt", "blue eyes"]) == 0
     printed = capsys.readouterr().out
     assert "2 inputs: 2 processed now (1 failed)" in printed and "notes.jpg" in printed

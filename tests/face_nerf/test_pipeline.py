@@ -18,6 +18,7 @@ from face_nerf.quality import face_psnr, track_turntable
 from tests.conftest import EXAMPLES
 
 OUTPUT_FILES = {"turntable.mp4", "views.png", "input_view.png", "mesh.glb", "field.safetensors", "report.json",
+                "mesh.glb.provenance.json",  # the mesh's signed provenance (C2PA cannot be embedded in a GLB)
                 ".facelab-output"}  # the marker: a later run may replace this folder
 
 
@@ -155,7 +156,7 @@ def test_cli_writes_outputs_and_reports_bad_input(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == OUTPUT_FILES
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    assert cli_main(["reconstruct", str(text), "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert cli_main(["reconstruct", str(text), "--out", str(tmp_path / "bad"), "--quiet", "--i-have-consent"]) == 2
     assert "not an image" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
@@ -273,6 +274,7 @@ def test_the_strip_comes_from_the_turntables_own_views_and_relights_like_a_rende
     from face_nerf.export import STRIP_YAWS, TurntableFrame, render_views, turntable_poses
     from face_nerf.lighting import Lighting
     from face_nerf.pipeline import strip_frames
+    from face_nerf.watermark import embed
 
     _, _, _, recon, outputs = example_run
     assert strip_frames(outputs.poses) == [36, 0, 12]  # 48 frames of a ±45° sweep pass -45, 0 and +45 degrees
@@ -280,6 +282,7 @@ def test_the_strip_comes_from_the_turntables_own_views_and_relights_like_a_rende
     size = outputs.frames.shape[1]
     rendered, transfer = render_views(recon.field, [TurntableFrame(y, 0.0) for y in STRIP_YAWS], size,
                                       Lighting().to_sh(recon.field.photo_light))
+    rendered = embed(rendered, recon.creation_id)  # every image we render carries the creation's watermark
     diff = np.abs(np.concatenate(list(rendered), 1).astype(int) - outputs.strip.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.01  # the same pixels as rendering the views again
     light = Lighting("left").to_sh(recon.field.photo_light)

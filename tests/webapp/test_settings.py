@@ -9,6 +9,7 @@ from webapp.settings import ratings_path, parse_settings
 
 def test_ratings_live_in_a_spaces_persistent_storage_when_it_is_there(tmp_path, monkeypatch):
     monkeypatch.delenv("FACELAB_ANNOTATIONS", raising=False)
+    monkeypatch.delenv("FACELAB_DATA", raising=False)
     assert ratings_path(tmp_path) == tmp_path / "facelab" / "annotations.sqlite"
     assert str(ratings_path(tmp_path / "missing")) == "data/annotations.sqlite"
     monkeypatch.setenv("FACELAB_ANNOTATIONS", str(tmp_path / "mine.sqlite"))
