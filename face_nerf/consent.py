@@ -12,9 +12,11 @@ from face_nerf.errors import FaceLabError
 
 CONSENT_ENV = "FACELAB_I_HAVE_CONSENT"  # "1": the batch and command line runs of this operator have consent
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
-LABEL = "I have the right to use this photo: it shows me, or the people in it agreed to be made into a 3D face."
-WHY = ("A 3D face made from one photo can be used to impersonate the person in it, so FaceLab 3D only works "
-       "on photos you have the right to use.")
+LABEL = "I have the right to use this photo"
+WHY = "It shows me, or its people agreed: a 3D face from one photo could impersonate them."
+
+REFUSED = ("A 3D face made from one photo could impersonate the person in it, so FaceLab 3D only works on photos "
+           "you have the right to use (the example photos are public domain).")
 
 
 class ConsentError(FaceLabError):
@@ -40,7 +42,7 @@ def check_consent(photo: str | os.PathLike | bytes, given: bool, how: str) -> st
     fix = {"ui": "Tick the box that you have the right to use this photo, then press Generate again.",
            "api": "Pass consent=True to confirm that you have the right to use this photo.",
            "cli": f"Add --i-have-consent (or set {CONSENT_ENV}=1) to confirm that you have the right to use the photos."}
-    raise ConsentError(f"{WHY} {fix.get(how, fix['api'])}")
+    raise ConsentError(f"{REFUSED} {fix.get(how, fix['api'])}")
 
 
 def is_example_photo(photo: str | os.PathLike | bytes) -> bool:

@@ -204,6 +204,7 @@ def test_judge_three_clips_ranked(browser, app, clips, tmp_path):
     rows = re.findall(r"(\d+)\s+(item\d+\.mp4)\s+(\d+) \(\w+\)\s+(\d+) \(\w+\)",
                       page.locator("#judge-ranking").inner_text())
     assert [int(r[0]) for r in rows] == [1, 2, 3] and {r[1] for r in rows} == {"item0.mp4", "item7.mp4", "item8.mp4"}
+    assert page.locator("#judge-ranking").inner_text().count("none found") == 3  # rendered here, but not marked
     means = [(int(q) + int(a)) / 2 for _, _, q, a in rows]
     assert means == sorted(means, reverse=True)  # best first, by the mean of both scores
     assert page.locator("#judge-gallery img").count() >= 3  # strip heatmaps side by side

@@ -78,13 +78,13 @@ def create_tab(services: Services) -> CreateTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320, elem_id="create-controls"):
             photo = photo_input(services.files, type="filepath", label="1 · Face photo", elem_id="photo",
-                                image_mode=None, sources=["upload", "webcam", "clipboard"], height=190)
-            consent = gr.Checkbox(False, label=CONSENT_LABEL, info=CONSENT_WHY + " The example photos are public domain.",
-                                  elem_id="consent")
+                                image_mode=None, sources=["upload", "webcam", "clipboard"], height=120)
             prompt = gr.Textbox(label="2 · Edit (optional)", elem_id="prompt", lines=1, max_lines=3,
                                 placeholder="e.g. older, with a grey beard and blue eyes")
             prompt_count = gr.Markdown(f"0 / {MAX_PROMPT_CHARS} characters", elem_id="prompt-count")
             lighting = gr.Dropdown(LIGHTING_CHOICES, value="original", label="Lighting", elem_id="lighting")
+            # Beside the button it enables; the example photos (public domain) need no tick.
+            consent = gr.Checkbox(False, label=CONSENT_LABEL, info=CONSENT_WHY, elem_id="consent")
             with gr.Row():
                 run = gr.Button("3 · Generate", variant="primary", elem_id="generate", size="lg", scale=2)
                 relight = gr.Button("Relight", elem_id="relight", size="lg", scale=1)

@@ -15,7 +15,7 @@ from webapp.text import markdown_text
 
 CLIP_TYPES = [".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", "image"]
 MAX_CLIPS = 12  # per press of Judge (each takes about 3 s on 2 cores)
-TABLE_HEADERS = ["Rank", "Clip", "Quality", "Authenticity", "Main distortions"]
+TABLE_HEADERS = ["Rank", "Clip", "Quality", "Authenticity", "Main distortions", "Watermark"]
 
 
 def judge_tab(services: Services, creations: gr.State) -> None:
@@ -71,7 +71,8 @@ def judge_tab(services: Services, creations: gr.State) -> None:
             r = judged.result
             main = ", ".join(d.category for d in r.distortions[:2]) or "nothing"
             rows.append([rank, name, f"{r.quality.mos:.0f} ({r.quality.level})",
-                         f"{r.authenticity.mos:.0f} ({r.authenticity.level})", main])
+                         f"{r.authenticity.mos:.0f} ({r.authenticity.level})", main,
+                         r.provenance or "none found"])  # "made with FaceLab 3D (creation ...)"
             strip = services.files.image(session_name(request), overlay(r.strip, r.strip_heatmap)
                                          if r.strip is not None else None)  # only the strip's map, not the panel
             images.append((strip, f"{rank}. {name} · Q {r.quality.mos:.0f} · A {r.authenticity.mos:.0f}"))
