@@ -14,7 +14,6 @@ Usage: python bench/bench_watermark.py [--skip-realworld]
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile
@@ -25,40 +24,9 @@ import numpy as np
 from PIL import Image
 
 from common import ROOT
+from watermark_attacks import crop_corner, crop_sides, h264, half, jpeg
 
 sys.path.insert(0, str(ROOT))
-
-
-def h264(frames: np.ndarray, folder: Path, crf: int = 28) -> np.ndarray:
-    import imageio.v2 as imageio
-
-    path = folder / f"crf{crf}.mp4"
-    with imageio.get_writer(str(path), format="FFMPEG", fps=24, codec="libx264", pixelformat="yuv420p",
-                            macro_block_size=1, ffmpeg_log_level="error", output_params=["-crf", str(crf)]) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    with imageio.get_reader(str(path), format="FFMPEG") as reader:
-        return np.stack(list(reader.iter_data()))
-
-
-def jpeg(frame: np.ndarray, quality: int = 70) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def half(frame: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(frame).resize((frame.shape[1] // 2, frame.shape[0] // 2), Image.BILINEAR))
-
-
-def crop_corner(frame: np.ndarray) -> np.ndarray:
-    cut = frame.shape[0] // 10
-    return frame[cut:, cut:]
-
-
-def crop_sides(frame: np.ndarray) -> np.ndarray:
-    cut = frame.shape[0] // 20
-    return frame[cut:-cut, cut:-cut]
 
 
 def main() -> None:

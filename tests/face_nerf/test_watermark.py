@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench.watermark_attacks import h264, half, jpeg
 from face_nerf import watermark as wm
 from tests.conftest import shared_realworld
 
@@ -17,28 +16,6 @@ CREATION = "3fa9c01b22de"
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255 ** 2 / mse))
-
-
-def h264(frames: np.ndarray, crf: int, path) -> np.ndarray:
-    """Frames through an H.264 encode at ``crf`` and back."""
-    import imageio.v2 as imageio
-
-    with imageio.get_writer(str(path), format="FFMPEG", fps=24, codec="libx264", pixelformat="yuv420p",
-                            macro_block_size=1, ffmpeg_log_level="error", output_params=["-crf", str(crf)]) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    with imageio.get_reader(str(path), format="FFMPEG") as reader:
-        return np.stack(list(reader.iter_data()))
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def half(image: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(image).resize((image.shape[1] // 2, image.shape[0] // 2), Image.BILINEAR))
 
 
 def bits_recovered(found: wm.Detection) -> float:
@@ -126,7 +103,7 @@ def test_detects_the_id_in_one_clean_frame_and_not_before_marking(rendered):
 
 def test_survives_h264_at_crf_28(rendered, tmp_path):
     _, marked = rendered
-    decoded = h264(marked, 28, tmp_path / "clip.mp4")
+    decoded = h264(marked, tmp_path, crf=28)
     assert bits_recovered(wm.detect(decoded)) >= 0.98
     single = wm.detect(decoded[len(decoded) // 2])  # each frame alone, too
     assert single.creation_id == CREATION and bits_recovered(single) >= 0.98
