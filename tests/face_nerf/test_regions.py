@@ -63,7 +63,7 @@ def group_photo(face_width: int, copies: int, size: tuple[int, int]) -> Image.Im
 def reconstruct_in_subprocess(photo: Path, out: Path) -> subprocess.CompletedProcess:
     """``python -m face_nerf reconstruct`` on a small turntable, in a process of its own."""
     command = [sys.executable, "-m", "face_nerf", "reconstruct", str(photo), "--out", str(out), "--quiet",
-               "--frames", "2", "--size", "64"]
+               "--frames", "2", "--size", "64", "--i-have-consent"]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
