@@ -5,7 +5,11 @@ Rates: rays marched per second; band samples per second (each ray that reaches t
 ``band_samples`` times, every sample a trilinear lookup of the distance grid); all per core-second
 (seconds x threads), so they compare with the machine's own.
 
-Usage: python bench/bench_render.py [--sizes 256 512] [--frames 48] [--threads 2] [--photo PATH] [--device cpu]
+Two modes: "transfer" keeps the 27-channel light transfer for relighting (the app), "lit" shades as it
+renders (``relightable=False``: the command line). Peak RSS is the process's: run one size and mode for a
+clean figure (``--sizes 1024 --modes lit``).
+
+Usage: python bench/bench_render.py [--sizes 256 512] [--modes transfer lit] [--frames 48] [--threads 2] [--photo PATH]
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modes", nargs="+", choices=("transfer", "lit"), default=["transfer", "lit"])
     parser.add_argument("--photo", default=str(ROOT / "assets" / "examples" / "astronaut.png"))
     args = parser.parse_args()
 
@@ -87,21 +92,23 @@ def main() -> None:
     march.march_band = counting_march
     samples_per_hit = MarchSettings().band_samples
     for size in args.sizes:
-        render_views(field, poses[:2], size)  # first call: the kernel loaded, buffers warm
-        times = []
-        for _ in range(args.repeats):
-            counted.update(rays=0, hits=0, seconds=0.0)
-            start = time.perf_counter()
-            render_views(field, poses, size)
-            times.append(time.perf_counter() - start)
-        seconds = statistics.median(times)
-        core_seconds = seconds * args.threads
-        samples = counted["hits"] * samples_per_hit
-        print(f"{size} px, {args.frames} frames: **{seconds:.2f} s** (median of {args.repeats}; "
-              f"{', '.join(f'{t:.2f}' for t in times)}), marching {counted['seconds']:.2f} s of it; "
-              f"{counted['rays'] / 1e6:.2f} M rays, {counted['hits'] / 1e6:.2f} M reach the surface; "
-              f"{samples / core_seconds / 1e6:.1f} M band samples and {counted['rays'] / core_seconds / 1e6:.2f} M rays "
-              f"per core-second over the whole render")
+        for mode in args.modes:
+            relightable = mode == "transfer"
+            render_views(field, poses[:2], size, relightable=relightable)  # first call: the kernel loaded
+            times = []
+            for _ in range(args.repeats):
+                counted.update(rays=0, hits=0, seconds=0.0)
+                start = time.perf_counter()
+                render_views(field, poses, size, relightable=relightable)
+                times.append(time.perf_counter() - start)
+            seconds = statistics.median(times)
+            core_seconds = seconds * args.threads
+            samples = counted["hits"] * samples_per_hit
+            print(f"{size} px, {args.frames} frames, {mode}: **{seconds:.2f} s** (median of {args.repeats}; "
+                  f"{', '.join(f'{t:.2f}' for t in times)}), marching {counted['seconds']:.2f} s of it; "
+                  f"{counted['rays'] / 1e6:.2f} M rays, {counted['hits'] / 1e6:.2f} M reach the surface; "
+                  f"{samples / core_seconds / 1e6:.1f} M band samples and {counted['rays'] / core_seconds / 1e6:.2f} M "
+                  f"rays per core-second over the whole render")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     print(f"peak RSS of this process: {peak:.0f} MB")
 

@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         custom = CustomLight.parse(args.light) if args.light else None
         lighting = Lighting(args.lighting, custom, args.light_fixed_to)
         config = ReconstructionConfig(frames=args.frames, size=args.size, yaw=args.yaw, fps=args.fps,
-                                      lighting=lighting, mesh_lighting=args.mesh_lighting)
+                                      lighting=lighting, mesh_lighting=args.mesh_lighting,
+                                      relightable=False)  # nothing relights it later: shaded as rendered
         if args.editor == "diffusion":
             from face_nerf.edit.diffusion import DiffusionEditor, SDSConfig
 

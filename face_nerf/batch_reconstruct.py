@@ -46,7 +46,8 @@ class ReconstructTask:
         from face_nerf.lighting import Lighting
         from face_nerf.pipeline import ReconstructionConfig
 
-        return ReconstructionConfig(frames=self.frames, size=self.size, yaw=self.yaw, lighting=Lighting(self.lighting))
+        return ReconstructionConfig(frames=self.frames, size=self.size, yaw=self.yaw, lighting=Lighting(self.lighting),
+                                    relightable=False)
 
     def run(self, path: str, key: str) -> tuple[dict, dict[str, bytes]]:
         from face_nerf.audit import AuditLog

@@ -56,6 +56,9 @@ class ReconstructionConfig:
         lighting: how the outputs are lit (default: the photo's own light).
         mesh_lighting: bake the lighting into the mesh's vertex colours (default: albedo, for viewers
             that light the mesh themselves).
+        relightable: keep the light transfer of the turntable and strip, so ``relight_outputs`` can change
+            the light without rendering again (the app); off, they are shaded as they are rendered,
+            faster and in less memory (a one-off command line run).
     """
 
     frames: int = 48
@@ -68,6 +71,7 @@ class ReconstructionConfig:
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     lighting: Lighting = field(default_factory=Lighting)
     mesh_lighting: bool = False
+    relightable: bool = True
 
     def __post_init__(self):
         if not 2 <= self.frames <= MAX_FRAMES:
@@ -125,8 +129,8 @@ class Outputs:
     mesh: object  # trimesh.Trimesh
     report: dict
     lighting: Lighting
-    turntable_transfer: LightTransfer
-    strip_transfer: LightTransfer
+    turntable_transfer: LightTransfer | None  # None unless the run was ``relightable``
+    strip_transfer: LightTransfer | None
 
 
 @contextmanager
@@ -186,7 +190,7 @@ class Turntable:
     frames: np.ndarray  # [N, S, S, 3] uint8
     poses: list  # [N] TurntableFrame
     light: torch.Tensor  # [9, 3] the SH light it is lit by
-    transfer: LightTransfer
+    transfer: LightTransfer | None  # None unless ``relightable``
 
 
 def render_outputs(recon: Reconstruction, config: ReconstructionConfig = ReconstructionConfig(),
@@ -203,7 +207,7 @@ def render_turntable(recon: Reconstruction, config: ReconstructionConfig = Recon
     light = config.lighting.to_sh(recon.field.photo_light)
     with _stage(recon.timings, "turntable"):
         frames, transfer = render_views(recon.field, poses, config.size, light, config.lighting.fixed_to,
-                                        progress=progress)
+                                        progress=progress, relightable=config.relightable)
     with _stage(recon.timings, "watermark"):
         frames = embed(frames, recon.creation_id)
     return Turntable(frames, poses, light, transfer)
@@ -215,11 +219,14 @@ def finish_outputs(recon: Reconstruction, config: ReconstructionConfig, turntabl
     with _stage(timings, "strip"):
         frames = strip_frames(poses)
         if frames is None:
-            views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to)
+            views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to,
+                                                 relightable=config.relightable)
             views = embed(views, recon.creation_id)
         else:  # the turntable has these views already (watermarked): the same pixels, not rendered again
-            order = turntable.transfer.order
-            strip_transfer = turntable.transfer.views([int(order[i]) if order is not None else i for i in frames])
+            strip_transfer = None
+            if turntable.transfer is not None:
+                order = turntable.transfer.order
+                strip_transfer = turntable.transfer.views([int(order[i]) if order is not None else i for i in frames])
             views = turntable.frames[frames]
         strip = np.concatenate(list(views), axis=1)
     with _stage(timings, "input_view"):
@@ -249,6 +256,9 @@ def relight_outputs(recon: Reconstruction, outputs: Outputs, lighting: Lighting,
     """The same outputs under another light, from the kept light transfer: nothing is reconstructed or
     ray-marched again except the input view (one image). The mesh is re-coloured only with
     ``mesh_lighting``."""
+    if outputs.turntable_transfer is None or outputs.strip_transfer is None:
+        raise FaceLabError("These outputs kept no light transfer (made with relightable=False): render them "
+                           "again with the new light, or keep the transfer to relight.")
     timings: dict[str, float] = {}
     light = lighting.to_sh(recon.field.photo_light)
     with _stage(timings, "relight_turntable"):

@@ -15,8 +15,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from face_nerf.heap import trim_heap
 from face_nerf.lighting import SH_COEFFS, irradiance, irradiance_basis, rotate_sh, srgb_to_linear, to_display
 from face_nerf.render import Camera, MarchSettings, Shader, render_rays
+
+
+# Views of at least this many pixels hand their temporaries back after each batch (glibc would keep
+# them between the kept results: 2.65 GB held for 1.6 GB live at 1024 px); smaller ones reuse them for
+# the next batch (handing them back and faulting them in again made 256 px renders slower).
+LARGE_VIEW = 512 * 512
 
 
 def lambert_shader(light: Tensor) -> Shader:
@@ -56,20 +63,24 @@ class LightTransfer:
         A world-fixed light is given in the world frame; a camera-fixed one in the frame of a camera
         with identity rotation (the input camera) and turns with each view.
         """
-        n, h, w, _ = self.alpha.shape
-        out = torch.zeros(n * h * w, 3)
-        if fixed_to == "camera":
-            lights = torch.stack([rotate_sh(light, r) for r in self.rotations])  # [N, 9, 3]
-            view = torch.div(self.pixels, h * w, rounding_mode="floor")
-            for i in range(n):
-                sel = view == i
-                out[self.pixels[sel]] = (self.coeffs[sel].float() * lights[i]).sum(1)
-        elif fixed_to == "world":
-            for part in torch.arange(self.pixels.numel()).split(1 << 18):  # bounded float32 temporaries
-                out[self.pixels[part]] = (self.coeffs[part].float() * light).sum(1)
-        else:
+        return torch.stack([self.view_radiance(i, light, fixed_to) for i in range(self.alpha.shape[0])])
+
+    def view_radiance(self, index: int, light: Tensor, fixed_to: str = "world") -> Tensor:
+        """[H, W, 3] premultiplied linear radiance of one view (see ``radiance``)."""
+        if fixed_to not in ("world", "camera"):
             raise ValueError(f"fixed_to must be 'world' or 'camera'. Got {fixed_to!r}.")
-        return out.clamp(min=0.0).reshape(n, h, w, 3)
+        _, h, w, _ = self.alpha.shape
+        if fixed_to == "camera":
+            light = rotate_sh(light, self.rotations[index])
+        lo, hi = self._view_bounds()[index:index + 2].tolist()
+        out = torch.zeros(h * w, 3)
+        out[self.pixels[lo:hi] - index * h * w] = (self.coeffs[lo:hi].float() * light).sum(1)
+        return out.clamp(min=0.0).reshape(h, w, 3)
+
+    def _view_bounds(self) -> Tensor:
+        """[N + 1]: where each view's pixels start in ``pixels`` (sorted by view, as rendered)."""
+        n, h, w, _ = self.alpha.shape
+        return torch.searchsorted(self.pixels, torch.arange(n + 1, dtype=self.pixels.dtype) * (h * w))
 
     def views(self, chosen: list[int]) -> "LightTransfer":
         """The transfer of some of its rendered views (indices into them), in that order: the strip's
@@ -81,10 +92,13 @@ class LightTransfer:
         return LightTransfer(self.coeffs[torch.cat(picked)], pixels, self.alpha[chosen], self.rotations[chosen])
 
     def shade(self, light: Tensor, fixed_to: str = "world", background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
-        """[N, H, W, 3] uint8 sRGB views under the light, over an sRGB background colour."""
+        """[N, H, W, 3] uint8 sRGB views under the light, over an sRGB background colour: one view at a time
+        (float temporaries of one view, not of all: 1024 px views need 12 MB each)."""
+        n, h, w, _ = self.alpha.shape
         bg = srgb_to_linear(torch.tensor(background))
-        linear = self.radiance(light, fixed_to) + (1.0 - self.alpha) * bg
-        views = to_uint8(to_display(linear))
+        views = np.empty((n, h, w, 3), np.uint8)
+        for i in range(n):
+            views[i] = to_uint8(to_display(self.view_radiance(i, light, fixed_to) + (1.0 - self.alpha[i]) * bg))
         return views if self.order is None else views[self.order.numpy()]
 
 
@@ -103,11 +117,58 @@ def render_transfer(field, cameras: list[Camera], settings: MarchSettings = Marc
         covered = torch.nonzero(out.alpha[:, 0] > 0).squeeze(-1)
         coeffs.append(out.rgb[covered].reshape(-1, SH_COEFFS, 3).half())
         pixels.append(covered + start * h * w)
-        alphas.append(out.alpha.reshape(len(batch), h, w, 1))
+        alphas.append(out.alpha.reshape(len(batch), h, w, 1).clone())
+        del out, rays
+        if h * w >= LARGE_VIEW:  # the batch's temporaries go back now instead of lying between the kept transfers
+            trim_heap()
         if progress is not None:
             progress(len(batch))
     rotations = torch.stack([c.c2w[:3, :3] for c in cameras])
-    return LightTransfer(torch.cat(coeffs), torch.cat(pixels), torch.cat(alphas), rotations)
+    return LightTransfer(_concatenate(coeffs), torch.cat(pixels), torch.cat(alphas), rotations)
+
+
+def render_lit(field, cameras: list[Camera], light: Tensor, fixed_to: str = "world",
+               background: tuple[float, float, float] = (0.0, 0.0, 0.0), settings: MarchSettings = MarchSettings(),
+               progress=None) -> np.ndarray:
+    """[N, H, W, 3] uint8 sRGB views lit by the SH light [9, 3], shaded per sample as they are rendered:
+    what ``render_transfer(...).shade(light)`` gives, without the 27 channels of light transfer (for
+    renders that will not be relit). One view's floats at a time; ``progress(n)`` as views finish."""
+    if fixed_to not in ("world", "camera"):
+        raise ValueError(f"fixed_to must be 'world' or 'camera'. Got {fixed_to!r}.")
+    h, w = cameras[0].height, cameras[0].width
+    if any((c.height, c.width) != (h, w) for c in cameras):
+        raise ValueError("All cameras of one render must have the same image size.")
+    bg = srgb_to_linear(torch.tensor(background))
+    views = np.empty((len(cameras), h, w, 3), np.uint8)
+    # A camera-fixed light turns with each view: one view per batch; a world-fixed one: several.
+    per_batch = 1 if fixed_to == "camera" else max(1, settings.chunk // (h * w))
+    for start in range(0, len(cameras), per_batch):
+        batch = cameras[start:start + per_batch]
+        lit = light if fixed_to == "world" else rotate_sh(light, batch[0].c2w[:3, :3])
+        rays = [c.rays() for c in batch]
+        out = render_rays(field, torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays]), settings,
+                          lambert_shader(lit))
+        linear = out.rgb.reshape(len(batch), h, w, 3) + (1.0 - out.alpha.reshape(len(batch), h, w, 1)) * bg
+        views[start:start + len(batch)] = to_uint8(to_display(linear))
+        del out, rays, linear
+        if h * w >= LARGE_VIEW:
+            trim_heap()
+        if progress is not None:
+            progress(len(batch))
+    return views
+
+
+def _concatenate(parts: list[Tensor]) -> Tensor:
+    """``torch.cat(parts)``, emptying ``parts`` as it goes: each part is released once copied, so the
+    transfer is held about once, not twice (at 1024 px it is 760 MB)."""
+    out = parts[0].new_empty((sum(p.shape[0] for p in parts), *parts[0].shape[1:]))
+    start = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        out[start:start + part.shape[0]] = part
+        start += part.shape[0]
+    return out
 
 
 def to_uint8(values: Tensor) -> np.ndarray:

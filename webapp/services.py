@@ -474,14 +474,9 @@ def user_errors():
 def release_memory() -> None:
     """Hand freed heap back to the system after a heavy request: glibc keeps it otherwise (measured:
     ~700 MB of a 2-core server's RSS after twenty requests)."""
-    import ctypes
-    import ctypes.util
     import gc
 
+    from face_nerf.heap import trim_heap
+
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if name:
-        try:
-            ctypes.CDLL(name).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+    trim_heap()

@@ -71,3 +71,37 @@ def test_lambert_shader_gradient_reaches_the_light():
 def test_transfer_rejects_mixed_image_sizes():
     with pytest.raises(ValueError, match="same image size"):
         render_transfer(SphereField(), [_cameras([0.0], 32)[0], _cameras([0.0], 48)[0]])
+
+
+def test_views_shaded_as_rendered_match_the_relightable_ones(example_run):
+    """``relightable=False`` shades each sample as it is rendered instead of keeping the light transfer:
+    the same views within one level of 255 (the transfer is kept in float16), for either light frame."""
+    import numpy as np
+
+    from face_nerf.export import render_views, turntable_poses
+    from face_nerf.lighting import Lighting
+
+    _, _, _, recon, _ = example_run
+    light = Lighting("left").to_sh(recon.field.photo_light)
+    poses = turntable_poses(8, 45.0)
+    for fixed_to in ("world", "camera"):
+        kept, transfer = render_views(recon.field, poses, 96, light, fixed_to)
+        lit, none = render_views(recon.field, poses, 96, light, fixed_to, relightable=False)
+        assert none is None and transfer is not None and lit.shape == kept.shape == (8, 96, 96, 3)
+        diff = np.abs(lit.astype(int) - kept.astype(int))
+        assert diff.max() <= 1 and diff.mean() < 0.05
+
+
+def test_outputs_without_transfer_cannot_be_relit(example_run):
+    import pytest
+
+    from face_nerf.errors import FaceLabError
+    from face_nerf.lighting import Lighting
+    from face_nerf.pipeline import ReconstructionConfig, render_outputs, relight_outputs
+
+    _, _, _, recon, _ = example_run
+    config = ReconstructionConfig(frames=4, size=64, relightable=False)
+    outputs = render_outputs(recon, config)
+    assert outputs.turntable_transfer is None and outputs.strip.shape == (64, 192, 3)
+    with pytest.raises(FaceLabError, match="kept no light transfer"):
+        relight_outputs(recon, outputs, Lighting("left"))
