@@ -76,7 +76,7 @@ class ExampleResults:
             write_outputs(recon, outputs, out, config.fps)
             judged = services.keep_judgement(judgement, clip, out)
             judged.video = str(out / "turntable.mp4")
-            result = Result(recon, recon, outputs, config, judged)
+            result = Result(recon, recon, outputs, config, judged, consent="example")  # public domain
             result.files = [str(out / n) for n in DOWNLOADS] + [judged.json_path]
             torch.save(result, out / "result.pt")
             overlays = tuple(_png(image, out / f"panel-{i}.png") for i, image in enumerate(panel(judged)[3:5]))
