@@ -56,7 +56,7 @@ class Detection:
 
     found: bool
     creation_id: str | None  # 12 hex digits, when found
-    score: float  # the alignment peak, in standard deviations (found: >= THRESHOLD and the CRC holds)
+    score: float  # how far the payload's energy at the best shift stands out (robust deviations; found: >= THRESHOLD)
     bits: np.ndarray | None  # [64] the bits read at the best alignment (0/1), even when the CRC failed
     scale: float  # the size of the image relative to the marked one
     offset: tuple[int, int]  # where the tile starts (rows, columns), modulo TILE
@@ -182,7 +182,8 @@ def detect(images: np.ndarray, thorough: bool = False, max_frames: int = 16,
         scales: the sizes relative to the marked one tried first (all that is tried unless ``thorough``).
 
     Returns:
-        The best detection: ``found`` only when the alignment peak passes ``THRESHOLD`` and the CRC holds.
+        The best detection: ``found`` only when its score passes ``THRESHOLD``, the alignment pattern's
+        weight is positive and the CRC holds.
 
     Raises:
         ValueError: not an image array.
