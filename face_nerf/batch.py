@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 from face_nerf.errors import FaceLabError
+from face_nerf.signing import file_sha256
 
 MARKER = ".facelab-batch"  # names the task that owns an output folder
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -130,16 +131,12 @@ def read_manifest(path: Path) -> list[Job]:
     return [Job(str(path.parent / str(r[column])), {k: v for k, v in r.items() if k != column}) for r in rows]
 
 
-def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+def content_hash(path: str | Path) -> str:
     """SHA-256 of a file's bytes (hex); "" when it cannot be read (the task then reports why)."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while block := f.read(chunk):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return ""
-    return digest.hexdigest()
 
 
 # --- workers ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from face_nerf.audit import AuditEntry
 from face_nerf.delight import Delighting
 from face_nerf.edit import EditResult, Editor, EmbeddedEditor
 from face_nerf.errors import FaceLabError
@@ -33,7 +34,6 @@ from face_nerf.photo import Photo, load_photo
 from face_nerf.provenance import Creation, Provenance, sign_outputs
 from face_nerf.relight import LightTransfer
 from face_nerf.signing import file_sha256
-from face_nerf.audit import AuditEntry
 from face_nerf.watermark import embed, new_creation_id
 
 BACKEND = "embedded-head-model"  # the offline reconstruction: MakeHuman head fitted to the landmarks, hair layer, photo albedo

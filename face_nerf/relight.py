@@ -105,26 +105,23 @@ class LightTransfer:
 def render_transfer(field, cameras: list[Camera], settings: MarchSettings = MarchSettings(), progress=None) -> LightTransfer:
     """Render the light transfer of views of one size; rays of several views go through the renderer
     together (fewer, larger batches). ``progress(n)`` is called as views finish."""
-    h, w = cameras[0].height, cameras[0].width
-    if any((c.height, c.width) != (h, w) for c in cameras):
-        raise ValueError("All cameras of one transfer render must have the same image size.")
+    h, w = _image_size(cameras)
     per_batch = max(1, settings.chunk // (h * w))
     coeffs, pixels, alphas = [], [], []
     for start in range(0, len(cameras), per_batch):
         batch = cameras[start:start + per_batch]
-        rays = [c.rays() for c in batch]
-        out = render_rays(field, torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays]), settings, transfer_shader)
+        out = render_rays(field, *_batch_rays(batch), settings, transfer_shader)
         covered = torch.nonzero(out.alpha[:, 0] > 0).squeeze(-1)
         coeffs.append(out.rgb[covered].reshape(-1, SH_COEFFS, 3).half())
         pixels.append(covered + start * h * w)
         alphas.append(out.alpha.reshape(len(batch), h, w, 1).clone())
-        del out, rays
+        del out
         if h * w >= LARGE_VIEW:  # the batch's temporaries go back now instead of lying between the kept transfers
             trim_heap()
         if progress is not None:
             progress(len(batch))
     rotations = torch.stack([c.c2w[:3, :3] for c in cameras])
-    return LightTransfer(_concatenate(coeffs), torch.cat(pixels), torch.cat(alphas), rotations)
+    return LightTransfer(torch.cat(coeffs), torch.cat(pixels), torch.cat(alphas), rotations)
 
 
 def render_lit(field, cameras: list[Camera], light: Tensor, fixed_to: str = "world",
@@ -135,9 +132,7 @@ def render_lit(field, cameras: list[Camera], light: Tensor, fixed_to: str = "wor
     renders that will not be relit). One view's floats at a time; ``progress(n)`` as views finish."""
     if fixed_to not in ("world", "camera"):
         raise ValueError(f"fixed_to must be 'world' or 'camera'. Got {fixed_to!r}.")
-    h, w = cameras[0].height, cameras[0].width
-    if any((c.height, c.width) != (h, w) for c in cameras):
-        raise ValueError("All cameras of one render must have the same image size.")
+    h, w = _image_size(cameras)
     bg = srgb_to_linear(torch.tensor(background))
     views = np.empty((len(cameras), h, w, 3), np.uint8)
     # A camera-fixed light turns with each view: one view per batch; a world-fixed one: several.
@@ -145,12 +140,10 @@ def render_lit(field, cameras: list[Camera], light: Tensor, fixed_to: str = "wor
     for start in range(0, len(cameras), per_batch):
         batch = cameras[start:start + per_batch]
         lit = light if fixed_to == "world" else rotate_sh(light, batch[0].c2w[:3, :3])
-        rays = [c.rays() for c in batch]
-        out = render_rays(field, torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays]), settings,
-                          lambert_shader(lit))
+        out = render_rays(field, *_batch_rays(batch), settings, lambert_shader(lit))
         linear = out.rgb.reshape(len(batch), h, w, 3) + (1.0 - out.alpha.reshape(len(batch), h, w, 1)) * bg
         views[start:start + len(batch)] = to_uint8(to_display(linear))
-        del out, rays, linear
+        del out, linear
         if h * w >= LARGE_VIEW:
             trim_heap()
         if progress is not None:
@@ -158,17 +151,22 @@ def render_lit(field, cameras: list[Camera], light: Tensor, fixed_to: str = "wor
     return views
 
 
-def _concatenate(parts: list[Tensor]) -> Tensor:
-    """``torch.cat(parts)``, emptying ``parts`` as it goes: each part is released once copied, so the
-    transfer is held about once, not twice (at 1024 px it is 760 MB)."""
-    out = parts[0].new_empty((sum(p.shape[0] for p in parts), *parts[0].shape[1:]))
-    start = 0
-    parts.reverse()
-    while parts:
-        part = parts.pop()
-        out[start:start + part.shape[0]] = part
-        start += part.shape[0]
-    return out
+def _image_size(cameras: list[Camera]) -> tuple[int, int]:
+    """(H, W) of cameras rendered together.
+
+    Raises:
+        ValueError: they differ in size.
+    """
+    h, w = cameras[0].height, cameras[0].width
+    if any((c.height, c.width) != (h, w) for c in cameras):
+        raise ValueError("All cameras of one render must have the same image size.")
+    return h, w
+
+
+def _batch_rays(cameras: list[Camera]) -> tuple[Tensor, Tensor]:
+    """The rays of several cameras, one after the other: (origins [R, 3], dirs [R, 3])."""
+    rays = [c.rays() for c in cameras]
+    return torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays])
 
 
 def to_uint8(values: Tensor) -> np.ndarray:

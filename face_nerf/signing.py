@@ -205,14 +205,10 @@ def _chain_holds(chain: list, problems: list[str]) -> bool:
 
 
 def _ends_in(chain: list, anchors: list) -> bool:
-    fingerprints = {a.fingerprint(_sha256_algorithm()) for a in anchors}
-    return any(c.fingerprint(_sha256_algorithm()) in fingerprints for c in chain)
-
-
-def _sha256_algorithm():
     from cryptography.hazmat.primitives import hashes
 
-    return hashes.SHA256()
+    fingerprints = {a.fingerprint(hashes.SHA256()) for a in anchors}
+    return any(c.fingerprint(hashes.SHA256()) in fingerprints for c in chain)
 
 
 def _canonical(claim: dict) -> bytes:

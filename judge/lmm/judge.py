@@ -19,10 +19,10 @@ from judge.ask import Answer
 from judge.frames import Clip
 from judge.lmm.checkpoint import LMMConfig, LMMError, LoadedLMM, load_lmm
 from judge.lmm.inputs import VideoInput
-from judge.provenance import note_provenance
 from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, END, chat, parse_distortions, score_prompt
 from judge.lmm.saliency import gradient_maps, head_inputs, head_maps
 from judge.lmm.scoring import level_probabilities, one_token_mos
+from judge.provenance import note_provenance
 from judge.result import CATEGORIES, CATEGORY_REGIONS, NO_DISTORTION, Distortion, JudgeResult, Score
 
 STRIP_POSITIONS = (0.25, 0.5, 0.75)  # of a 180-degree turn: -45, 0, +45 degrees
