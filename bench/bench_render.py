@@ -79,17 +79,19 @@ def main() -> None:
     field = reconstruct(args.photo).field
     poses = turntable_poses(args.frames, 45.0)
     counted = {"rays": 0, "hits": 0, "seconds": 0.0}
-    marching = march.march_band
+    kernels = {"march_band": march.march_band, "march_surface": march.march_surface}
 
-    def counting_march(*a, **k):
-        start = time.perf_counter()
-        rays, t_mid, weights = marching(*a, **k)
-        counted["rays"] += a[1].shape[0]
-        counted["hits"] += rays.numel()
-        counted["seconds"] += time.perf_counter() - start
-        return rays, t_mid, weights
+    def counting(name):
+        def run(*a, **k):
+            start = time.perf_counter()
+            result = kernels[name](*a, **k)
+            counted["rays"] += a[-4].shape[0]  # origins, dirs, beta, settings come last
+            counted["hits"] += (result[0] if isinstance(result, tuple) else result.rays).numel()
+            counted["seconds"] += time.perf_counter() - start
+            return result
+        return run
 
-    march.march_band = counting_march
+    march.march_band, march.march_surface = counting("march_band"), counting("march_surface")
     samples_per_hit = MarchSettings().band_samples
     for size in args.sizes:
         for mode in args.modes:

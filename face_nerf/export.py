@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from face_nerf.lighting import to_display
-from face_nerf.relight import LightTransfer, lambert_shader, render_lit, render_transfer, to_uint8
+from face_nerf.relight import LightTransfer, lambert_shader, render_transfer, to_uint8
 from face_nerf.render import Camera, MarchSettings, orbit_camera, render_image
 
 FOCAL = 4.2647  # normalised focal length of the turntable camera (~13 degree field of view)
@@ -85,9 +85,8 @@ def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Ten
                  settings: MarchSettings = MarchSettings(), progress=None,
                  relightable: bool = True) -> tuple[np.ndarray, LightTransfer | None]:
     """Render views as [N, size, size, 3] uint8 over the background, lit by the SH light [9, 3] (default:
-    the photo's own), and return their light transfer too, for relighting without rendering again
-    (``relightable``; else None, and the views are shaded as they are rendered: faster, and without the
-    transfer's 27 numbers per pixel).
+    the photo's own), and the views' opacity, albedo and normals too (``LightTransfer``), for relighting
+    without rendering again (``relightable``; else None: nothing is held after the shading).
 
     Each distinct pose is rendered once: a yaw = max_yaw sin(2 pi i / N) sweep passes every yaw twice,
     so a turntable costs about half its frame count. ``progress(n)`` counts frames."""
@@ -98,12 +97,9 @@ def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Ten
     cameras = [view_camera(field, yaw, pitch, size) for yaw, pitch in distinct]
     order = torch.tensor([distinct.index(k) for k in keys]) if len(distinct) < len(poses) else None
     light = field.photo_light if light is None else light
-    if not relightable:
-        views = render_lit(field, cameras, light, fixed_to, BACKGROUND, settings, counted)
-        return (views if order is None else views[order.numpy()]), None
     transfer = render_transfer(field, cameras, settings, counted)
     transfer.order = order
-    return transfer.shade(light, fixed_to, BACKGROUND), transfer
+    return transfer.shade(light, fixed_to, BACKGROUND), (transfer if relightable else None)
 
 
 def render_input_view(field, light: torch.Tensor | None = None) -> np.ndarray:

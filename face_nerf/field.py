@@ -32,7 +32,8 @@ from face_nerf.geometry import HeadGeometry, HeadPlacement
 from face_nerf.head.place import PlacedHead
 from face_nerf.lighting import ambient_light, irradiance, srgb_to_linear
 from face_nerf.regions import head_region_grid, photo_region_labels
-from face_nerf.render import BOX_TOLERANCE, Camera, MarchSettings, RenderOutput, SdfVolume, render_image
+from face_nerf.render import (BOX_TOLERANCE, Camera, GridAppearance, MarchSettings, RenderOutput, SdfVolume,
+                              render_image)
 from face_nerf.sampling import lookup, sample_image, spherical_uv
 
 FIELD_FORMAT = "facelab-head-field/2"
@@ -148,6 +149,16 @@ class HeadField:
     def sdf_volume(self) -> SdfVolume:
         """The distance as a grid, for the compiled marcher: what ``sdf`` looks up."""
         return SdfVolume(self.sdf_grid[0, 0], self.bounds, self.voxel_size)
+
+    def grid_appearance(self) -> GridAppearance:
+        """What ``attributes`` looks up, for the compiled renderer (``march.march_surface``)."""
+        def last(grid: Tensor) -> Tensor:  # [1, C, ...] -> [..., C]
+            return grid[0].movedim(0, -1).contiguous()
+
+        overlay = None if self.overlay_grid is None else last(self.overlay_grid)
+        return GridAppearance(last(self.surface_grid), last(self.photo), self.camera, self.photo_light,
+                              self.irradiance_floor, PHOTO_STRETCH, last(self.fill), self.fill_centre, overlay,
+                              self.overlay_bounds)
 
     def sdf(self, points: Tensor) -> Tensor:
         """[..., 3] -> [...] signed distance (positive outside the box)."""
@@ -358,7 +369,7 @@ def input_view_low(field: HeadField, max_side: int = 384) -> tuple[RenderOutput,
     """The input view at a low resolution (for depth, normals and coverage) and its camera."""
     camera = field.camera
     low = camera.scaled(min(1.0, max_side / max(camera.width, camera.height)))
-    return render_image(field, low, MarchSettings(band_samples=8)), low
+    return render_image(field, low, MarchSettings(band_samples=8, colour_at="centroid")), low
 
 
 def _distance_map(view: RenderOutput) -> Tensor:

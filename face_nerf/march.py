@@ -1,15 +1,23 @@
-"""The geometry half of rendering a signed distance grid, as one compiled kernel (NVIDIA Warp).
+"""Rendering a signed distance grid as compiled kernels (NVIDIA Warp), on the CPU and on CUDA alike.
 
 ``render.surface_band`` marches rays through any field with torch operations: 48 sphere-tracing steps
 of some 25 array operations each, with the rays compacted as they finish, then a band of samples round
-the surface. For a field whose distance is a trilinear grid (``SdfVolume``) this module does the same
-per ray in one fused loop: no step count paid for the slowest ray, no arrays between steps. It gives
-the same band (``test_march`` holds it to the torch path) several times faster, and runs on the CPU and
-on CUDA alike.
+the surface, then the field's colour lookups. For a field whose distance is a trilinear grid
+(``SdfVolume``) this module does the same per ray in one fused loop: no step count paid for the slowest
+ray, no arrays between steps. Two kernels share that loop:
 
-Warp compiles the kernel on first use (a few seconds) into its kernel cache, which lives beside the
-head model's cache (``$FACELAB_CACHE/warp``); later processes load it in milliseconds. A CPU launch
-runs on one thread, so the rays are split into one launch per torch thread, run side by side.
+- ``march_band``: the band's samples and weights (colour looked up by torch afterwards, at every kept
+  sample: ``MarchSettings.colour_at="samples"``);
+- ``march_surface``: the whole ray, for a field that also describes its colour as grids and images
+  (``GridAppearance``, the head field's): band, centroid, normal, albedo, each ray's opacity and depth,
+  with nothing kept between them (``colour_at="centroid"``, the default).
+
+``test_march`` holds both to the torch path (and through it to ``render_rays_reference``).
+
+Warp compiles the kernels on first use (seconds) into its kernel cache, which lives beside the head
+model's cache (``$FACELAB_CACHE/warp``); later processes load them in milliseconds. A CPU launch runs on
+one thread, so rays are split into blocks that the torch threads take in turn (the image's busy middle
+rows are shared out, not left to one thread).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,15 +38,18 @@ from face_nerf.native_logs import quiet_native_logs
 from face_nerf.render import BOX_TOLERANCE
 
 if TYPE_CHECKING:
-    from face_nerf.render import MarchSettings, SdfVolume
+    from face_nerf.render import Camera, GridAppearance, MarchSettings, SdfVolume
 
-wp.set_module_options({"enable_backward": False})  # this module's kernels render only: no adjoint code
+wp.set_module_options({"enable_backward": False, "optimization_level": 3})  # render only: no adjoint code; -O3 (CPU default -O2)
 
 _READY = threading.Lock()  # guards Warp's one-time initialisation, not state of ours
+MAX_BAND_SAMPLES = 32  # march_surface keeps a ray's band weights in registers
+_Weights = wp.types.vector(length=MAX_BAND_SAMPLES, dtype=wp.float32)
+BLOCK = 8192  # rays per CPU launch: blocks go to threads as they free up
 
 
 def supports(device: torch.device) -> bool:
-    """Whether the kernel runs on ``device`` (False, for instance, for a GPU Warp has no driver for):
+    """Whether the kernels run on ``device`` (False, for instance, for a GPU Warp has no driver for):
     ``render.surface_band`` then marches with torch operations."""
     try:
         _warp_ready(device)
@@ -47,7 +59,7 @@ def supports(device: torch.device) -> bool:
 
 
 def _warp_ready(device: torch.device) -> None:
-    """Initialise Warp and load this module's kernel for ``device`` once (compiled into the kernel cache
+    """Initialise Warp and load this module's kernels for ``device`` once (compiled into the kernel cache
     beside the head model's, unless $WARP_CACHE_PATH says otherwise), before launches run in threads."""
     with _READY:
         if wp.config.kernel_cache_dir is None and not os.environ.get("WARP_CACHE_PATH"):
@@ -58,56 +70,88 @@ def _warp_ready(device: torch.device) -> None:
         wp.load_module(sys.modules[__name__], device=wp.device_from_torch(device))
 
 
-@wp.func
-def _grid_sdf(grid: wp.array3d(dtype=wp.float32), lo: wp.vec3, scale: wp.vec3, margin: float, tolerance: float,
-              p: wp.vec3) -> float:
-    # grid_sample(align_corners=True, padding_mode="border") of the grid at p, |v| + margin outside.
-    w1 = float(grid.shape[2] - 1)
-    h1 = float(grid.shape[1] - 1)
-    d1 = float(grid.shape[0] - 1)
-    fx = (p[0] - lo[0]) * scale[0]
-    fy = (p[1] - lo[1]) * scale[1]
-    fz = (p[2] - lo[2]) * scale[2]
-    # render.BOX_TOLERANCE of the half box, in lattice steps
-    ex = tolerance * 0.5 * w1
-    ey = tolerance * 0.5 * h1
-    ez = tolerance * 0.5 * d1
-    outside = fx < -ex or fx > w1 + ex or fy < -ey or fy > h1 + ey or fz < -ez or fz > d1 + ez
-    x = wp.clamp(fx, 0.0, w1)
-    y = wp.clamp(fy, 0.0, h1)
-    z = wp.clamp(fz, 0.0, d1)
-    x0 = wp.min(int(wp.floor(x)), grid.shape[2] - 2)
-    y0 = wp.min(int(wp.floor(y)), grid.shape[1] - 2)
-    z0 = wp.min(int(wp.floor(z)), grid.shape[0] - 2)
-    tx = x - float(x0)
-    ty = y - float(y0)
-    tz = z - float(z0)
-    c00 = wp.lerp(grid[z0, y0, x0], grid[z0, y0, x0 + 1], tx)
-    c01 = wp.lerp(grid[z0, y0 + 1, x0], grid[z0, y0 + 1, x0 + 1], tx)
-    c10 = wp.lerp(grid[z0 + 1, y0, x0], grid[z0 + 1, y0, x0 + 1], tx)
-    c11 = wp.lerp(grid[z0 + 1, y0 + 1, x0], grid[z0 + 1, y0 + 1, x0 + 1], tx)
-    v = wp.lerp(wp.lerp(c00, c01, ty), wp.lerp(c10, c11, ty), tz)
-    if outside:
-        v = wp.abs(v) + margin
-    return v
+# --- the distance and the march ------------------------------------------------------------------
 
-@wp.kernel
-def _march(grid: wp.array3d(dtype=wp.float32), lo: wp.vec3, scale: wp.vec3, margin: float, tolerance: float,
-          origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3),
-          t_near: wp.array(dtype=wp.float32), t_far: wp.array(dtype=wp.float32),
-          beta: float, enter_sdf: float, step_scale: float, exit_depth: float, max_steps: int,
-          found: wp.array(dtype=wp.int32), t_mid: wp.array2d(dtype=wp.float32),
-          weights: wp.array2d(dtype=wp.float32)):
-    # render.sphere_trace then render.surface_band's sampling, for one ray.
-    i = wp.tid()
-    found[i] = 0
-    o = origins[i]
-    d = dirs[i]
-    t_end = t_far[i]
-    t = t_near[i]
-    if not (t < t_end):
-        return
-    enter_level = enter_sdf * beta
+@wp.struct
+class _Volume:
+    sdf: wp.array(dtype=wp.float32)  # [D * H * W], x fastest
+    width: int  # W
+    plane: int  # H * W
+    lo: wp.vec3  # the box's lower corner
+    hi: wp.vec3  # and upper one
+    scale: wp.vec3  # lattice steps per world unit along x, y, z
+    top: wp.vec3  # W - 1, H - 1, D - 1
+    slack: wp.vec3  # render.BOX_TOLERANCE of the half box, in lattice steps
+    margin: float
+
+
+@wp.func
+def _cell(top: wp.vec3, f: wp.vec3):
+    # grid_sample(align_corners=True, padding_mode="border"): lattice coordinates f -> the cell's corner
+    # indices (x, y, z) and the fractions within it.
+    x = wp.clamp(f[0], 0.0, top[0])
+    y = wp.clamp(f[1], 0.0, top[1])
+    z = wp.clamp(f[2], 0.0, top[2])
+    x0 = wp.max(wp.min(int(wp.floor(x)), int(top[0]) - 1), 0)
+    y0 = wp.max(wp.min(int(wp.floor(y)), int(top[1]) - 1), 0)
+    z0 = wp.max(wp.min(int(wp.floor(z)), int(top[2]) - 1), 0)
+    return x0, y0, z0, wp.vec3(x - float(x0), y - float(y0), z - float(z0))
+
+
+@wp.func
+def _sdf(v: _Volume, p: wp.vec3) -> float:
+    # HeadField.sdf: trilinear inside the box, |value| + margin beyond its tolerance.
+    f = wp.cw_mul(p - v.lo, v.scale)
+    outside = (f[0] < -v.slack[0] or f[0] > v.top[0] + v.slack[0] or f[1] < -v.slack[1] or f[1] > v.top[1] + v.slack[1]
+               or f[2] < -v.slack[2] or f[2] > v.top[2] + v.slack[2])
+    x0, y0, z0, t = _cell(v.top, f)
+    g = v.sdf
+    b = z0 * v.plane + y0 * v.width + x0
+    c00 = wp.lerp(g[b], g[b + 1], t[0])
+    c01 = wp.lerp(g[b + v.width], g[b + v.width + 1], t[0])
+    c10 = wp.lerp(g[b + v.plane], g[b + v.plane + 1], t[0])
+    c11 = wp.lerp(g[b + v.plane + v.width], g[b + v.plane + v.width + 1], t[0])
+    value = wp.lerp(wp.lerp(c00, c01, t[1]), wp.lerp(c10, c11, t[1]), t[2])
+    if outside:
+        value = wp.abs(value) + v.margin
+    return value
+
+
+@wp.struct
+class _March:
+    beta: float
+    enter_sdf: float
+    step_scale: float
+    exit_depth: float
+    max_steps: int
+    samples: int
+    every_sample: int  # colour at every kept sample (MarchSettings.colour_at="samples"), else at their centroid
+
+
+@wp.func
+def _box(v: _Volume, o: wp.vec3, d: wp.vec3):
+    # render.ray_aabb: (t_near, t_far) of the ray in the box; t_far <= t_near when it misses.
+    t_near = float(0.0)
+    t_far = float(1.0e30)
+    for k in range(3):
+        dk = d[k]
+        if wp.abs(dk) < 1.0e-9:
+            dk = 1.0e-9
+        inv = 1.0 / dk
+        t0 = (v.lo[k] - o[k]) * inv
+        t1 = (v.hi[k] - o[k]) * inv
+        t_near = wp.max(t_near, wp.min(t0, t1))
+        t_far = wp.min(t_far, wp.max(t0, t1))
+    return t_near, t_far
+
+
+@wp.func
+def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end: float):
+    # render.sphere_trace, then the band's limits as render.surface_band sets them: (found, crossed, band
+    # start, band stop); found is False for rays that never come within the band, crossed for those that
+    # reach the surface (not only graze it).
+    t = t_start
+    enter_level = m.enter_sdf * m.beta
     t_prev = t
     d_prev = float(0.0)
     has_prev = bool(False)
@@ -118,8 +162,8 @@ def _march(grid: wp.array3d(dtype=wp.float32), lo: wp.vec3, scale: wp.vec3, marg
     t_surface = t_end
     crossed = bool(False)
     finished = bool(False)
-    for _ in range(max_steps):
-        dist = _grid_sdf(grid, lo, scale, margin, tolerance, o + t * d)
+    for _ in range(m.max_steps):
+        dist = _sdf(v, o + t * d)
         if dist < enter_level and not has_enter:
             has_enter = True
             enter = t
@@ -128,8 +172,8 @@ def _march(grid: wp.array3d(dtype=wp.float32), lo: wp.vec3, scale: wp.vec3, marg
         if dist < closest:
             closest = dist
             t_closest = t
-        crossed = dist < 0.05 * beta
-        t_next = t + step_scale * wp.max(dist, 0.25 * beta)
+        crossed = dist < 0.05 * m.beta
+        t_next = t + m.step_scale * wp.max(dist, 0.25 * m.beta)
         if crossed or t_next >= t_end:
             finished = True
             t_surface = t_closest
@@ -145,79 +189,498 @@ def _march(grid: wp.array3d(dtype=wp.float32), lo: wp.vec3, scale: wp.vec3, marg
     if not finished:  # out of steps: what it found so far
         t_surface = t_closest
         crossed = False
-    if not has_enter:
-        return
     start = wp.min(enter, t_surface)
     half = 2.0 * (t_surface - start)
-    stop = t_surface + exit_depth * beta
+    stop = t_surface + m.exit_depth * m.beta
     if not crossed:  # a grazing ray: a bell round its closest approach
         start = wp.max(t_surface - half, 0.0)
         stop = t_surface + half
     stop = wp.min(stop, t_end)
     stop = wp.max(stop, start + 1.0e-4)
-    samples = t_mid.shape[1]
-    span = stop - start
+    return has_enter and t_start < t_end, crossed, start, stop
+
+
+@wp.func
+def _sample(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, start: float, span: float, j: int):
+    # The band's sample j: (its distance t, its optical depth sigma * delta, its signed distance).
+    e0 = start + span * (float(j) / float(m.samples))
+    e1 = start + span * (float(j + 1) / float(m.samples))
+    tm = 0.5 * (e0 + e1)
+    s = _sdf(v, o + tm * d)
+    tail = 0.5 * wp.exp(-wp.abs(s) / m.beta)
+    sigma = tail / m.beta
+    if s < 0.0:
+        sigma = (1.0 - tail) / m.beta
+    return tm, sigma * (e1 - e0), s
+
+
+@wp.kernel
+def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3),
+           found: wp.array(dtype=wp.int32), t_mid: wp.array2d(dtype=wp.float32), weights: wp.array2d(dtype=wp.float32)):
+    i = offset + wp.tid()
+    found[i] = 0
+    o = origins[i]
+    d = dirs[i]
+    t_near, t_far = _box(v, o, d)
+    if not (t_near < t_far):
+        return
+    hit, crossed, start, stop = _trace(v, m, o, d, t_near, t_far)
+    if not hit:
+        return
     accumulated = float(0.0)
-    for j in range(samples):
-        e0 = start + span * (float(j) / float(samples))
-        e1 = start + span * (float(j + 1) / float(samples))
-        tm = 0.5 * (e0 + e1)
-        s = _grid_sdf(grid, lo, scale, margin, tolerance, o + tm * d)
-        tail = 0.5 * wp.exp(-wp.abs(s) / beta)
-        sigma = tail / beta
-        if s < 0.0:
-            sigma = (1.0 - tail) / beta
-        optical = sigma * (e1 - e0)
+    s = float(0.0)
+    for j in range(m.samples):
+        tm, optical, s = _sample(v, m, o, d, start, stop - start, j)
         weights[i, j] = wp.exp(-accumulated) * (1.0 - wp.exp(-optical))
         t_mid[i, j] = tm
         accumulated += optical
+    if crossed and s < 0.0:  # still inside the solid: what light is left ends here (render.surface_band)
+        weights[i, m.samples - 1] += wp.exp(-accumulated)
     found[i] = 1
 
 
-def march_band(volume: SdfVolume, origins: Tensor, dirs: Tensor, t_near: Tensor, t_far: Tensor, beta: float,
+# --- the colour: HeadField.attributes ------------------------------------------------------------
+
+@wp.struct
+class _Look:
+    surface: wp.array3d(dtype=wp.vec4)  # [D, H, W] normal (3) and visibility, on the volume's lattice
+    photo: wp.array2d(dtype=wp.vec3)  # [h, w] linear RGB
+    frame: wp.vec2  # the input camera's width and height (the frame its projections are in)
+    w2c: wp.mat33
+    w2c_t: wp.vec3
+    eye: wp.vec3
+    focal: wp.vec2
+    centre: wp.vec2
+    light: wp.array2d(dtype=wp.vec3)  # [1, 9] the photo's SH light (``_lights``)
+    floor: float
+    stretch: wp.vec2  # field.PHOTO_STRETCH
+    fill: wp.array2d(dtype=wp.vec3)  # [fh, fw]
+    fill_centre: wp.vec3
+    overlay: wp.array3d(dtype=wp.vec4)  # [d, h, w] albedo and coverage of added objects
+    overlay_lo: wp.vec3
+    overlay_hi: wp.vec3
+    has_overlay: int
+
+
+@wp.func
+def _irradiance(lights: wp.array2d(dtype=wp.vec3), row: int, n: wp.vec3) -> wp.vec3:
+    # lighting.irradiance under the SH light lights[row]: sum_k A_l Y_k(n) L_k (the band factors A_l
+    # folded into the light, see ``_lights``).
+    x = n[0]
+    y = n[1]
+    z = n[2]
+    e = 0.28209479 * lights[row, 0]
+    e += 0.48860251 * y * lights[row, 1] + 0.48860251 * z * lights[row, 2] + 0.48860251 * x * lights[row, 3]
+    e += 1.09254843 * x * y * lights[row, 4] + 1.09254843 * y * z * lights[row, 5]
+    e += 0.31539157 * (3.0 * z * z - 1.0) * lights[row, 6] + 1.09254843 * x * z * lights[row, 7]
+    e += 0.54627422 * (x * x - y * y) * lights[row, 8]
+    return e
+
+
+@wp.func
+def _bilinear(image: wp.array2d(dtype=wp.vec3), x: float, y: float, wrap: bool) -> wp.vec3:
+    # grid_sample(align_corners=False, padding_mode="border") at image pixel coordinates (x, y), pixel
+    # centres at integers; ``wrap`` makes x periodic (sampling.sample_image's spherical textures).
+    h = image.shape[0]
+    w = image.shape[1]
+    yc = wp.clamp(y, 0.0, float(h - 1))
+    y0 = int(wp.floor(yc))
+    y1 = wp.min(y0 + 1, h - 1)
+    ty = yc - float(y0)
+    xc = x
+    if not wrap:
+        xc = wp.clamp(x, 0.0, float(w - 1))
+    xf = wp.floor(xc)
+    tx = xc - xf
+    x0 = int(xf)
+    x1 = x0 + 1
+    if wrap:
+        x0 = (x0 + w) % w
+        x1 = x1 % w
+    else:
+        x1 = wp.min(x1, w - 1)
+    return wp.lerp(wp.lerp(image[y0, x0], image[y0, x1], tx), wp.lerp(image[y1, x0], image[y1, x1], tx), ty)
+
+
+@wp.func
+def _trilinear4(grid: wp.array3d(dtype=wp.vec4), top: wp.vec3, f: wp.vec3) -> wp.vec4:
+    # grid_sample(align_corners=True, padding_mode="border") of a 4-channel grid at lattice coordinates f.
+    x0, y0, z0, t = _cell(top, f)
+    x1 = wp.min(x0 + 1, grid.shape[2] - 1)
+    y1 = wp.min(y0 + 1, grid.shape[1] - 1)
+    z1 = wp.min(z0 + 1, grid.shape[0] - 1)
+    c00 = wp.lerp(grid[z0, y0, x0], grid[z0, y0, x1], t[0])
+    c01 = wp.lerp(grid[z0, y1, x0], grid[z0, y1, x1], t[0])
+    c10 = wp.lerp(grid[z1, y0, x0], grid[z1, y0, x1], t[0])
+    c11 = wp.lerp(grid[z1, y1, x0], grid[z1, y1, x1], t[0])
+    return wp.lerp(wp.lerp(c00, c01, t[1]), wp.lerp(c10, c11, t[1]), t[2])
+
+
+@wp.func
+def _attributes(v: _Volume, a: _Look, p: wp.vec3, view: wp.vec3):
+    # HeadField.attributes(p, view): (albedo, unit normal).
+    s = _trilinear4(a.surface, v.top, wp.cw_mul(p - v.lo, v.scale))
+    normal = wp.vec3(s[0], s[1], s[2]) / wp.sqrt(wp.max(s[0] * s[0] + s[1] * s[1] + s[2] * s[2], 1.0e-12))
+    visible = wp.clamp(s[3], 0.0, 1.0)
+    # photo_trust: how far the photo stretches here, seen along ``view``
+    to_camera = a.eye - p
+    seen_in_photo = wp.dot(normal, to_camera) / wp.sqrt(wp.max(wp.dot(to_camera, to_camera), 1.0e-12))
+    stretch = -wp.dot(normal, view) / wp.max(seen_in_photo, 1.0e-3)
+    visible = visible * wp.clamp((a.stretch[1] - stretch) / (a.stretch[1] - a.stretch[0]), 0.0, 1.0)
+    # photo_albedo: the photo where the input camera sees p, over the photo's own shading
+    cam = a.w2c * p + a.w2c_t
+    depth = wp.max(-cam[2], 1.0e-6)
+    u = a.centre[0] + a.focal[0] * cam[0] / depth
+    w = a.centre[1] - a.focal[1] * cam[1] / depth
+    photo_w = float(a.photo.shape[1])
+    photo_h = float(a.photo.shape[0])
+    colour = _bilinear(a.photo, u / a.frame[0] * photo_w - 0.5, w / a.frame[1] * photo_h - 0.5, False)
+    shading = _irradiance(a.light, 0, normal)
+    seen = wp.vec3(colour[0] / wp.max(shading[0], a.floor), colour[1] / wp.max(shading[1], a.floor),
+                   colour[2] / wp.max(shading[2], a.floor))
+    # the fill: spherical_uv round fill_centre, the texture periodic across its width
+    rel = p - a.fill_centre
+    azimuth = wp.atan2(rel[0], rel[2])
+    elevation = wp.atan2(rel[1], wp.sqrt(rel[0] * rel[0] + rel[2] * rel[2]))
+    fill_w = float(a.fill.shape[1])
+    fill_h = float(a.fill.shape[0])
+    fu = (azimuth / (2.0 * wp.pi) + 0.5) * fill_w
+    fv = (0.5 - elevation / wp.pi) * fill_h
+    unseen = _bilinear(a.fill, fu - fill_w * wp.floor(fu / fill_w) - 0.5, fv - 0.5, True)
+    albedo = visible * seen + (1.0 - visible) * unseen
+    if a.has_overlay != 0:  # HeadField._overlay
+        if (p[0] >= a.overlay_lo[0] and p[1] >= a.overlay_lo[1] and p[2] >= a.overlay_lo[2]
+                and p[0] <= a.overlay_hi[0] and p[1] <= a.overlay_hi[1] and p[2] <= a.overlay_hi[2]):
+            top = wp.vec3(float(a.overlay.shape[2] - 1), float(a.overlay.shape[1] - 1), float(a.overlay.shape[0] - 1))
+            span = a.overlay_hi - a.overlay_lo
+            f = wp.vec3((p[0] - a.overlay_lo[0]) / wp.max(span[0], 1.0e-9) * top[0],
+                        (p[1] - a.overlay_lo[1]) / wp.max(span[1], 1.0e-9) * top[1],
+                        (p[2] - a.overlay_lo[2]) / wp.max(span[2], 1.0e-9) * top[2])
+            over = _trilinear4(a.overlay, top, f)
+            albedo = albedo + wp.clamp(over[3], 0.0, 1.0) * (wp.vec3(over[0], over[1], over[2]) - albedo)
+    return albedo, normal
+
+
+@wp.func
+def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, o: wp.vec3, d: wp.vec3):
+    # One ray, whole: render.surface_band, then render._keep_samples' centroid, then the colour there.
+    # Returns (reaches the band, opacity, expected depth, albedo, unit normal).
+    t_near, t_far = _box(v, o, d)
+    hit, crossed, start, stop = _trace(v, m, o, d, t_near, t_far)
+    if not (t_near < t_far and hit):
+        return False, 0.0, 0.0, wp.vec3(0.0), wp.vec3(0.0)
+    weights = _Weights()
+    t_mids = _Weights()
+    accumulated = float(0.0)
+    s = float(0.0)
+    for j in range(m.samples):
+        tm, optical, s = _sample(v, m, o, d, start, stop - start, j)
+        weights[j] = wp.exp(-accumulated) * (1.0 - wp.exp(-optical))
+        t_mids[j] = tm
+        accumulated += optical
+    if crossed and s < 0.0:  # still inside the solid: what light is left ends here (render.surface_band)
+        weights[m.samples - 1] += wp.exp(-accumulated)
+    total = float(0.0)
+    expected = float(0.0)
+    for j in range(m.samples):
+        total += weights[j]
+        expected += weights[j] * t_mids[j]
+    # Colour only where the weight is: the samples holding weight_floor of the ray's.
+    kept = float(0.0)
+    kept_t = float(0.0)
+    for j in range(m.samples):
+        if weights[j] >= floor_fraction * total:
+            kept += weights[j]
+            kept_t += weights[j] * t_mids[j]
+    if m.every_sample == 0:  # one lookup, at their weighted mean
+        centre = kept_t * (total / wp.max(kept, 1.0e-12)) / wp.max(total, 1.0e-12)
+        colour, n = _attributes(v, a, o + centre * d, d)
+        return True, total, expected, colour, n
+    colours = wp.vec3(0.0)  # a lookup at each, composited (the ray's albedo and normal per unit opacity)
+    normals = wp.vec3(0.0)
+    for j in range(m.samples):
+        if weights[j] >= floor_fraction * total:
+            c, n = _attributes(v, a, o + t_mids[j] * d, d)
+            colours += weights[j] * c
+            normals += weights[j] * n
+    return True, total, expected, colours / wp.max(kept, 1.0e-12), wp.normalize(normals)
+
+
+@wp.kernel
+def _surface(v: _Volume, m: _March, a: _Look, floor_fraction: float, offset: int,
+             origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3), found: wp.array(dtype=wp.int32),
+             alpha: wp.array(dtype=wp.float32), depth: wp.array(dtype=wp.float32),
+             albedo: wp.array(dtype=wp.vec3), normal: wp.array(dtype=wp.vec3)):
+    # Given rays: each one's outputs, and whether it reached the band.
+    i = offset + wp.tid()
+    hit, total, expected, colour, n = _whole_ray(v, m, a, floor_fraction, origins[i], dirs[i])
+    found[i] = int(hit)
+    alpha[i] = total
+    depth[i] = expected
+    albedo[i] = colour
+    normal[i] = n
+
+
+@wp.kernel
+def _views(v: _Volume, m: _March, a: _Look, floor_fraction: float, rotations: wp.array(dtype=wp.mat33),
+           eyes: wp.array(dtype=wp.vec3), intrinsics: wp.array(dtype=wp.vec4), width: int, height: int, offset: int,
+           alpha: wp.array(dtype=wp.float32), albedo: wp.array(dtype=wp.vec3h), normal: wp.array(dtype=wp.vec3h)):
+    # Whole images: pixel i of view i // (width * height), its ray as render.Camera.rays makes it.
+    i = offset + wp.tid()
+    view = i // (width * height)
+    pixel = i - view * width * height
+    row = pixel // width
+    k = intrinsics[view]  # fx, fy, cx, cy
+    toward = wp.vec3((float(pixel - row * width) + 0.5 - k[2]) / k[0], -(float(row) + 0.5 - k[3]) / k[1], -1.0)
+    d = wp.normalize(rotations[view] * toward)
+    hit, total, expected, colour, n = _whole_ray(v, m, a, floor_fraction, eyes[view], d)
+    alpha[i] = total
+    albedo[i] = wp.vec3h(colour)
+    normal[i] = wp.vec3h(n)
+
+
+# --- shading what the views hold: relight.LightTransfer.shade ------------------------------------
+
+@wp.func
+def _srgb(c: float) -> float:
+    # lighting.linear_to_srgb of one channel
+    c = wp.clamp(c, 0.0, 1.0)
+    if c <= 0.0031308:
+        return c * 12.92
+    return 1.055 * wp.pow(c, 1.0 / 2.4) - 0.055
+
+
+@wp.func
+def _display(linear: wp.vec3) -> wp.vec3:
+    # lighting.to_display: brighter than white rolls off towards white, then sRGB.
+    peak = wp.max(wp.max(linear[0], linear[1]), linear[2])
+    c = linear
+    if peak > 1.0:
+        scaled = linear / peak
+        towards_white = wp.clamp((peak - 1.0) / wp.max(peak, 1.0e-6), 0.0, 1.0)
+        c = scaled + towards_white * (wp.vec3(1.0) - scaled)
+    return wp.vec3(_srgb(c[0]), _srgb(c[1]), _srgb(c[2]))
+
+
+@wp.func
+def _byte(value: float) -> wp.uint8:
+    # relight.to_uint8 of one value
+    return wp.uint8(int(wp.clamp(value, 0.0, 1.0) * 255.0 + 0.5))
+
+
+@wp.kernel
+def _shade(alpha: wp.array(dtype=wp.float32), albedo: wp.array(dtype=wp.vec3h), normal: wp.array(dtype=wp.vec3h),
+           lights: wp.array2d(dtype=wp.vec3), order: wp.array(dtype=wp.int32), pixels: int, background: wp.vec3,
+           offset: int, out: wp.array2d(dtype=wp.uint8)):
+    # Output pixel i of frame i // pixels, which shows view order[frame]: albedo * max(E(normal), 0) at the
+    # pixel's opacity, over the background, for display.
+    i = offset + wp.tid()
+    frame = i // pixels
+    view = order[frame]
+    j = view * pixels + i - frame * pixels
+    a = alpha[j]
+    linear = (1.0 - a) * background
+    if a > 0.0:
+        e = _irradiance(lights, view, wp.vec3(normal[j]))
+        c = wp.vec3(albedo[j])
+        linear += wp.vec3(wp.max(a * c[0] * e[0], 0.0), wp.max(a * c[1] * e[1], 0.0), wp.max(a * c[2] * e[2], 0.0))
+    shown = _display(linear)
+    out[i, 0] = _byte(shown[0])
+    out[i, 1] = _byte(shown[1])
+    out[i, 2] = _byte(shown[2])
+
+
+# --- from torch ----------------------------------------------------------------------------------
+
+def _volume(volume: SdfVolume) -> _Volume:
+    if min(volume.grid.shape) < 2:
+        raise ValueError(f"An SDF grid needs at least 2 points along each axis. Got {tuple(volume.grid.shape)}.")
+    lo, hi = volume.bounds[0].float(), volume.bounds[1].float()
+    top = torch.tensor(volume.grid.shape[::-1], dtype=torch.float32, device=lo.device) - 1.0  # (W, H, D) - 1
+    v = _Volume()
+    grid = volume.grid.detach().float().contiguous()
+    v.sdf = wp.from_torch(grid.reshape(-1))
+    v.width, v.plane = grid.shape[2], grid.shape[1] * grid.shape[2]
+    v.lo, v.hi = wp.vec3(*lo.tolist()), wp.vec3(*hi.tolist())
+    v.scale = wp.vec3(*(top / (hi - lo)).tolist())
+    v.top = wp.vec3(*top.tolist())
+    v.slack = wp.vec3(*(BOX_TOLERANCE * 0.5 * top).tolist())
+    v.margin = float(volume.margin)
+    return v
+
+
+def _march_settings(beta: float, settings: MarchSettings) -> _March:
+    m = _March()
+    m.beta, m.enter_sdf, m.step_scale = float(beta), float(settings.enter_sdf), float(settings.step_scale)
+    m.exit_depth, m.max_steps, m.samples = float(settings.exit_depth), int(settings.max_steps), int(settings.band_samples)
+    m.every_sample = int(settings.colour_at == "samples")
+    return m
+
+
+def _lights(lights: Tensor) -> wp.array:
+    """SH lights [N, 9, 3] as the kernels take them: each coefficient times its Lambert band factor."""
+    from face_nerf.lighting import BAND_FACTORS
+
+    return wp.from_torch((lights.float() * BAND_FACTORS.to(lights)[:, None]).contiguous(), dtype=wp.vec3)
+
+
+def _look(appearance: GridAppearance) -> _Look:
+    a = _Look()
+    a.surface = wp.from_torch(appearance.surface.detach().float().contiguous(), dtype=wp.vec4)
+    a.photo = wp.from_torch(appearance.photo.detach().float().contiguous(), dtype=wp.vec3)
+    a.fill = wp.from_torch(appearance.fill.detach().float().contiguous(), dtype=wp.vec3)
+    camera = appearance.camera
+    w2c = torch.linalg.inv(camera.c2w.float())
+    a.frame = wp.vec2(float(camera.width), float(camera.height))
+    a.w2c = wp.mat33(*w2c[:3, :3].flatten().tolist())
+    a.w2c_t, a.eye = wp.vec3(*w2c[:3, 3].tolist()), wp.vec3(*camera.c2w[:3, 3].float().tolist())
+    a.focal, a.centre = wp.vec2(float(camera.fx), float(camera.fy)), wp.vec2(float(camera.cx), float(camera.cy))
+    a.light = _lights(appearance.light[None])
+    a.floor, a.stretch = float(appearance.floor), wp.vec2(*appearance.stretch)
+    a.fill_centre = wp.vec3(*appearance.fill_centre.float().tolist())
+    overlay = appearance.overlay
+    a.has_overlay = int(overlay is not None)
+    if overlay is None:
+        overlay = appearance.surface.new_zeros(2, 2, 2, 4)
+        a.overlay_lo = a.overlay_hi = wp.vec3(0.0, 0.0, 0.0)
+    else:
+        a.overlay_lo = wp.vec3(*appearance.overlay_bounds[0].float().tolist())
+        a.overlay_hi = wp.vec3(*appearance.overlay_bounds[1].float().tolist())
+    a.overlay = wp.from_torch(overlay.detach().float().contiguous(), dtype=wp.vec4)
+    return a
+
+
+def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list) -> None:
+    """Launch ``kernel`` over n rays: in one go on a GPU; on the CPU in blocks of ``BLOCK`` that the
+    torch threads take in turn. The kernel's ``offset`` input (after ``inputs``) says where a block starts."""
+    warp_device = wp.device_from_torch(device)
+    if n == 0:
+        return
+    if device.type == "cuda":  # on the stream torch is using, so it follows the writes that made the inputs
+        with wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(device))):
+            wp.launch(kernel, dim=n, device=warp_device, inputs=[*inputs, 0, *outputs])
+        return
+
+    def run(start: int) -> None:
+        wp.launch(kernel, dim=min(BLOCK, n - start), device=warp_device, inputs=[*inputs, start, *outputs])
+
+    starts = range(0, n, BLOCK)
+    threads = max(1, min(torch.get_num_threads(), len(starts)))
+    if threads == 1:
+        for start in starts:
+            run(start)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, starts))
+
+
+def _rays(origins: Tensor, dirs: Tensor) -> tuple[wp.array, wp.array]:
+    return (wp.from_torch(origins.detach().float().contiguous(), dtype=wp.vec3),
+            wp.from_torch(dirs.detach().float().contiguous(), dtype=wp.vec3))
+
+
+def march_band(volume: SdfVolume, origins: Tensor, dirs: Tensor, beta: float,
                settings: MarchSettings) -> tuple[Tensor, Tensor, Tensor]:
-    """Sphere-trace rays [R, 3] over [t_near, t_far] [R] and sample their density band.
+    """Sphere-trace rays [R, 3] through the grid's box and sample their density band.
 
     Returns (rays [K] indices of the rays that come within the band, t_mid [K, B] sample distances,
     weights [K, B] compositing weights), B = ``settings.band_samples``: what ``render.surface_band``'s
     torch path computes.
     """
-    if min(volume.grid.shape) < 2:
-        raise ValueError(f"An SDF grid needs at least 2 points along each axis. Got {tuple(volume.grid.shape)}.")
+    v = _volume(volume)
     _warp_ready(origins.device)
-    device = origins.device
-    n, samples = origins.shape[0], settings.band_samples
-    lo, hi = volume.bounds[0].float(), volume.bounds[1].float()
-    dims = torch.tensor(volume.grid.shape[::-1], dtype=torch.float32, device=lo.device)  # (W, H, D)
-    scale = (dims - 1.0) / (hi - lo)
-    grid = wp.from_torch(volume.grid.detach().float().contiguous())
+    n, samples, device = origins.shape[0], settings.band_samples, origins.device
     found = torch.zeros(n, dtype=torch.int32, device=device)
     t_mid = torch.zeros(n, samples, device=device)
     weights = torch.zeros(n, samples, device=device)
-    origins, dirs = origins.detach().float().contiguous(), dirs.detach().float().contiguous()
-    t_near, t_far = t_near.detach().float().contiguous(), t_far.detach().float().contiguous()
-    constants = (wp.vec3(*lo.tolist()), wp.vec3(*scale.tolist()), float(volume.margin), BOX_TOLERANCE)
-    march_settings = (float(beta), float(settings.enter_sdf), float(settings.step_scale), float(settings.exit_depth),
-                      int(settings.max_steps))
-
-    def launch(part: slice) -> None:
-        count = len(range(n)[part])
-        if count == 0:
-            return
-        wp.launch(_march, dim=count, device=wp.device_from_torch(device), inputs=[
-            grid, *constants,
-            wp.from_torch(origins[part], dtype=wp.vec3), wp.from_torch(dirs[part], dtype=wp.vec3),
-            wp.from_torch(t_near[part]), wp.from_torch(t_far[part]), *march_settings,
-            wp.from_torch(found[part]), wp.from_torch(t_mid[part]), wp.from_torch(weights[part])])
-
-    if device.type == "cuda":  # on the stream torch is using, so it follows the writes that made the inputs
-        with wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(device))):
-            launch(slice(0, n))
-    else:  # a CPU launch runs on one thread: one launch per torch thread, side by side
-        parts = max(1, min(torch.get_num_threads(), n // 4096))
-        per = -(-n // parts)
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(launch, [slice(k * per, (k + 1) * per) for k in range(parts)]))
+    keep = _rays(origins, dirs)
+    _launch(_march, n, device, [v, _march_settings(beta, settings)],
+            [*keep, wp.from_torch(found), wp.from_torch(t_mid), wp.from_torch(weights)])
     wp.synchronize_device(wp.device_from_torch(device))
     rays = torch.nonzero(found).squeeze(-1)
     return rays, t_mid[rays], weights[rays]
+
+
+@dataclass
+class SurfaceHits:
+    """Rays rendered whole by ``march_surface``: those that reach the surface band, with what a
+    centroid colour lookup gives.
+
+    Attributes:
+        rays: [K] indices of the rays that come within the band.
+        alpha: [K, 1] their opacity; depth: [K, 1] expected depth.
+        albedo: [K, 3] linear albedo and normal: [K, 3] unit normal at the band's centroid.
+    """
+
+    rays: Tensor
+    alpha: Tensor
+    depth: Tensor
+    albedo: Tensor
+    normal: Tensor
+
+
+def march_surface(volume: SdfVolume, appearance: GridAppearance, origins: Tensor, dirs: Tensor, beta: float,
+                  settings: MarchSettings) -> SurfaceHits:
+    """Rays [R, 3] rendered whole through a grid field: band, centroid, and the colour and normal there,
+    what ``render.surface_band`` and the field's ``attributes`` give with ``colour_at="centroid"``."""
+    if settings.band_samples > MAX_BAND_SAMPLES:
+        raise ValueError(f"march_surface takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
+    v = _volume(volume)
+    if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
+        raise ValueError(f"The surface grid {tuple(appearance.surface.shape)} must lie on the distance grid's lattice "
+                         f"{tuple(volume.grid.shape)}.")
+    look = _look(appearance)
+    _warp_ready(origins.device)
+    n, device = origins.shape[0], origins.device
+    found = torch.zeros(n, dtype=torch.int32, device=device)
+    alpha, depth = torch.empty(n, device=device), torch.empty(n, device=device)
+    albedo, normal = torch.empty(n, 3, device=device), torch.empty(n, 3, device=device)
+    keep = _rays(origins, dirs)
+    _launch(_surface, n, device, [v, _march_settings(beta, settings), look, float(settings.weight_floor)],
+            [*keep, wp.from_torch(found), wp.from_torch(alpha), wp.from_torch(depth),
+             wp.from_torch(albedo, dtype=wp.vec3), wp.from_torch(normal, dtype=wp.vec3)])
+    wp.synchronize_device(wp.device_from_torch(device))
+    rays = torch.nonzero(found).squeeze(-1)
+    return SurfaceHits(rays, alpha[rays, None], depth[rays, None], albedo[rays], normal[rays])
+
+
+def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Camera], beta: float,
+                settings: MarchSettings, alpha: Tensor, albedo: Tensor, normal: Tensor) -> None:
+    """Render whole views of one size through a grid field into what deferred shading needs: each
+    pixel's opacity (alpha [N, H, W, 1] float32), albedo and unit normal ([N, H, W, 3] float16, zero
+    where no ray reaches the surface), as ``march_surface`` gives them for the cameras' rays."""
+    if settings.band_samples > MAX_BAND_SAMPLES:
+        raise ValueError(f"march_views takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
+    v = _volume(volume)
+    look = _look(appearance)
+    device = alpha.device
+    _warp_ready(device)
+    h, w = cameras[0].height, cameras[0].width
+    rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().to(device).contiguous()
+    eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().to(device).contiguous()
+    intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32, device=device)
+    _launch(_views, len(cameras) * h * w, device,
+            [v, _march_settings(beta, settings), look, float(settings.weight_floor), wp.from_torch(rotations, dtype=wp.mat33),
+             wp.from_torch(eyes, dtype=wp.vec3), wp.from_torch(intrinsics, dtype=wp.vec4), w, h],
+            [wp.from_torch(alpha.reshape(-1)), wp.from_torch(albedo.reshape(-1, 3), dtype=wp.vec3h),
+             wp.from_torch(normal.reshape(-1, 3), dtype=wp.vec3h)])
+    wp.synchronize_device(wp.device_from_torch(device))
+
+
+def shade_views(alpha: Tensor, albedo: Tensor, normal: Tensor, lights: Tensor, order: Tensor,
+                background: Tensor) -> Tensor:
+    """Frames [F, H, W, 3] uint8 sRGB of views held as opacity [N, H, W, 1], albedo and normal [N, H, W, 3]
+    (float16): frame f shows view order[f] lit by its SH light lights[order[f]] ([N, 9, 3]), over the
+    linear background colour [3]."""
+    device = alpha.device
+    _warp_ready(device)
+    n, h, w, _ = alpha.shape
+    frames = torch.empty(len(order), h, w, 3, dtype=torch.uint8, device=device)
+    bg = wp.vec3(*background.float().tolist())
+    _launch(_shade, frames.numel() // 3, device,
+            [wp.from_torch(alpha.reshape(-1).contiguous()), wp.from_torch(albedo.reshape(-1, 3).contiguous(), dtype=wp.vec3h),
+             wp.from_torch(normal.reshape(-1, 3).contiguous(), dtype=wp.vec3h), _lights(lights.to(device)),
+             wp.from_torch(order.to(device=device, dtype=torch.int32).contiguous()), h * w, bg],
+            [wp.from_torch(frames.reshape(-1, 3))])
+    wp.synchronize_device(wp.device_from_torch(device))
+    return frames

@@ -5,21 +5,26 @@ The field comes in as an object with ``bounds``, ``sdf(x)``, ``density(sdf)`` an
 
 Rendering is real volume rendering: density along each ray is alpha-composited with transmittance,
 w_i = T_i (1 - exp(-sigma_i delta_i)), T_i = prod_{j<i} exp(-sigma_j delta_j). Empty space is skipped
-the way nerfacc does it, with three exact-up-to-tolerance shortcuts:
+the way nerfacc does it, with shortcuts that keep a turntable within a level of 255 of the reference:
   1. rays that miss the field's bounding box are never sampled;
   2. sphere tracing on the signed distance finds where density starts along each ray, so samples are
      only placed in a narrow band around the surface (density decays like exp(-sdf / beta) outside it);
-  3. colour and normals are looked up once per ray, at the weighted mean of the samples holding at least
-     2% of its weight (``MarchSettings.colour_at="centroid"``): a surface's colour varies little across
-     its density band, so this is the composited colour to first order, at an eighth of the lookups.
-     ``colour_at="samples"`` looks up and composites every one of those samples instead.
+  3. the band ends ``exit_depth`` beta past the surface; a ray still inside the solid there is opaque
+     from there on (the light left, under exp(-exit_depth), goes to the band's last sample: the
+     reference absorbs it within a few beta);
+  4. colour and normals are looked up only at the samples holding at least 2% of the ray's weight
+     (``MarchSettings.weight_floor``). ``colour_at="centroid"`` looks them up once per ray, at those
+     samples' weighted mean: an eighth of the lookups, for the optimisation loops of edits, but a band
+     seen at a slant spans several photo pixels, so its colour is off by about two levels.
 Shading happens inside the compositing: an optional ``shader(albedo, normal) -> values`` turns attributes
-into what is composited (radiance under a light, or light-transfer coefficients, see ``relight.py``);
-without one the albedo itself is composited.
-A field whose distance is a grid (``sdf_volume()``, the head field) is marched by one compiled kernel
-(``march.py``, Warp, CPU or CUDA); any other field by the torch operations here, which the kernel is
-tested against. ``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over
-the whole box, every one shaded.
+into what is composited (radiance under a light, see ``relight.py``); without one the albedo itself is
+composited.
+A field whose distance is a grid and whose colour lookups are grids too (``sdf_volume()`` and
+``grid_appearance()``, the head field) is rendered whole by one compiled kernel per ray (``march.py``,
+Warp, CPU or CUDA), which composites the albedo and normal and applies the shader once to them
+(deferred shading); any other field by the torch operations here, which the kernel is tested against.
+``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over the whole box,
+every one shaded.
 """
 
 from __future__ import annotations
@@ -223,6 +228,33 @@ class SdfVolume:
 
 
 @dataclass(frozen=True)
+class GridAppearance:
+    """A field's colour as grids and images, what ``HeadField.attributes`` looks up, for the compiled
+    renderer (``march.march_surface``), which looks it up in the same way.
+
+    Attributes (channels last, so that one lookup reads neighbouring memory):
+        surface: [D, H, W, 4] normal (3, not yet normalised) and photo visibility, on the distance grid's lattice.
+        photo: [h, w, 3] the photo's linear colour; camera: the input camera (its frame, not the photo's
+            pixel size, is what projections are in).
+        light: [9, 3] the photo's SH light; floor: the photo is divided by max(its irradiance, floor).
+        stretch: the photo's stretch at which the fill starts to take over, and where it has fully.
+        fill: [fh, fw, 3] the spherical fill texture round ``fill_centre`` [3].
+        overlay: [d, h, w, 4] albedo and coverage of added objects over ``overlay_bounds`` [2, 3], or None.
+    """
+
+    surface: Tensor
+    photo: Tensor
+    camera: Camera
+    light: Tensor
+    floor: float
+    stretch: tuple[float, float]
+    fill: Tensor
+    fill_centre: Tensor
+    overlay: Tensor | None = None
+    overlay_bounds: Tensor | None = None
+
+
+@dataclass(frozen=True)
 class MarchSettings:
     """How rays are marched.
 
@@ -233,8 +265,8 @@ class MarchSettings:
         enter_sdf: band starts where the distance first drops below this many beta.
         exit_depth: band ends this many beta past the surface (transmittance is ~exp(-exit_depth) there).
         weight_floor: samples with less than this fraction of their ray's opacity get no colour lookup.
-        colour_at: "centroid", one colour lookup per ray at its kept samples' weighted mean; "samples",
-            one per kept sample.
+        colour_at: "samples", one colour lookup per kept sample; "centroid", one per ray, at its kept
+            samples' weighted mean (shortcut 4).
         chunk: rays processed at once (bounds memory).
         kernel: march grid fields with the compiled kernel (``march.py``); off, with torch operations.
     """
@@ -247,7 +279,7 @@ class MarchSettings:
     weight_floor: float = 0.02
     chunk: int = 1 << 18
     kernel: bool = True
-    colour_at: Literal["centroid", "samples"] = "centroid"
+    colour_at: Literal["centroid", "samples"] = "samples"
 
     def __post_init__(self):
         if self.colour_at not in ("centroid", "samples"):
@@ -332,7 +364,8 @@ def render_rays(field: RadianceField, origins: Tensor, dirs: Tensor, settings: M
     """
     if origins.shape != dirs.shape or origins.shape[-1] != 3:
         raise ValueError(f"origins and dirs must have a shape of (R, 3). Got {tuple(origins.shape)} and {tuple(dirs.shape)}.")
-    outputs = [_render_chunk(field, o, d, settings, shader)
+    appearance = field.grid_appearance() if renders_whole_rays(field, settings, origins.device) else None
+    outputs = [_render_chunk(field, o, d, settings, shader, appearance)
                for o, d in zip(origins.split(settings.chunk), dirs.split(settings.chunk))]
     return RenderOutput(*(torch.cat(parts) for parts in zip(*((r.rgb, r.alpha, r.depth, r.normal) for r in outputs))))
 
@@ -348,17 +381,18 @@ class Band:
     Attributes:
         n_rays: rays in the batch.
         rays: [K] indices of the rays that reach the surface band.
-        ray_idx: [S] for each kept sample, its ray (index into ``rays``).
-        points: [S, 3] the kept samples' positions; dirs: [S, 3] their rays' directions.
+        ray_idx: [S] for each kept sample, its ray (index into ``rays``); None: one sample per ray.
+        points: [S, 3] the kept samples' positions; dirs: [S, 3] their rays' directions (None where the
+            compiled renderer has looked their colour up already).
         weights: [S, 1] their compositing weights (rescaled to the ray's opacity).
         alpha: [K, 1] opacity of each ray in ``rays``; depth: [K, 1] expected depth.
     """
 
     n_rays: int
     rays: Tensor
-    ray_idx: Tensor
-    points: Tensor
-    dirs: Tensor
+    ray_idx: Tensor | None
+    points: Tensor | None
+    dirs: Tensor | None
     weights: Tensor
     alpha: Tensor
     depth: Tensor
@@ -370,13 +404,12 @@ def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: 
 
     A field whose distance is a grid (``sdf_volume()``) is marched by the compiled kernel of ``march.py``
     unless ``settings.kernel`` is off; any other field by the torch operations below."""
-    t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
-    if settings.kernel and hasattr(field, "sdf_volume") and _kernel_runs_on(origins.device):
+    if settings.kernel and hasattr(field, "sdf_volume") and kernel_runs_on(origins.device):
         from face_nerf.march import march_band
 
-        rays, t_mid, weights = march_band(field.sdf_volume(), origins, dirs, t_near,
-                                          torch.where(in_box, t_far, t_near), field.beta, settings)
+        rays, t_mid, weights = march_band(field.sdf_volume(), origins, dirs, field.beta, settings)
         return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
+    t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
     rays = torch.nonzero(in_box).squeeze(-1)
     if rays.numel() == 0:
         empty = origins.new_zeros(0, settings.band_samples)
@@ -398,13 +431,17 @@ def surface_band(field: RadianceField, origins: Tensor, dirs: Tensor, settings: 
     t_mid = 0.5 * (t_edges[:, 1:] + t_edges[:, :-1])
     deltas = t_edges[:, 1:] - t_edges[:, :-1]
     points = o[:, None, :] + t_mid[..., None] * d[:, None, :]
-    sigmas = sdf_to_density(field.sdf(points.reshape(-1, 3)).reshape(t_mid.shape), field.beta)
+    sdf = field.sdf(points.reshape(-1, 3)).reshape(t_mid.shape)
+    sigmas = sdf_to_density(sdf, field.beta)
     weights, _ = compositing_weights(sigmas, deltas)
+    # A ray still inside the solid at the band's end is opaque from there (shortcut 4).
+    inside = crosses & (sdf[:, -1] < 0)
+    weights[:, -1] += torch.where(inside, torch.exp(-(sigmas * deltas).sum(-1)), torch.zeros_like(weights[:, -1]))
     return _keep_samples(origins, dirs, rays, t_mid, weights, settings)
 
 
-def _kernel_runs_on(device: torch.device) -> bool:
-    """Whether ``march.py``'s kernel can march here: Warp installed (a requirement, but a GPU host may
+def kernel_runs_on(device: torch.device) -> bool:
+    """Whether ``march.py``'s kernels can run here: Warp installed (a requirement, but a GPU host may
     lack it) and able to use the device."""
     try:
         from face_nerf.march import supports
@@ -426,8 +463,7 @@ def _keep_samples(origins: Tensor, dirs: Tensor, rays: Tensor, t_mid: Tensor, we
         # One lookup per ray, at the kept samples' weighted mean: their weighted colour to first order.
         centre = (kept * t_mid).sum(-1, keepdim=True) / total.clamp(min=1e-12)
         points = torch.addcmul(origins[rays], centre, dirs[rays])
-        return Band(origins.shape[0], rays, torch.arange(rays.numel(), device=rays.device), points, dirs[rays], total,
-                    total, depth)
+        return Band(origins.shape[0], rays, None, points, dirs[rays], total, total, depth)
     ray_idx, sample_idx = torch.nonzero(kept, as_tuple=True)
     ray = rays[ray_idx]
     points = torch.addcmul(origins[ray], t_mid[ray_idx, sample_idx][:, None], dirs[ray])
@@ -436,23 +472,45 @@ def _keep_samples(origins: Tensor, dirs: Tensor, rays: Tensor, t_mid: Tensor, we
 
 def composite(field: RadianceField, band: Band, shader: Shader | None = None) -> RenderOutput:
     """The shading half of rendering: look up the band's samples and composite them per ray."""
-    like = band.points
+    if band.rays.numel() == 0:
+        return _composited(band, band.points.new_zeros(0, 3), band.points.new_zeros(0, 3), shader)
+    return _composited(band, *field.attributes(band.points, band.dirs), shader)
+
+
+def _composited(band: Band, albedo: Tensor, normals: Tensor, shader: Shader | None) -> RenderOutput:
+    """Per-ray outputs [R, C] from the band's samples' albedo and normals [S, 3]."""
+    like = normals
     channels = _shade(shader, like.new_zeros(1, 3), like.new_tensor([[0.0, 0.0, 1.0]])).shape[-1]
     rgb, normal = like.new_zeros(band.n_rays, channels), like.new_zeros(band.n_rays, 3)
     alpha, depth = like.new_zeros(band.n_rays, 1), like.new_zeros(band.n_rays, 1)
     if band.rays.numel() == 0:
         return RenderOutput(rgb, alpha, depth, normal)
-    albedo, normals = field.attributes(band.points, band.dirs)
-    k = band.rays.numel()
-    rgb = rgb.index_copy(0, band.rays, like.new_zeros(k, channels).index_add(0, band.ray_idx, band.weights * _shade(shader, albedo, normals)))
-    normal = normal.index_copy(0, band.rays, like.new_zeros(k, 3).index_add(0, band.ray_idx, band.weights * normals))
-    alpha = alpha.index_copy(0, band.rays, band.alpha)
-    depth = depth.index_copy(0, band.rays, band.depth)
+    values, weighted_normals = band.weights * _shade(shader, albedo, normals), band.weights * normals
+    if band.ray_idx is not None:  # several samples per ray: summed per ray
+        k = band.rays.numel()
+        values = like.new_zeros(k, channels).index_add(0, band.ray_idx, values)
+        weighted_normals = like.new_zeros(k, 3).index_add(0, band.ray_idx, weighted_normals)
+    rgb.index_copy_(0, band.rays, values)
+    normal.index_copy_(0, band.rays, weighted_normals)
+    alpha.index_copy_(0, band.rays, band.alpha)
+    depth.index_copy_(0, band.rays, band.depth)
     return RenderOutput(rgb, alpha, depth, normal)
 
 
+def renders_whole_rays(field: RadianceField, settings: MarchSettings, device: torch.device) -> bool:
+    """Whether rays through ``field`` are rendered whole by one compiled kernel (``march.march_surface``):
+    a grid field that describes its colour as grids (``grid_appearance``), and Warp on the device."""
+    return settings.kernel and hasattr(field, "grid_appearance") and hasattr(field, "sdf_volume") and kernel_runs_on(device)
+
+
 def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings,
-                  shader: Shader | None) -> RenderOutput:
+                  shader: Shader | None, appearance: GridAppearance | None) -> RenderOutput:
+    if appearance is not None:  # the field's rays rendered whole by the compiled kernel
+        from face_nerf.march import march_surface
+
+        hits = march_surface(field.sdf_volume(), appearance, origins, dirs, field.beta, settings)
+        band = Band(origins.shape[0], hits.rays, None, None, None, hits.alpha, hits.alpha, hits.depth)
+        return _composited(band, hits.albedo, hits.normal, shader)
     return composite(field, surface_band(field, origins, dirs, settings), shader)
 
 

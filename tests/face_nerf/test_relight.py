@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from face_nerf.lighting import PRESETS, rotate_sh
-from face_nerf.relight import lambert_shader, render_transfer, to_uint8, transfer_shader
-from face_nerf.render import orbit_camera, render_image, render_rays, render_rays_reference
+from face_nerf.relight import lambert_shader, render_transfer, to_uint8
+from face_nerf.render import MarchSettings, orbit_camera, render_image, render_rays, render_rays_reference
 from tests.face_nerf.fields import SphereField
 
 
@@ -15,17 +15,23 @@ def _cameras(yaws, size=48):
     return [orbit_camera(yaw, 0.0, 4.0, torch.zeros(3), 2.0, size) for yaw in yaws]
 
 
-def test_transfer_relighting_equals_shading_in_the_renderer():
+@pytest.mark.parametrize("colour_at, tolerance", [("centroid", 2e-3), ("samples", 0.015)])
+def test_relighting_the_kept_views_is_shading_in_the_renderer(colour_at, tolerance):
+    """Deferred shading of the composited albedo and normal: exact (to float16) for one colour lookup
+    per ray; close for a lookup at every sample, whose albedo (here a function of position) and normal
+    vary across the band."""
     field = SphereField()
     light = PRESETS["dramatic"].to_sh()
     cameras = _cameras([-40.0, 0.0, 25.0])
-    transfer = render_transfer(field, cameras)
-    assert transfer.coeffs.shape[1:] == (9, 3) and transfer.alpha.shape == (3, 48, 48, 1)
+    settings = MarchSettings(colour_at=colour_at)
+    transfer = render_transfer(field, cameras, settings)
+    assert transfer.alpha.shape == (3, 48, 48, 1) and transfer.albedo.shape == transfer.normal.shape == (3, 48, 48, 3)
+    assert transfer.albedo.dtype == transfer.normal.dtype == torch.float16
     relit = transfer.radiance(light)
     for i, camera in enumerate(cameras):
-        direct = render_image(field, camera, shader=lambert_shader(light))
-        # Same samples, same weights; differences are the float16 storage and the clamp at 0.
-        assert torch.allclose(relit[i], direct.rgb.clamp(min=0.0), atol=5e-3)
+        direct = render_image(field, camera, settings, shader=lambert_shader(light))
+        assert (direct.alpha > 0.99).sum() > 300
+        assert torch.allclose(relit[i], direct.rgb.clamp(min=0.0), atol=tolerance)
 
 
 def test_camera_fixed_light_turns_with_the_view():
@@ -54,11 +60,11 @@ def test_shaders_in_the_fast_renderer_match_the_reference_twin():
     field = SphereField()
     camera = _cameras([10.0], size=24)[0]
     origins, dirs = camera.rays()
-    for shader in (lambert_shader(PRESETS["rim"].to_sh()), transfer_shader):
-        fast = render_rays(field, origins, dirs, shader=shader)
-        slow = render_rays_reference(field, origins, dirs, samples=2048, shader=shader)
-        assert fast.rgb.shape == slow.rgb.shape and fast.rgb.shape[-1] in (3, 27)
-        assert torch.allclose(fast.rgb, slow.rgb, atol=0.03)
+    shader = lambert_shader(PRESETS["rim"].to_sh())
+    fast = render_rays(field, origins, dirs, shader=shader)
+    slow = render_rays_reference(field, origins, dirs, samples=2048, shader=shader)
+    assert fast.rgb.shape == slow.rgb.shape == (24 * 24, 3)
+    assert torch.allclose(fast.rgb, slow.rgb, atol=0.03)
 
 
 def test_lambert_shader_gradient_reaches_the_light():
