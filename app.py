@@ -25,8 +25,6 @@ def main(argv: list[str] | None = None) -> None:
     # folders lie inside it, so Gradio serves them where they are instead of keeping copies elsewhere.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.outputs / "uploads"))
 
-    import gradio as gr
-
     from face_nerf.audit import AuditLog
     from face_nerf.errors import FaceLabError
     from face_nerf.pipeline import set_cpu_threads
@@ -56,11 +54,11 @@ def main(argv: list[str] | None = None) -> None:
           + ("the operator's key ($FACELAB_SIGNING_KEY)" if identity.source == "configured" else
              "this machine's own key (set $FACELAB_SIGNING_KEY and $FACELAB_SIGNING_CERT for one others trust)"),
           file=sys.stderr)
-    if settings.backend == "lmm":
-        try:  # refuse at start (no model, too slow here) rather than at the first request
-            services.judges.get("lmm")
-        except gr.Error as err:
-            raise SystemExit(f"error: {err.message}") from err
+    problem = services.judges.load_offered()  # loaded and compiled now, not in the first request
+    if problem and settings.backend == "lmm":  # refused at start (no model, too slow here)
+        raise SystemExit(f"error: {problem}")
+    if problem:
+        print(f"FaceLab 3D: the Judge tab's LMM judge cannot run here: {problem}", file=sys.stderr)
     services.warm_up()
     if settings.examples:
         seconds = services.prepare_examples(EXAMPLES)

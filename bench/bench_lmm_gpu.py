@@ -2,13 +2,17 @@
 random weights in bf16 (timing needs no download; the tokenizer is trained on the judge's prompts and
 the vocabulary padded to Qwen's 152,064 rows):
 
+- the warm-up at start (``LMMJudge.warm_up``: on a GPU it compiles the decoding step of the static
+  cache, the default there), then the first judgements after it: from a fresh thread (as the app's
+  requests come) and of other clip shapes (4:3, one image), with the count of graphs compiled after it;
 - one whole judgement of a turntable: 8 frames at 504 px (1,296 video tokens), both scores and the
-  distortion answer (32 generated tokens), batched as the judge runs it; without heatmaps, with the
-  score-gradient heatmaps, and with a saliency head;
+  distortion answer (32 generated tokens), batched as the judge runs it, with the default decoding
+  (compiled on a GPU) and eagerly for comparison; with the score-gradient heatmaps, and with a
+  saliency head;
 - training: stage-1 LoRA steps (rank 8, alpha 32, all linear layers; three rows per video) and
   stage-2 head steps on cached features; peak memory of each.
 
-Usage: python bench/bench_lmm_gpu.py [--runs 5] [--train-steps 10] [--out bench/results/lmm_gpu.json]
+Usage: python bench/bench_lmm_gpu.py [--runs 5] [--train-steps 10] [--only-judgement] [--out bench/results/lmm_gpu.json]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 QWEN_VOCAB = 152064
 
 
-def build_judge(heatmaps: bool, size: str = "7b", device: str = "cuda"):
+def build_judge(heatmaps: bool, size: str = "7b", device: str = "cuda", static_cache: bool | None = None):
     from transformers import Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -46,14 +51,35 @@ def build_judge(heatmaps: bool, size: str = "7b", device: str = "cuda"):
     torch.set_default_dtype(torch.float32)
     model.eval().requires_grad_(False)
     loaded = LoadedLMM(model, tokenizer, Qwen2VLImageProcessorPil(), "qwen2_5_vl", name=f"lmm-judge:qwen2.5-vl-{size}-random")
-    return LMMJudge(LMMConfig(model="random", device=device, heatmaps=heatmaps), loaded=loaded)
+    return LMMJudge(LMMConfig(model="random", device=device, heatmaps=heatmaps, static_cache=static_cache), loaded=loaded)
 
 
-def turntable(frames: int = 48, side: int = 512):
+def turntable(frames: int = 48, side: int = 512, width: int | None = None):
     from judge.frames import load_clip
 
     rng = np.random.default_rng(0)
-    return load_clip((rng.random((frames, side, side, 3)) * 255).astype(np.uint8))
+    return load_clip((rng.random((frames, side, width or side, 3)) * 255).astype(np.uint8))
+
+
+def once(fn) -> float:
+    """Seconds of one call."""
+    start = time.perf_counter()
+    fn()
+    sync()
+    return round(time.perf_counter() - start, 3)
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has made in this process (a recompilation adds some)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def cudagraph_counters() -> dict[str, int]:
+    from torch._dynamo.utils import counters
+
+    return {k: int(v) for k, v in counters["inductor"].items() if "cudagraph" in k}
 
 
 def timed(fn, runs: int) -> tuple[list[float], float]:
@@ -85,7 +111,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--train-steps", type=int, default=10)
-    parser.add_argument("--static-cache", action="store_true", help="also time a static KV cache (compiled decoding)")
     parser.add_argument("--only-judgement", action="store_true", help="time the judgement only (no heatmaps, training)")
     parser.add_argument("--size", default="7b", help="7b (the benchmark) or tiny (a smoke run on the CPU)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lmm_gpu.json"))
@@ -96,6 +121,7 @@ def main() -> int:
     from judge.lmm.judge import JUDGEMENT_PROMPTS
     from judge.lmm.train import TrainConfig, head_features, train_heads, train_levels
     from judge.lmm.data import Sample
+    from judge.provenance import find_watermark
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
@@ -107,32 +133,40 @@ def main() -> int:
     clip = turntable()
     video = judge.video(clip)
     results["video_tokens"] = video.tokens
+    results["static_cache"], results["cache_length"] = judge.config.static_cache, judge.cache_length
     result_box = {}
 
-    def whole():
-        result_box["r"] = judge.judge(clip)
+    def whole(on=clip):
+        result_box["r"] = judge.judge(on)
 
+    results["warm_up_s"] = round(judge.warm_up(), 1)  # at start: compiles the decoding step (static cache)
+    print(f"warm-up at start (static cache {judge.config.static_cache}): {results['warm_up_s']} s")
+    graphs = compiled_graphs()
+    with ThreadPoolExecutor(1) as request_thread:  # a fresh thread, as the app's requests come
+        results["first_call_new_thread_s"] = request_thread.submit(once, whole).result()
+        results["second_call_same_thread_s"] = request_thread.submit(once, whole).result()
+    wide, image = turntable(48, 384, 512), turntable(1)
+    results["first_call_4x3_s"] = once(lambda: whole(wide))
+    results["first_call_one_image_s"] = once(lambda: whole(image))
+    print(f"after it: first judgement from a new thread {results['first_call_new_thread_s']} s (then "
+          f"{results['second_call_same_thread_s']} s); first of a 4:3 clip {results['first_call_4x3_s']} s, "
+          f"of one image {results['first_call_one_image_s']} s")
     seconds, peak = timed(whole, args.runs)
     results["judgement_s"], results["judgement_peak_gib"] = seconds, round(peak, 2)
+    results["graphs_compiled_after_warm_up"] = compiled_graphs() - graphs
+    results["cudagraph_counters"] = cudagraph_counters()
     print(f"whole judgement (scores + distortion answer): {np.median(seconds):.3f} s median "
-          f"({min(seconds):.3f}-{max(seconds):.3f}), peak {peak:.2f} GiB")
+          f"({min(seconds):.3f}-{max(seconds):.3f}), peak {peak:.2f} GiB; graphs compiled after the warm-up: "
+          f"{results['graphs_compiled_after_warm_up']}")
     print(f"  answer tokens: up to {judge.config.max_new_tokens}; backend {result_box['r'].backend}")
 
-    if args.static_cache:
-        judge.config.static_cache = True
-        start = time.perf_counter()
-        whole()  # the first call compiles the decoding step
-        sync()
-        results["judgement_static_cache_first_s"] = round(time.perf_counter() - start, 1)
-        print(f"first judgement with a static cache (compiles the decoding step): {results['judgement_static_cache_first_s']} s")
-        seconds, peak = timed(whole, args.runs)
-        results["judgement_static_cache_s"], results["judgement_static_cache_peak_gib"] = seconds, round(peak, 2)
-        print(f"whole judgement with a static cache (compiled decoding): {np.median(seconds):.3f} s median "
-              f"({min(seconds):.3f}-{max(seconds):.3f}), peak {peak:.2f} GiB")
-        judge.config.static_cache = False
-    if args.only_judgement:
-        Path(args.out).write_text(json.dumps(results, indent=1))
-        return 0
+    static = judge.config.static_cache
+    judge.config.static_cache = False
+    seconds, peak = timed(whole, args.runs)
+    results["judgement_eager_s"], results["judgement_eager_peak_gib"] = seconds, round(peak, 2)
+    print(f"whole judgement, eager decoding: {np.median(seconds):.3f} s median "
+          f"({min(seconds):.3f}-{max(seconds):.3f}), peak {peak:.2f} GiB")
+    judge.config.static_cache = static
     prompts = list(JUDGEMENT_PROMPTS)
 
     def prefill_only():  # the judgement's prefill alone: the vision tower once, 3 x ~1,400 tokens
@@ -142,7 +176,16 @@ def main() -> int:
 
     seconds, peak = timed(prefill_only, args.runs)
     results["prefill_s"], results["prefill_peak_gib"] = seconds, round(peak, 2)
-    print(f"  of which the batched prefill: {np.median(seconds):.3f} s, peak {peak:.2f} GiB")
+    results["sample_video_s"] = timed(lambda: judge.video(clip), args.runs)[0]
+    results["watermark_s"] = timed(lambda: find_watermark(clip.frames), args.runs)[0]
+    print(f"  of which the batched prefill: {np.median(seconds):.3f} s, peak {peak:.2f} GiB; on the CPU: sampling "
+          f"the video {np.median(results['sample_video_s']):.3f} s, then the watermark check "
+          f"{np.median(results['watermark_s']):.3f} s (while the model judges)")
+    if args.only_judgement:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.out}")
+        return 0
 
     judge.config.heatmaps = True
     seconds, peak = timed(whole, args.runs)

@@ -108,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             from judge.lmm.checkpoint import LMMConfig
             from judge.lmm.judge import LMMJudge
 
+            # One judgement: eager decoding, as compiling it (tens of seconds on a GPU) would cost more than
+            # it saves (`python -m judge batch` compiles once for many clips).
             judge = LMMJudge(LMMConfig(model=args.lmm_model, adapter=args.lmm_adapter, device=args.device,
-                                       allow_cpu=args.lmm_allow_cpu, heatmaps=not args.lmm_no_heatmaps))
+                                       allow_cpu=args.lmm_allow_cpu, heatmaps=not args.lmm_no_heatmaps,
+                                       static_cache=False))
         else:
             judge = EmbeddedJudge()
         clip = load_clip(args.video, max_frames=args.max_frames)

@@ -50,6 +50,7 @@ class JudgeTask:
             from judge.lmm.judge import LMMJudge
 
             self._judge = LMMJudge(self.lmm)
+            self._judge.warm_up()  # the compilation once per worker, before its first clip
         else:
             from judge.analytic import EmbeddedJudge
 

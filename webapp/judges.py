@@ -1,5 +1,7 @@
 """The judges the app serves: the embedded judge, and the LMM judge when a checkpoint is configured.
-Each loads on first use; the LMM judge is refused with its own reason (no model, too slow here)."""
+The app loads the LMM judge at start when it offers it (``Judges.load_offered``: loading and compiling
+are no request's wait); otherwise each judge loads on first use. The LMM judge is refused with its own
+reason (no model, too slow here)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,9 @@ import os
 from dataclasses import dataclass, field
 
 import gradio as gr
-import numpy as np
 
 from face_nerf.errors import FaceLabError
 from webapp.settings import BACKEND_ENV, BACKENDS
-
-STATIC_CACHE_ENV = "FACELAB_LMM_STATIC_CACHE"  # "1": the LMM judge decodes with a compiled static cache
 
 
 @dataclass
@@ -47,6 +46,18 @@ class Judges:
 
         return os.environ.get(MODEL_ENV) or None
 
+    def load_offered(self) -> str | None:
+        """Load the LMM judge now, at start, when the app offers it (the backend, or the Judge tab's choice
+        when a checkpoint is configured), so that no request waits for its loading or compilation.
+        Returns why it cannot run (no model, too slow here), or None."""
+        if self.backend != "lmm" and self.lmm_model is None:
+            return None
+        try:
+            self.get("lmm")
+        except gr.Error as err:
+            return err.message
+        return None
+
     def get(self, backend: str | None = None):
         """The judge for ``backend`` (default: ``self.backend``); gr.Error with the reason when the LMM
         judge cannot run."""
@@ -61,22 +72,15 @@ class Judges:
 
 
 def load_lmm_judge():
-    """The LMM judge, loaded. With ${STATIC_CACHE_ENV}=1 on a GPU it decodes with a static KV cache
-    (transformers compiles the decoding step: ~0.66 s instead of ~1 s per judgement on an H200), and
-    one judgement of a blank 512 px turntable pays the compilation (~30 s) here rather than in the
-    first request (another frame size compiles again)."""
-    import torch
-
-    from judge.frames import load_clip
-    from judge.lmm.checkpoint import LMMConfig
+    """The LMM judge, loaded and warmed up (``LMMJudge.warm_up``): on a GPU it decodes with a compiled
+    static cache by default (``$FACELAB_LMM_STATIC_CACHE=0`` turns that off), and the compilation is
+    paid here, at load, rather than in the first request."""
     from judge.lmm.judge import LMMJudge
 
-    static = os.environ.get(STATIC_CACHE_ENV) == "1" and torch.cuda.is_available()
     try:
-        judge = LMMJudge(LMMConfig(static_cache=static))
+        judge = LMMJudge()
         _ = judge.loaded
-        if judge.config.static_cache:
-            judge.judge(load_clip(np.full((16, 512, 512, 3), 128, np.uint8)))
+        judge.warm_up()
     except FaceLabError as err:
         raise gr.Error(str(err)) from err
     return judge

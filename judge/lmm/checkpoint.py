@@ -17,6 +17,7 @@ from face_nerf.errors import FaceLabError
 
 MODEL_ENV = "FACELAB_LMM_MODEL"
 ADAPTER_ENV = "FACELAB_LMM_ADAPTER"
+STATIC_CACHE_ENV = "FACELAB_LMM_STATIC_CACHE"  # "0": decode eagerly on a GPU too; "1": a static cache on a CPU too
 ADAPTER_META = "facelab_lmm.json"
 ADAPTER_FORMAT = "facelab-lmm-adapter/1"
 HEADS_FILE = "heads.safetensors"
@@ -44,6 +45,10 @@ class LMMConfig:
         device: "cuda", "cpu", ... (default: CUDA when available).
         allow_cpu: run on the CPU even when that would take minutes (tests and tiny models need not).
         heatmaps: compute heatmaps (saliency head, else the score's gradient); off saves a backward pass.
+        static_cache: decode with a static KV cache, which transformers compiles on a GPU (torch.compile of
+            the decoding step: 0.84 s per judgement on an H200 against 1.72 s eagerly on the same host,
+            the eager loop being bound by the host's kernel launches). None: ``$FACELAB_LMM_STATIC_CACHE``
+            ("0" or "1") if set, else on for CUDA and off for the CPU. ``LMMJudge.warm_up`` compiles.
     """
 
     model: str | None = None
@@ -54,8 +59,7 @@ class LMMConfig:
     device: str | None = None
     allow_cpu: bool = False
     heatmaps: bool = True
-    static_cache: bool = False  # a static KV cache: transformers then compiles the decoding step (CUDA only;
-    #                             the first judgement pays the compilation)
+    static_cache: bool | None = None
 
     def resolved(self) -> "LMMConfig":
         """With the environment's defaults filled in; raises LMMError when no model is configured or the
@@ -72,7 +76,20 @@ class LMMConfig:
         if kind == "cuda" and not torch.cuda.is_available():
             raise LMMError(f"The device {device!r} was asked for, but torch sees no CUDA GPU here; run on a GPU "
                            f"machine or use --device cpu (slow for a full-size model).")
-        return replace(self, model=model, adapter=self.adapter or os.environ.get(ADAPTER_ENV) or None, device=device)
+        static = default_static_cache(kind) if self.static_cache is None else self.static_cache
+        return replace(self, model=model, adapter=self.adapter or os.environ.get(ADAPTER_ENV) or None, device=device,
+                       static_cache=static)
+
+
+def default_static_cache(device_type: str) -> bool:
+    """Whether the judge decodes with a (compiled) static cache when the config leaves it open:
+    ``$FACELAB_LMM_STATIC_CACHE`` ("0" or "1") if set, else on CUDA only (on a CPU transformers compiles
+    nothing, and the static cache would only attend over its empty tail)."""
+    value = os.environ.get(STATIC_CACHE_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise LMMError(f"${STATIC_CACHE_ENV} must be 0 (eager decoding) or 1 (the static cache, compiled on a GPU), "
+                       f"or unset (the static cache on a GPU only). Got {value!r}.")
+    return value == "1" if value else device_type == "cuda"
 
 
 @dataclass

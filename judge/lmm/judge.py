@@ -6,23 +6,33 @@ the distortion question). The first generated step's logits give both scores by 
 the third row's answer gives the distortions. With an adapter that carries heads, the scores come from
 the regression heads on the level-word state and the heatmaps from the saliency head (read from the
 same pass); otherwise the heatmaps come from the scores' gradient (one backward pass).
+
+On a GPU the answer is decoded with a static KV cache, whose decoding step transformers compiles
+(``LMMConfig.static_cache``). The cache has one length for every clip (``cache_length``), so the step
+compiles once, and ``warm_up`` compiles it where the judge is loaded for serving, before any request.
+The model runs on one thread of the judge's own, whichever thread asks: the compiled step's CUDA graphs
+are recorded per thread, and the model keeps per-call state (Qwen's rope deltas) that concurrent
+requests must not share.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from judge.ask import Answer
-from judge.frames import Clip
-from judge.lmm.checkpoint import LMMConfig, LMMError, LoadedLMM, load_lmm
+from judge.frames import Clip, load_clip
+from judge.lmm.checkpoint import LMMConfig, LMMError, LoadedLMM, default_static_cache, load_lmm
 from judge.lmm.inputs import VideoInput
 from judge.lmm.prompts import DIMENSIONS, DISTORTION_QUESTION, END, chat, parse_distortions, score_prompt
 from judge.lmm.saliency import gradient_maps, head_inputs, head_maps
 from judge.lmm.scoring import level_probabilities, one_token_mos
-from judge.provenance import note_provenance
+from judge.provenance import find_watermark, note_watermark
 from judge.result import CATEGORIES, CATEGORY_REGIONS, NO_DISTORTION, Distortion, JudgeResult, Score
 
 STRIP_POSITIONS = (0.25, 0.5, 0.75)  # of a 180-degree turn: -45, 0, +45 degrees
@@ -72,7 +82,11 @@ class LMMJudge:
         self.config = config or LMMConfig()
         if loaded is None:
             self.config = self.config.resolved()
+        elif self.config.static_cache is None:
+            self.config = replace(self.config, static_cache=default_static_cache(loaded.device.type))
         self._loaded = loaded
+        self._cache_length: int | None = None
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="lmm-judge")  # see the module's docstring
 
     @property
     def loaded(self) -> LoadedLMM:
@@ -89,8 +103,42 @@ class LMMJudge:
         """The clip's frames sampled and patched for the model."""
         return self.loaded.video(clip, self.config.frames, self.config.side)
 
+    @property
+    def cache_length(self) -> int:
+        """Length of the static KV cache: the judgement's prompts over the largest video a clip can give
+        (``frames`` square frames of ``side`` px) plus the answer. Every judgement decodes at this one
+        length, so the compiled decoding step is never compiled again for another clip's shape."""
+        if self._cache_length is None:
+            batch = self.loaded.batch(list(JUDGEMENT_PROMPTS), self.video(full_size_clip(self.config)))
+            self._cache_length = batch["input_ids"].shape[1] + self.config.max_new_tokens
+        return self._cache_length
+
+    def warm_up(self) -> float:
+        """Pay the first judgement's one-off costs now, where the judge is loaded for serving, rather
+        than in a user's first request: one judgement of a blank full-size turntable. With the static
+        cache on a GPU that compiles the decoding step (tens of seconds; said on stderr); on a GPU
+        without it, CUDA's libraries start. On a CPU without the static cache nothing is paid once, so
+        nothing is run. Returns the seconds it took (0.0 when nothing was run)."""
+        on_gpu = self.loaded.device.type == "cuda"
+        if not (on_gpu or self.config.static_cache):
+            return 0.0
+        compiles = on_gpu and self.config.static_cache
+        if compiles:
+            print("compiling the LMM judge's decoding step…", end="", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        self.judge(full_size_clip(self.config))
+        if on_gpu:
+            torch.cuda.synchronize(self.loaded.device)
+        seconds = time.perf_counter() - start
+        if compiles:
+            print(f" {seconds:.0f} s", file=sys.stderr, flush=True)
+        return seconds
+
     def evaluate(self, video: VideoInput, heatmaps: bool | None = None) -> LMMOutput:
-        """One judgement pass over a sampled video."""
+        """One judgement pass over a sampled video (on the model's thread)."""
+        return self._model_thread.submit(self._evaluate, video, heatmaps).result()
+
+    def _evaluate(self, video: VideoInput, heatmaps: bool | None) -> LMMOutput:
         lm = self.loaded
         heatmaps = self.config.heatmaps if heatmaps is None else heatmaps
         saliency = lm.heads.get("saliency") if heatmaps else None
@@ -99,7 +147,7 @@ class LMMJudge:
         with torch.no_grad():
             out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
                                     return_dict_in_generate=True, output_logits=True,
-                                    output_hidden_states=need_states, **self._special_ids())
+                                    output_hidden_states=need_states, **self._generation_options(self.config.static_cache))
         level_ids = lm.level_ids
         first = out.logits[0].float()
         rows = list(SCORE_ROWS)
@@ -127,10 +175,11 @@ class LMMJudge:
     def judge(self, clip: Clip) -> JudgeResult:
         """Scores, distortions and heatmaps of a turntable (or a single image)."""
         video = self.video(clip)
-        output = self.evaluate(video)
-        result = to_result(output, video, self.name, single=len(clip.frames) == 1)
+        pending = self._model_thread.submit(self._evaluate, video, None)
+        found = find_watermark(clip.frames)  # on the CPU, while the model judges
+        result = to_result(pending.result(), video, self.name, single=len(clip.frames) == 1)
         result.add_warnings(clip.warnings)
-        return note_provenance(result, clip.frames)
+        return note_watermark(result, found)
 
     def ask(self, clip: Clip, question: str) -> Answer:
         """Answer a free question about the clip by generation."""
@@ -139,20 +188,23 @@ class LMMJudge:
             return Answer("Ask a question about the face, e.g. 'Is the mouth distorted?'.", False)
         if len(question) > MAX_QUESTION:
             raise LMMError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION}.")
-        lm = self.loaded
-        batch = lm.batch([chat(question)], self.video(clip))
-        with torch.no_grad():
-            out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
-                                    **self._special_ids())
-        text = lm.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        batch = self.loaded.batch([chat(question)], self.video(clip))
+        text = self._model_thread.submit(self._answer, batch).result()
         return Answer(text or "(the model gave an empty answer)", bool(text))
 
-    def _special_ids(self) -> dict:
-        """generate()'s end and padding tokens (and the cache choice)."""
+    def _answer(self, batch: dict) -> str:
+        lm = self.loaded
+        with torch.no_grad():  # eagerly: one row of a question's own length would compile another step
+            out = lm.model.generate(**batch, max_new_tokens=self.config.max_new_tokens, do_sample=False,
+                                    **self._generation_options(static=False))
+        return lm.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    def _generation_options(self, static: bool) -> dict:
+        """generate()'s end and padding tokens, and with ``static`` the static cache at ``cache_length``."""
         tokenizer = self.loaded.tokenizer
         end = tokenizer.convert_tokens_to_ids(END)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
-        cache = {"cache_implementation": "static"} if self.config.static_cache else {}
+        cache = {"cache_implementation": "static", "max_cache_len": self.cache_length} if static else {}
         return {"eos_token_id": end, "pad_token_id": pad, **cache}
 
     def _category_probabilities(self, logits: torch.Tensor) -> dict[str, float]:
@@ -164,6 +216,12 @@ class LMMJudge:
         p = torch.softmax(logits[unique].float(), dim=-1).cpu().numpy()
         share = {t: float(p[i]) / first.count(t) for i, t in enumerate(unique)}
         return {c: round(share[t], 4) for c, t in zip(CATEGORIES, first)}
+
+
+def full_size_clip(config: LMMConfig) -> Clip:
+    """A blank turntable of ``config.frames`` square frames of ``config.side`` px: the most video tokens
+    a clip can give the judge (a smaller or non-square clip gives fewer)."""
+    return load_clip(np.full((config.frames, config.side, config.side, 3), 128, np.uint8), max_side=None)
 
 
 def strip_frames(count: int) -> list[int]:

@@ -225,7 +225,8 @@ def train(lm: LoadedLMM, samples: list[Sample], config: TrainConfig, stages: tup
     if "heads" in stages:
         report.stage2_losses = train_heads(lm, train_set, videos, config)
     if test_set:
-        judge = LMMJudge(LMMConfig(frames=config.frames, side=config.side), loaded=lm)
+        # Eager decoding: compiling it would cost more than a held-out split's few judgements save.
+        judge = LMMJudge(LMMConfig(frames=config.frames, side=config.side, static_cache=False), loaded=lm)
         report.metrics = evaluate(judge, test_set, load_videos(lm, test_set, config))
     return report
 

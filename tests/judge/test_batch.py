@@ -240,3 +240,19 @@ def test_the_lmm_backend_judges_a_batch_too(tiny_model, face_frames, tmp_path):
     judged = [r for r in rows_of(tmp_path / "out") if not r["error"]]
     assert len(judged) == 2 and all(r["backend"].startswith("lmm-judge") for r in judged)
     assert all(0 <= r["quality_mos"] <= 100 and r["frames_analysed"] == 8 for r in judged)
+
+
+def test_an_lmm_worker_warms_its_judge_up_once_before_its_first_clip(tiny_model, monkeypatch):
+    from judge.lmm.checkpoint import LMMConfig
+    from judge.lmm.judge import LMMJudge
+
+    calls, real = [], LMMJudge.warm_up
+
+    def warm_up(judge):
+        calls.append(judge)
+        return real(judge)
+
+    monkeypatch.setattr(LMMJudge, "warm_up", warm_up)
+    task = JudgeTask(lmm=LMMConfig(model=tiny_model, side=56, max_new_tokens=8, device="cpu", static_cache=True))
+    task.load()
+    assert calls == [task._judge] and task._judge._loaded is not None  # loaded and warm before any clip
