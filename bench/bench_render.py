@@ -1,15 +1,23 @@
-"""Rendering against what this machine allows (issue 21): a reconstructed head's turntable at 256 and 512 px,
-its stages, and its rates beside the machine's memory bandwidth and torch's grid_sample rate.
+"""Rendering against what the machine allows (issue 21): a reconstructed head's turntable at 256 and 512 px,
+its rates beside the machine's memory bandwidth and torch's grid_sample rate, and how far it is from the
+slow reference renderer.
 
-Rates: rays marched per second; band samples per second (each ray that reaches the surface is sampled
-``band_samples`` times, every sample a trilinear lookup of the distance grid); all per core-second
-(seconds x threads), so they compare with the machine's own.
+Rates: rays per second, and band samples per second (each ray that reaches the surface is sampled
+``band_samples`` times, every sample a trilinear lookup of the distance grid, and the samples that hold
+its weight get a colour lookup each); all per core-second (seconds x threads), so they compare with the
+machine's own. On a GPU: frames per second.
 
-Two modes: "transfer" keeps the 27-channel light transfer for relighting (the app), "lit" shades as it
-renders (``relightable=False``: the command line). Peak RSS is the process's: run one size and mode for a
+Two modes: "transfer" keeps the views' albedo and normals for relighting (the app), "lit" keeps nothing
+once the frames are shaded (the command line). Peak RSS is the process's: run one size and mode for a
 clean figure (``--sizes 1024 --modes lit``).
 
-Usage: python bench/bench_render.py [--sizes 256 512] [--modes transfer lit] [--frames 48] [--threads 2] [--photo PATH]
+``--check N`` renders N random pixels of each of 8 turntable views with ``render_rays_reference`` too
+(4096 samples a ray, every one shaded) and prints the mean absolute difference in levels of 255.
+``--device cuda`` renders on a GPU; ``--field`` loads a head field saved with ``--save-field`` instead of
+reconstructing one (for a machine without the face analysis's packages).
+
+Usage: python bench/bench_render.py [--sizes 256 512] [--modes transfer lit] [--frames 48] [--threads 2]
+       [--photo PATH | --field PATH] [--save-field PATH] [--device cpu|cuda] [--check N]
 """
 
 from __future__ import annotations
@@ -55,6 +63,32 @@ def grid_sample_rate(points: int = 1 << 20, side: int = 128, repeats: int = 3) -
     return points / best
 
 
+def reference_check(field, poses, size: int, pixels: int) -> tuple[float, float]:
+    """Mean absolute difference (levels of 255) between the turntable's frames and render_rays_reference at
+    ``pixels`` random pixels of each pose, over the background, and its spread between poses."""
+    import numpy as np
+    import torch
+
+    from face_nerf.export import BACKGROUND, render_views, view_camera
+    from face_nerf.lighting import srgb_to_linear, to_display
+    from face_nerf.relight import lambert_shader, to_uint8
+    from face_nerf.render import render_rays_reference
+
+    frames, _ = render_views(field, poses, size, relightable=False)
+    background = srgb_to_linear(torch.tensor(BACKGROUND, device=field.bounds.device))
+    generator = torch.Generator().manual_seed(0)
+    differences = []
+    for frame, pose in zip(frames, poses):
+        origins, dirs = (r.to(field.bounds.device) for r in view_camera(field, pose.yaw, pose.pitch, size).rays())
+        pick = torch.randperm(origins.shape[0], generator=generator)[:pixels].to(origins.device)
+        parts = [render_rays_reference(field, o, d, 4096, lambert_shader(field.photo_light))
+                 for o, d in zip(origins[pick].split(256), dirs[pick].split(256))]
+        rgb, alpha = torch.cat([p.rgb for p in parts]), torch.cat([p.alpha for p in parts])
+        reference = to_uint8(to_display(rgb + (1.0 - alpha) * background)).astype(int)
+        differences.append(np.abs(frame.reshape(-1, 3)[pick.cpu().numpy()].astype(int) - reference).mean())
+    return float(np.mean(differences)), float(np.std(differences))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -63,40 +97,55 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", choices=("transfer", "lit"), default=["transfer", "lit"])
     parser.add_argument("--photo", default=str(ROOT / "assets" / "examples" / "astronaut.png"))
+    parser.add_argument("--field", help="a head field saved with --save-field, instead of reconstructing --photo")
+    parser.add_argument("--save-field", help="save the reconstructed head field here")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--check", type=int, default=0, metavar="N", help="compare N pixels a view with the reference")
     args = parser.parse_args()
 
     import torch
 
-    import face_nerf.march as march
     from face_nerf.export import render_views, turntable_poses
-    from face_nerf.pipeline import reconstruct
-    from face_nerf.render import MarchSettings
+    from face_nerf.field import HeadField
+    from face_nerf.render import MarchSettings, kernel_runs_on
 
     torch.set_num_threads(args.threads)
     bandwidth, lookups = memory_bandwidth(), grid_sample_rate()
     print(f"machine: {bandwidth:.1f} GB/s memory copy (one core); torch grid_sample 3D {lookups / 1e6:.1f} M lookups/s "
           f"({torch.get_num_threads()} threads)")
-    field = reconstruct(args.photo).field
+    if args.field:
+        field = HeadField.load(args.field)
+    else:
+        from face_nerf.pipeline import reconstruct
+
+        field = reconstruct(args.photo).field
+        if args.save_field:
+            field.save(args.save_field)
+    field = field.to(args.device)
+    device = torch.device(args.device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    print(f"rendering on {gpu or 'the CPU'} with {'the compiled Warp kernels' if kernel_runs_on(device) else 'torch operations'}")
     poses = turntable_poses(args.frames, 45.0)
     counted = {"rays": 0, "hits": 0, "seconds": 0.0}
-    kernels = {"march_band": march.march_band, "march_surface": march.march_surface}
+    kernel = None
 
-    def counting(name):
-        def run(*a, **k):
-            start = time.perf_counter()
-            result = kernels[name](*a, **k)
-            counted["rays"] += a[-4].shape[0]  # origins, dirs, beta, settings come last
-            counted["hits"] += (result[0] if isinstance(result, tuple) else result.rays).numel()
-            counted["seconds"] += time.perf_counter() - start
-            return result
-        return run
+    def counting(volume, appearance, cameras, beta, settings, alpha, albedo, normal, progress=None):
+        start = time.perf_counter()
+        kernel(volume, appearance, cameras, beta, settings, alpha, albedo, normal, progress)
+        counted["rays"] += alpha.numel()
+        counted["hits"] += int((alpha > 0).sum())
+        counted["seconds"] += time.perf_counter() - start
 
-    march.march_band, march.march_surface = counting("march_band"), counting("march_surface")
+    if kernel_runs_on(device):
+        import face_nerf.march as march
+
+        kernel = march.march_views
+        march.march_views = counting
     samples_per_hit = MarchSettings().band_samples
     for size in args.sizes:
         for mode in args.modes:
             relightable = mode == "transfer"
-            render_views(field, poses[:2], size, relightable=relightable)  # first call: the kernel loaded
+            render_views(field, poses[:2], size, relightable=relightable)  # first call: the kernels loaded
             times = []
             for _ in range(args.repeats):
                 counted.update(rays=0, hits=0, seconds=0.0)
@@ -106,11 +155,15 @@ def main() -> None:
             seconds = statistics.median(times)
             core_seconds = seconds * args.threads
             samples = counted["hits"] * samples_per_hit
-            print(f"{size} px, {args.frames} frames, {mode}: **{seconds:.2f} s** (median of {args.repeats}; "
-                  f"{', '.join(f'{t:.2f}' for t in times)}), marching {counted['seconds']:.2f} s of it; "
-                  f"{counted['rays'] / 1e6:.2f} M rays, {counted['hits'] / 1e6:.2f} M reach the surface; "
-                  f"{samples / core_seconds / 1e6:.1f} M band samples and {counted['rays'] / core_seconds / 1e6:.2f} M "
-                  f"rays per core-second over the whole render")
+            rates = (f"{samples / core_seconds / 1e6:.1f} M band samples and {counted['rays'] / core_seconds / 1e6:.2f} M "
+                     f"rays per core-second over the whole render" if gpu is None else f"{args.frames / seconds:.0f} frames/s")
+            print(f"{size} px, {args.frames} frames, {mode}: **{seconds:.3f} s** (median of {args.repeats}; "
+                  f"{', '.join(f'{t:.3f}' for t in times)}), {counted['seconds']:.3f} s of it in the renderer's kernel; "
+                  f"{counted['rays'] / 1e6:.2f} M rays, {counted['hits'] / 1e6:.2f} M reach the surface; {rates}")
+        if args.check:
+            mean, spread = reference_check(field, turntable_poses(8, 45.0), size, args.check)
+            print(f"{size} px against render_rays_reference ({args.check} pixels of each of 8 views): "
+                  f"**{mean:.2f} levels** mean absolute difference (views {spread:.2f} apart)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     print(f"peak RSS of this process: {peak:.0f} MB")
 

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--light-fixed-to", choices=("world", "camera"), default="world",
                      help="the light stays put as the head turns (world, default) or turns with the camera")
     rec.add_argument("--mesh-lighting", action="store_true", help="bake the lighting into the mesh colours (default: albedo)")
+    rec.add_argument("--device", default="cpu", help="where to render the turntable, strip and input view: cpu "
+                     "(default) or cuda (cuda:N); the photo's analysis and the fit run on the CPU either way")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     _consent_argument(rec)
     _batch_parser(commands)
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         lighting = Lighting(args.lighting, custom, args.light_fixed_to)
         config = ReconstructionConfig(frames=args.frames, size=args.size, yaw=args.yaw, fps=args.fps,
                                       lighting=lighting, mesh_lighting=args.mesh_lighting,
-                                      relightable=False)  # nothing relights it later: shaded as rendered
+                                      relightable=False, device=args.device)  # nothing relights it later
         if args.editor == "diffusion":
             from face_nerf.edit.diffusion import DiffusionEditor, SDSConfig
 

@@ -35,13 +35,15 @@ from torch import Tensor
 
 from face_nerf.head.cache import default_cache_dir
 from face_nerf.native_logs import quiet_native_logs
-from face_nerf.render import BOX_TOLERANCE
+from face_nerf.render import BOX_TOLERANCE, SECANT_REACH, SECANT_SLOPE
 
 if TYPE_CHECKING:
     from face_nerf.render import Camera, GridAppearance, MarchSettings, SdfVolume
 
 wp.set_module_options({"enable_backward": False, "optimization_level": 3})  # render only: no adjoint code; -O3 (CPU default -O2)
 
+secant_reach = wp.constant(SECANT_REACH)
+secant_slope = wp.constant(SECANT_SLOPE)
 _READY = threading.Lock()  # guards Warp's one-time initialisation, not state of ours
 MAX_BAND_SAMPLES = 32  # march_surface keeps a ray's band weights in registers
 _Weights = wp.types.vector(length=MAX_BAND_SAMPLES, dtype=wp.float32)
@@ -61,6 +63,9 @@ def supports(device: torch.device) -> bool:
 def _warp_ready(device: torch.device) -> None:
     """Initialise Warp and load this module's kernels for ``device`` once (compiled into the kernel cache
     beside the head model's, unless $WARP_CACHE_PATH says otherwise), before launches run in threads."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda": torch's current GPU
+        device = torch.device("cuda", torch.cuda.current_device())
     with _READY:
         if wp.config.kernel_cache_dir is None and not os.environ.get("WARP_CACHE_PATH"):
             wp.config.kernel_cache_dir = str(default_cache_dir() / "warp")
@@ -99,11 +104,8 @@ def _cell(top: wp.vec3, f: wp.vec3):
 
 
 @wp.func
-def _sdf(v: _Volume, p: wp.vec3) -> float:
-    # HeadField.sdf: trilinear inside the box, |value| + margin beyond its tolerance.
-    f = wp.cw_mul(p - v.lo, v.scale)
-    outside = (f[0] < -v.slack[0] or f[0] > v.top[0] + v.slack[0] or f[1] < -v.slack[1] or f[1] > v.top[1] + v.slack[1]
-               or f[2] < -v.slack[2] or f[2] > v.top[2] + v.slack[2])
+def _inside_sdf(v: _Volume, f: wp.vec3) -> float:
+    # The grid trilinear at lattice coordinates f (clamped to the grid: grid_sample's border padding).
     x0, y0, z0, t = _cell(v.top, f)
     g = v.sdf
     b = z0 * v.plane + y0 * v.width + x0
@@ -111,8 +113,16 @@ def _sdf(v: _Volume, p: wp.vec3) -> float:
     c01 = wp.lerp(g[b + v.width], g[b + v.width + 1], t[0])
     c10 = wp.lerp(g[b + v.plane], g[b + v.plane + 1], t[0])
     c11 = wp.lerp(g[b + v.plane + v.width], g[b + v.plane + v.width + 1], t[0])
-    value = wp.lerp(wp.lerp(c00, c01, t[1]), wp.lerp(c10, c11, t[1]), t[2])
-    if outside:
+    return wp.lerp(wp.lerp(c00, c01, t[1]), wp.lerp(c10, c11, t[1]), t[2])
+
+
+@wp.func
+def _sdf(v: _Volume, p: wp.vec3) -> float:
+    # HeadField.sdf: trilinear inside the box, |value| + margin beyond its tolerance.
+    f = wp.cw_mul(p - v.lo, v.scale)
+    value = _inside_sdf(v, f)
+    if (f[0] < -v.slack[0] or f[0] > v.top[0] + v.slack[0] or f[1] < -v.slack[1] or f[1] > v.top[1] + v.slack[1]
+            or f[2] < -v.slack[2] or f[2] > v.top[2] + v.slack[2]):
         value = wp.abs(value) + v.margin
     return value
 
@@ -163,7 +173,7 @@ def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end:
     crossed = bool(False)
     finished = bool(False)
     for _ in range(m.max_steps):
-        dist = _sdf(v, o + t * d)
+        dist = _inside_sdf(v, wp.cw_mul(o + t * d - v.lo, v.scale))  # t_start <= t < t_end: in the box
         if dist < enter_level and not has_enter:
             has_enter = True
             enter = t
@@ -173,7 +183,12 @@ def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end:
             closest = dist
             t_closest = t
         crossed = dist < 0.05 * m.beta
-        t_next = t + m.step_scale * wp.max(dist, 0.25 * m.beta)
+        step = m.step_scale * wp.max(dist, 0.25 * m.beta)
+        if dist < enter_level and has_prev:  # render.sphere_trace's secant step
+            slope = (d_prev - dist) / wp.max(t - t_prev, 1.0e-9)
+            if slope > secant_slope:
+                step = wp.min(wp.max(dist / slope, step), dist + secant_reach * m.beta)
+        t_next = t + step
         if crossed or t_next >= t_end:
             finished = True
             t_surface = t_closest
@@ -201,12 +216,17 @@ def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end:
 
 
 @wp.func
-def _sample(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, start: float, span: float, j: int):
+def _sample(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, start: float, span: float, j: int, in_box: bool):
     # The band's sample j: (its distance t, its optical depth sigma * delta, its signed distance).
+    # ``in_box``: the whole band lies in the box (all but grazing rays' bands), so no sample needs the check.
     e0 = start + span * (float(j) / float(m.samples))
     e1 = start + span * (float(j + 1) / float(m.samples))
     tm = 0.5 * (e0 + e1)
-    s = _sdf(v, o + tm * d)
+    s = float(0.0)
+    if in_box:
+        s = _inside_sdf(v, wp.cw_mul(o + tm * d - v.lo, v.scale))
+    else:
+        s = _sdf(v, o + tm * d)
     tail = 0.5 * wp.exp(-wp.abs(s) / m.beta)
     sigma = tail / m.beta
     if s < 0.0:
@@ -227,15 +247,17 @@ def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3),
     hit, crossed, start, stop = _trace(v, m, o, d, t_near, t_far)
     if not hit:
         return
-    accumulated = float(0.0)
+    in_box = start >= t_near  # the band ends by t_far
+    transmittance = float(1.0)
     s = float(0.0)
     for j in range(m.samples):
-        tm, optical, s = _sample(v, m, o, d, start, stop - start, j)
-        weights[i, j] = wp.exp(-accumulated) * (1.0 - wp.exp(-optical))
+        tm, optical, s = _sample(v, m, o, d, start, stop - start, j, in_box)
+        through = wp.exp(-optical)
+        weights[i, j] = transmittance * (1.0 - through)
         t_mid[i, j] = tm
-        accumulated += optical
+        transmittance *= through
     if crossed and s < 0.0:  # still inside the solid: what light is left ends here (render.surface_band)
-        weights[i, m.samples - 1] += wp.exp(-accumulated)
+        weights[i, m.samples - 1] += transmittance
     found[i] = 1
 
 
@@ -317,6 +339,24 @@ def _trilinear4(grid: wp.array3d(dtype=wp.vec4), top: wp.vec3, f: wp.vec3) -> wp
 
 
 @wp.func
+def _atan2(y: float, x: float) -> float:
+    # atan2 within 1e-5 radians (a minimax polynomial on [0, 1], then the octant): a third of libm's cost,
+    # and a thousandth of a fill texel.
+    ax = wp.abs(x)
+    ay = wp.abs(y)
+    r = wp.min(ax, ay) / wp.max(wp.max(ax, ay), 1.0e-30)
+    r2 = r * r
+    angle = r * (0.99986600 + r2 * (-0.33029950 + r2 * (0.18014100 + r2 * (-0.08513300 + r2 * 0.02083510))))
+    if ay > ax:
+        angle = 0.5 * wp.pi - angle
+    if x < 0.0:
+        angle = wp.pi - angle
+    if y < 0.0:
+        angle = -angle
+    return angle
+
+
+@wp.func
 def _attributes(v: _Volume, a: _Look, p: wp.vec3, view: wp.vec3):
     # HeadField.attributes(p, view): (albedo, unit normal).
     s = _trilinear4(a.surface, v.top, wp.cw_mul(p - v.lo, v.scale))
@@ -327,27 +367,27 @@ def _attributes(v: _Volume, a: _Look, p: wp.vec3, view: wp.vec3):
     seen_in_photo = wp.dot(normal, to_camera) / wp.sqrt(wp.max(wp.dot(to_camera, to_camera), 1.0e-12))
     stretch = -wp.dot(normal, view) / wp.max(seen_in_photo, 1.0e-3)
     visible = visible * wp.clamp((a.stretch[1] - stretch) / (a.stretch[1] - a.stretch[0]), 0.0, 1.0)
-    # photo_albedo: the photo where the input camera sees p, over the photo's own shading
-    cam = a.w2c * p + a.w2c_t
-    depth = wp.max(-cam[2], 1.0e-6)
-    u = a.centre[0] + a.focal[0] * cam[0] / depth
-    w = a.centre[1] - a.focal[1] * cam[1] / depth
-    photo_w = float(a.photo.shape[1])
-    photo_h = float(a.photo.shape[0])
-    colour = _bilinear(a.photo, u / a.frame[0] * photo_w - 0.5, w / a.frame[1] * photo_h - 0.5, False)
-    shading = _irradiance(a.light, 0, normal)
-    seen = wp.vec3(colour[0] / wp.max(shading[0], a.floor), colour[1] / wp.max(shading[1], a.floor),
-                   colour[2] / wp.max(shading[2], a.floor))
-    # the fill: spherical_uv round fill_centre, the texture periodic across its width
-    rel = p - a.fill_centre
-    azimuth = wp.atan2(rel[0], rel[2])
-    elevation = wp.atan2(rel[1], wp.sqrt(rel[0] * rel[0] + rel[2] * rel[2]))
-    fill_w = float(a.fill.shape[1])
-    fill_h = float(a.fill.shape[0])
-    fu = (azimuth / (2.0 * wp.pi) + 0.5) * fill_w
-    fv = (0.5 - elevation / wp.pi) * fill_h
-    unseen = _bilinear(a.fill, fu - fill_w * wp.floor(fu / fill_w) - 0.5, fv - 0.5, True)
-    albedo = visible * seen + (1.0 - visible) * unseen
+    albedo = wp.vec3(0.0)
+    if visible > 0.0:  # photo_albedo: the photo where the input camera sees p, over the photo's own shading
+        cam = a.w2c * p + a.w2c_t
+        depth = wp.max(-cam[2], 1.0e-6)
+        u = a.centre[0] + a.focal[0] * cam[0] / depth
+        w = a.centre[1] - a.focal[1] * cam[1] / depth
+        photo_w = float(a.photo.shape[1])
+        photo_h = float(a.photo.shape[0])
+        colour = _bilinear(a.photo, u / a.frame[0] * photo_w - 0.5, w / a.frame[1] * photo_h - 0.5, False)
+        shading = _irradiance(a.light, 0, normal)
+        albedo = visible * wp.vec3(colour[0] / wp.max(shading[0], a.floor), colour[1] / wp.max(shading[1], a.floor),
+                                   colour[2] / wp.max(shading[2], a.floor))
+    if visible < 1.0:  # the fill: spherical_uv round fill_centre, the texture periodic across its width
+        rel = p - a.fill_centre
+        azimuth = _atan2(rel[0], rel[2])
+        elevation = _atan2(rel[1], wp.sqrt(rel[0] * rel[0] + rel[2] * rel[2]))
+        fill_w = float(a.fill.shape[1])
+        fill_h = float(a.fill.shape[0])
+        fu = (azimuth / (2.0 * wp.pi) + 0.5) * fill_w
+        fv = (0.5 - elevation / wp.pi) * fill_h
+        albedo += (1.0 - visible) * _bilinear(a.fill, fu - fill_w * wp.floor(fu / fill_w) - 0.5, fv - 0.5, True)
     if a.has_overlay != 0:  # HeadField._overlay
         if (p[0] >= a.overlay_lo[0] and p[1] >= a.overlay_lo[1] and p[2] >= a.overlay_lo[2]
                 and p[0] <= a.overlay_hi[0] and p[1] <= a.overlay_hi[1] and p[2] <= a.overlay_hi[2]):
@@ -369,17 +409,19 @@ def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, o: wp.vec
     hit, crossed, start, stop = _trace(v, m, o, d, t_near, t_far)
     if not (t_near < t_far and hit):
         return False, 0.0, 0.0, wp.vec3(0.0), wp.vec3(0.0)
+    in_box = start >= t_near  # the band ends by t_far
     weights = _Weights()
     t_mids = _Weights()
-    accumulated = float(0.0)
+    transmittance = float(1.0)
     s = float(0.0)
     for j in range(m.samples):
-        tm, optical, s = _sample(v, m, o, d, start, stop - start, j)
-        weights[j] = wp.exp(-accumulated) * (1.0 - wp.exp(-optical))
+        tm, optical, s = _sample(v, m, o, d, start, stop - start, j, in_box)
+        through = wp.exp(-optical)
+        weights[j] = transmittance * (1.0 - through)
         t_mids[j] = tm
-        accumulated += optical
+        transmittance *= through
     if crossed and s < 0.0:  # still inside the solid: what light is left ends here (render.surface_band)
-        weights[m.samples - 1] += wp.exp(-accumulated)
+        weights[m.samples - 1] += transmittance
     total = float(0.0)
     expected = float(0.0)
     for j in range(m.samples):
@@ -550,9 +592,21 @@ def _look(appearance: GridAppearance) -> _Look:
     return a
 
 
-def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list) -> None:
-    """Launch ``kernel`` over n rays: in one go on a GPU; on the CPU in blocks of ``BLOCK`` that the
-    torch threads take in turn. The kernel's ``offset`` input (after ``inputs``) says where a block starts."""
+_POOL: ThreadPoolExecutor | None = None  # CPU launches' threads, kept between renders
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _READY:
+        if _POOL is None or _POOL._max_workers != threads:
+            _POOL = ThreadPoolExecutor(threads, thread_name_prefix="warp-cpu")
+        return _POOL
+
+
+def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list, progress=None) -> None:
+    """Launch ``kernel`` over n items: in one go on a GPU; on the CPU in blocks of ``BLOCK`` that the
+    torch threads take in turn. The kernel's ``offset`` input (after ``inputs``) says where a block starts.
+    ``progress(done)`` is called with the items done so far as blocks finish (on the CPU)."""
     warp_device = wp.device_from_torch(device)
     if n == 0:
         return
@@ -561,17 +615,18 @@ def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list) -
             wp.launch(kernel, dim=n, device=warp_device, inputs=[*inputs, 0, *outputs])
         return
 
-    def run(start: int) -> None:
-        wp.launch(kernel, dim=min(BLOCK, n - start), device=warp_device, inputs=[*inputs, start, *outputs])
+    def run(start: int) -> int:
+        count = min(BLOCK, n - start)
+        wp.launch(kernel, dim=count, device=warp_device, inputs=[*inputs, start, *outputs])
+        return count
 
     starts = range(0, n, BLOCK)
     threads = max(1, min(torch.get_num_threads(), len(starts)))
-    if threads == 1:
-        for start in starts:
-            run(start)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, starts))
+    done = 0
+    for count in (map(run, starts) if threads == 1 else _pool(threads).map(run, starts)):
+        done += count
+        if progress is not None:
+            progress(done)
 
 
 def _rays(origins: Tensor, dirs: Tensor) -> tuple[wp.array, wp.array]:
@@ -587,8 +642,8 @@ def march_band(volume: SdfVolume, origins: Tensor, dirs: Tensor, beta: float,
     weights [K, B] compositing weights), B = ``settings.band_samples``: what ``render.surface_band``'s
     torch path computes.
     """
-    v = _volume(volume)
     _warp_ready(origins.device)
+    v = _volume(volume)
     n, samples, device = origins.shape[0], settings.band_samples, origins.device
     found = torch.zeros(n, dtype=torch.int32, device=device)
     t_mid = torch.zeros(n, samples, device=device)
@@ -625,12 +680,12 @@ def march_surface(volume: SdfVolume, appearance: GridAppearance, origins: Tensor
     what ``render.surface_band`` and the field's ``attributes`` give with ``colour_at="centroid"``."""
     if settings.band_samples > MAX_BAND_SAMPLES:
         raise ValueError(f"march_surface takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
+    _warp_ready(origins.device)
     v = _volume(volume)
     if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
         raise ValueError(f"The surface grid {tuple(appearance.surface.shape)} must lie on the distance grid's lattice "
                          f"{tuple(volume.grid.shape)}.")
     look = _look(appearance)
-    _warp_ready(origins.device)
     n, device = origins.shape[0], origins.device
     found = torch.zeros(n, dtype=torch.int32, device=device)
     alpha, depth = torch.empty(n, device=device), torch.empty(n, device=device)
@@ -645,16 +700,17 @@ def march_surface(volume: SdfVolume, appearance: GridAppearance, origins: Tensor
 
 
 def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Camera], beta: float,
-                settings: MarchSettings, alpha: Tensor, albedo: Tensor, normal: Tensor) -> None:
+                settings: MarchSettings, alpha: Tensor, albedo: Tensor, normal: Tensor, progress=None) -> None:
     """Render whole views of one size through a grid field into what deferred shading needs: each
     pixel's opacity (alpha [N, H, W, 1] float32), albedo and unit normal ([N, H, W, 3] float16, zero
-    where no ray reaches the surface), as ``march_surface`` gives them for the cameras' rays."""
+    where no ray reaches the surface), as ``march_surface`` gives them for the cameras' rays.
+    ``progress(views)`` is called as blocks of pixels finish, with the views' worth done so far."""
     if settings.band_samples > MAX_BAND_SAMPLES:
         raise ValueError(f"march_views takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
-    v = _volume(volume)
-    look = _look(appearance)
     device = alpha.device
     _warp_ready(device)
+    v = _volume(volume)
+    look = _look(appearance)
     h, w = cameras[0].height, cameras[0].width
     rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().to(device).contiguous()
     eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().to(device).contiguous()
@@ -663,7 +719,8 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
             [v, _march_settings(beta, settings), look, float(settings.weight_floor), wp.from_torch(rotations, dtype=wp.mat33),
              wp.from_torch(eyes, dtype=wp.vec3), wp.from_torch(intrinsics, dtype=wp.vec4), w, h],
             [wp.from_torch(alpha.reshape(-1)), wp.from_torch(albedo.reshape(-1, 3), dtype=wp.vec3h),
-             wp.from_torch(normal.reshape(-1, 3), dtype=wp.vec3h)])
+             wp.from_torch(normal.reshape(-1, 3), dtype=wp.vec3h)],
+            None if progress is None else (lambda done: progress(done / (h * w))))
     wp.synchronize_device(wp.device_from_torch(device))
 
 

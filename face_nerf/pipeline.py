@@ -56,9 +56,11 @@ class ReconstructionConfig:
         lighting: how the outputs are lit (default: the photo's own light).
         mesh_lighting: bake the lighting into the mesh's vertex colours (default: albedo, for viewers
             that light the mesh themselves).
-        relightable: keep the light transfer of the turntable and strip, so ``relight_outputs`` can change
-            the light without rendering again (the app); off, they are shaded as they are rendered,
-            faster and in less memory (a one-off command line run).
+        relightable: keep the rendered views' albedo and normals (``LightTransfer``), so ``relight_outputs``
+            can change the light without rendering again (the app); off, nothing is kept once they are
+            shaded (a one-off command line run).
+        device: where the turntable, strip and input view are rendered ("cpu", or "cuda" / "cuda:N": the
+            same kernels on a GPU); face analysis, fitting and the mesh stay on the CPU.
     """
 
     frames: int = 48
@@ -72,8 +74,10 @@ class ReconstructionConfig:
     lighting: Lighting = field(default_factory=Lighting)
     mesh_lighting: bool = False
     relightable: bool = True
+    device: str = "cpu"
 
     def __post_init__(self):
+        check_render_device(self.device)
         if not 2 <= self.frames <= MAX_FRAMES:
             raise FaceLabError(f"frames must be between 2 and {MAX_FRAMES}. Got {self.frames}.")
         if not 32 <= self.size <= MAX_SIZE:
@@ -82,6 +86,24 @@ class ReconstructionConfig:
             raise FaceLabError(f"yaw must be between 0 and {MAX_YAW:.0f} degrees. Got {self.yaw}.")
         if not 1 <= self.fps <= 60:
             raise FaceLabError(f"fps must be between 1 and 60. Got {self.fps}.")
+
+
+def check_render_device(device: str) -> None:
+    """Raise FaceLabError unless ``device`` is the CPU or a CUDA GPU torch can use here."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as err:
+        raise FaceLabError(f"{device!r} is not a device: use cpu, cuda or cuda:N.") from err
+    if kind not in ("cpu", "cuda"):
+        raise FaceLabError(f"The renderer runs on cpu or cuda. Got {device!r}.")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise FaceLabError(f"{device!r} was asked for, but torch sees no CUDA GPU here: run on a GPU machine "
+                           f"with a CUDA build of torch, or leave the device at cpu.")
+
+
+def _render_field(recon: "Reconstruction", config: ReconstructionConfig) -> HeadField:
+    """The field on the device the config renders on."""
+    return recon.field if config.device == "cpu" else recon.field.to(config.device)
 
 
 @dataclass
@@ -206,8 +228,8 @@ def render_turntable(recon: Reconstruction, config: ReconstructionConfig = Recon
     poses = turntable_poses(config.frames, config.yaw)
     light = config.lighting.to_sh(recon.field.photo_light)
     with _stage(recon.timings, "turntable"):
-        frames, transfer = render_views(recon.field, poses, config.size, light, config.lighting.fixed_to,
-                                        progress=progress, relightable=config.relightable)
+        frames, transfer = render_views(_render_field(recon, config), poses, config.size, light,
+                                        config.lighting.fixed_to, progress=progress, relightable=config.relightable)
     with _stage(recon.timings, "watermark"):
         frames = embed(frames, recon.creation_id)
     return Turntable(frames, poses, light, transfer)
@@ -219,8 +241,8 @@ def finish_outputs(recon: Reconstruction, config: ReconstructionConfig, turntabl
     with _stage(timings, "strip"):
         frames = strip_frames(poses)
         if frames is None:
-            views, strip_transfer = render_views(recon.field, _strip_poses(), config.size, light, fixed_to,
-                                                 relightable=config.relightable)
+            views, strip_transfer = render_views(_render_field(recon, config), _strip_poses(), config.size, light,
+                                                 fixed_to, relightable=config.relightable)
             views = embed(views, recon.creation_id)
         else:  # the turntable has these views already (watermarked): the same pixels, not rendered again
             strip_transfer = None
@@ -230,7 +252,7 @@ def finish_outputs(recon: Reconstruction, config: ReconstructionConfig, turntabl
             views = turntable.frames[frames]
         strip = np.concatenate(list(views), axis=1)
     with _stage(timings, "input_view"):
-        input_view = embed(render_input_view(recon.field, light), recon.creation_id)
+        input_view = embed(render_input_view(_render_field(recon, config), light), recon.creation_id)
     with _stage(timings, "mesh"):
         mesh = _mesh(recon, light if config.mesh_lighting else None)
     report = {

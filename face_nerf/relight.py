@@ -16,7 +16,7 @@ through ``render.render_rays`` and the torch operations here, which the kernels 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ class LightTransfer:
     def view_radiance(self, index: int, light: Tensor) -> Tensor:
         """[H, W, 3] premultiplied linear radiance of one view under its SH light [9, 3]."""
         albedo, normal = self.albedo[index].float(), self.normal[index].float()
-        return (self.alpha[index] * albedo * irradiance(normal, light.to(normal))).clamp(min=0.0)
+        return (self.alpha[index] * albedo * irradiance(normal, light.to(normal.device))).clamp(min=0.0)
 
     def views(self, chosen: list[int]) -> "LightTransfer":
         """Some of its rendered views (indices into them), in that order: the strip's views taken from the
@@ -86,7 +86,7 @@ class LightTransfer:
         """[F, H, W, 3] uint8 sRGB frames under the light, over an sRGB background colour."""
         lights = self.lights(light, fixed_to)
         order = torch.arange(self.alpha.shape[0]) if self.order is None else self.order
-        bg = srgb_to_linear(torch.tensor(background, dtype=torch.float32))
+        bg = srgb_to_linear(torch.tensor(background, dtype=torch.float32, device=self.alpha.device))
         if kernel_runs_on(self.alpha.device):
             from face_nerf.march import shade_views
 
@@ -102,19 +102,18 @@ class LightTransfer:
 def render_transfer(field, cameras: list[Camera], settings: MarchSettings = MarchSettings(), progress=None) -> LightTransfer:
     """Render views of one size into a ``LightTransfer``; ``progress(n)`` is called as views finish."""
     h, w = _image_size(cameras)
-    n = len(cameras)
-    alpha = torch.zeros(n, h, w, 1)
-    albedo, normal = torch.zeros(n, h, w, 3, dtype=torch.float16), torch.zeros(n, h, w, 3, dtype=torch.float16)
+    n, device = len(cameras), field.bounds.device  # rendered where the field is
+    cameras = [replace(c, c2w=c.c2w.to(device)) for c in cameras]
+    alpha = torch.zeros(n, h, w, 1, device=device)
+    albedo = torch.zeros(n, h, w, 3, dtype=torch.float16, device=device)
+    normal = torch.zeros_like(albedo)
     appearance = field.grid_appearance() if renders_whole_rays(field, settings, alpha.device) else None
-    per_batch = max(1, settings.chunk // (h * w))
-    for start in range(0, n, per_batch):
-        batch, done = cameras[start:start + per_batch], slice(start, start + per_batch)
-        if appearance is not None:  # the compiled kernel
-            from face_nerf.march import march_views
-
-            march_views(field.sdf_volume(), appearance, batch, field.beta, settings, alpha[done], albedo[done],
-                        normal[done])
-        else:
+    if appearance is not None:  # the compiled kernel, all views in one go
+        _march_views(field, appearance, cameras, settings, alpha, albedo, normal, progress)
+    else:
+        for start in range(0, n, max(1, settings.chunk // (h * w))):
+            batch = cameras[start:start + max(1, settings.chunk // (h * w))]
+            done = slice(start, start + len(batch))
             out = render_rays(field, *_batch_rays(batch), settings).reshape(len(batch), h, w)
             alpha[done] = out.alpha
             albedo[done] = (out.rgb / out.alpha.clamp(min=1e-12)).half()
@@ -122,9 +121,26 @@ def render_transfer(field, cameras: list[Camera], settings: MarchSettings = Marc
             del out
             if h * w >= LARGE_VIEW:  # the batch's temporaries go back now instead of lying between the kept views
                 trim_heap()
-        if progress is not None:
-            progress(len(batch))
-    return LightTransfer(alpha, albedo, normal, torch.stack([c.c2w[:3, :3] for c in cameras]))
+            if progress is not None:
+                progress(len(batch))
+    return LightTransfer(alpha, albedo, normal, torch.stack([c.c2w[:3, :3] for c in cameras]).cpu())
+
+
+def _march_views(field, appearance, cameras: list[Camera], settings: MarchSettings, alpha: Tensor, albedo: Tensor,
+                 normal: Tensor, progress) -> None:
+    """``march.march_views`` into the buffers, ``progress(n)`` called with each whole view's worth finished."""
+    from face_nerf.march import march_views
+
+    reported = 0
+
+    def finished(views: float) -> None:
+        nonlocal reported
+        if progress is not None and int(views) > reported:
+            progress(int(views) - reported)
+            reported = int(views)
+
+    march_views(field.sdf_volume(), appearance, cameras, field.beta, settings, alpha, albedo, normal, finished)
+    finished(len(cameras))  # a GPU launch reports nothing until it is done
 
 
 def _image_size(cameras: list[Camera]) -> tuple[int, int]:
@@ -147,4 +163,4 @@ def _batch_rays(cameras: list[Camera]) -> tuple[Tensor, Tensor]:
 
 def to_uint8(values: Tensor) -> np.ndarray:
     """Values in [0, 1] -> uint8 array, rounded."""
-    return (values.clamp(0.0, 1.0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return (values.detach().clamp(0.0, 1.0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)

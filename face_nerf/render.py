@@ -39,6 +39,8 @@ from torch import Tensor
 
 BOX_TOLERANCE = 1e-4  # a grid field's point this far outside its box (in [-1, 1] units) still counts as in it:
 # rays start on the box, and rounding must not put their first point outside
+SECANT_REACH = 2.0  # a sphere-tracing step in the band goes at most this many beta past the distance,
+SECANT_SLOPE = 0.25  # and only where the distance falls at least this fast along the ray (not grazing)
 Shader = Callable[[Tensor, Tensor], Tensor]  # (albedo [M, 3], normal [M, 3]) -> [M, C] composited values
 
 
@@ -325,7 +327,15 @@ def sphere_trace(
         closest = torch.minimum(dist, closest)
         t_closest = torch.where(nearer, t, t_closest)
         crossed = dist < 0.05 * beta
-        t_next = t + settings.step_scale * dist.clamp(min=0.25 * beta)
+        step = settings.step_scale * dist.clamp(min=0.25 * beta)
+        # In the band, step to where the line through the last two distances reaches zero (a secant step:
+        # a flat surface seen at a slant is reached at once, where distance steps crawl), but at most
+        # SECANT_REACH beta further than the distance itself, so no thin part is stepped over; a ray that
+        # only grazes the surface (the distance falls slowly) keeps distance steps, to find its closest approach.
+        slope = (d_prev - dist) / (t - t_prev).clamp(min=1e-9)
+        secant = (dist < enter_level) & torch.isfinite(d_prev) & (slope > SECANT_SLOPE)
+        reach = torch.minimum((dist / slope.clamp(min=1e-9)).maximum(step), dist + SECANT_REACH * beta)
+        t_next = t + torch.where(secant, reach, step)
         finished = crossed | (t_next >= t_end)
         if finished.any():
             done = index[finished]
