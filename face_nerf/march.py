@@ -47,7 +47,7 @@ secant_slope = wp.constant(SECANT_SLOPE)
 _READY = threading.Lock()  # guards Warp's one-time initialisation, not state of ours
 MAX_BAND_SAMPLES = 32  # march_surface keeps a ray's band weights in registers
 _Weights = wp.types.vector(length=MAX_BAND_SAMPLES, dtype=wp.float32)
-BLOCK = 8192  # rays per CPU launch: blocks go to threads as they free up
+BLOCK = 32768  # rays per CPU launch: blocks go to threads as they free up
 
 
 def supports(device: torch.device) -> bool:
@@ -267,7 +267,7 @@ def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3),
 class _Look:
     surface: wp.array3d(dtype=wp.vec4)  # [D, H, W] normal (3) and visibility, on the volume's lattice
     photo: wp.array2d(dtype=wp.vec3)  # [h, w] linear RGB
-    frame: wp.vec2  # the input camera's width and height (the frame its projections are in)
+    to_photo: wp.vec2  # photo pixels per pixel of the input camera's frame (what its projections are in)
     w2c: wp.mat33
     w2c_t: wp.vec3
     eye: wp.vec3
@@ -316,9 +316,11 @@ def _bilinear(image: wp.array2d(dtype=wp.vec3), x: float, y: float, wrap: bool) 
     tx = xc - xf
     x0 = int(xf)
     x1 = x0 + 1
-    if wrap:
-        x0 = (x0 + w) % w
-        x1 = x1 % w
+    if wrap:  # x in [-0.5, w - 0.5): x0 in [-1, w - 1]
+        if x0 < 0:
+            x0 += w
+        if x1 >= w:
+            x1 -= w
     else:
         x1 = wp.min(x1, w - 1)
     return wp.lerp(wp.lerp(image[y0, x0], image[y0, x1], tx), wp.lerp(image[y1, x0], image[y1, x1], tx), ty)
@@ -373,9 +375,7 @@ def _attributes(v: _Volume, a: _Look, p: wp.vec3, view: wp.vec3):
         depth = wp.max(-cam[2], 1.0e-6)
         u = a.centre[0] + a.focal[0] * cam[0] / depth
         w = a.centre[1] - a.focal[1] * cam[1] / depth
-        photo_w = float(a.photo.shape[1])
-        photo_h = float(a.photo.shape[0])
-        colour = _bilinear(a.photo, u / a.frame[0] * photo_w - 0.5, w / a.frame[1] * photo_h - 0.5, False)
+        colour = _bilinear(a.photo, u * a.to_photo[0] - 0.5, w * a.to_photo[1] - 0.5, False)
         shading = _irradiance(a.light, 0, normal)
         albedo = visible * wp.vec3(colour[0] / wp.max(shading[0], a.floor), colour[1] / wp.max(shading[1], a.floor),
                                    colour[2] / wp.max(shading[2], a.floor))
@@ -573,7 +573,7 @@ def _look(appearance: GridAppearance) -> _Look:
     a.fill = wp.from_torch(appearance.fill.detach().float().contiguous(), dtype=wp.vec3)
     camera = appearance.camera
     w2c = torch.linalg.inv(camera.c2w.float())
-    a.frame = wp.vec2(float(camera.width), float(camera.height))
+    a.to_photo = wp.vec2(appearance.photo.shape[1] / camera.width, appearance.photo.shape[0] / camera.height)
     a.w2c = wp.mat33(*w2c[:3, :3].flatten().tolist())
     a.w2c_t, a.eye = wp.vec3(*w2c[:3, 3].tolist()), wp.vec3(*camera.c2w[:3, 3].float().tolist())
     a.focal, a.centre = wp.vec2(float(camera.fx), float(camera.fy)), wp.vec2(float(camera.cx), float(camera.cy))
