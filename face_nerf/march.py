@@ -512,19 +512,16 @@ def _byte(value: float) -> wp.uint8:
 
 @wp.kernel
 def _shade(alpha: wp.array(dtype=wp.float32), albedo: wp.array(dtype=wp.vec3h), normal: wp.array(dtype=wp.vec3h),
-           lights: wp.array2d(dtype=wp.vec3), order: wp.array(dtype=wp.int32), pixels: int, background: wp.vec3,
-           offset: int, out: wp.array2d(dtype=wp.uint8)):
-    # Output pixel i of frame i // pixels, which shows view order[frame]: albedo * max(E(normal), 0) at the
-    # pixel's opacity, over the background, for display.
+           lights: wp.array2d(dtype=wp.vec3), pixels: int, background: wp.vec3, offset: int,
+           out: wp.array2d(dtype=wp.uint8)):
+    # Pixel i of view i // pixels: albedo * max(E(normal), 0) at the pixel's opacity, over the background,
+    # for display.
     i = offset + wp.tid()
-    frame = i // pixels
-    view = order[frame]
-    j = view * pixels + i - frame * pixels
-    a = alpha[j]
+    a = alpha[i]
     linear = (1.0 - a) * background
     if a > 0.0:
-        e = _irradiance(lights, view, wp.vec3(normal[j]))
-        c = wp.vec3(albedo[j])
+        e = _irradiance(lights, i // pixels, wp.vec3(normal[i]))
+        c = wp.vec3(albedo[i])
         linear += wp.vec3(wp.max(a * c[0] * e[0], 0.0), wp.max(a * c[1] * e[1], 0.0), wp.max(a * c[2] * e[2], 0.0))
     shown = _display(linear)
     out[i, 0] = _byte(shown[0])
@@ -724,20 +721,17 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     wp.synchronize_device(wp.device_from_torch(device))
 
 
-def shade_views(alpha: Tensor, albedo: Tensor, normal: Tensor, lights: Tensor, order: Tensor,
-                background: Tensor) -> Tensor:
-    """Frames [F, H, W, 3] uint8 sRGB of views held as opacity [N, H, W, 1], albedo and normal [N, H, W, 3]
-    (float16): frame f shows view order[f] lit by its SH light lights[order[f]] ([N, 9, 3]), over the
-    linear background colour [3]."""
+def shade_views(alpha: Tensor, albedo: Tensor, normal: Tensor, lights: Tensor, background: Tensor) -> Tensor:
+    """Views [N, H, W, 3] uint8 sRGB from their opacity [N, H, W, 1], albedo and normal [N, H, W, 3]
+    (float16): view n lit by the SH light lights[n] ([N, 9, 3]), over the linear background colour [3]."""
     device = alpha.device
     _warp_ready(device)
     n, h, w, _ = alpha.shape
-    frames = torch.empty(len(order), h, w, 3, dtype=torch.uint8, device=device)
+    views = torch.empty(n, h, w, 3, dtype=torch.uint8, device=device)
     bg = wp.vec3(*background.float().tolist())
-    _launch(_shade, frames.numel() // 3, device,
+    _launch(_shade, n * h * w, device,
             [wp.from_torch(alpha.reshape(-1).contiguous()), wp.from_torch(albedo.reshape(-1, 3).contiguous(), dtype=wp.vec3h),
-             wp.from_torch(normal.reshape(-1, 3).contiguous(), dtype=wp.vec3h), _lights(lights.to(device)),
-             wp.from_torch(order.to(device=device, dtype=torch.int32).contiguous()), h * w, bg],
-            [wp.from_torch(frames.reshape(-1, 3))])
+             wp.from_torch(normal.reshape(-1, 3).contiguous(), dtype=wp.vec3h), _lights(lights.to(device)), h * w, bg],
+            [wp.from_torch(views.reshape(-1, 3))])
     wp.synchronize_device(wp.device_from_torch(device))
-    return frames
+    return views

@@ -83,20 +83,18 @@ class LightTransfer:
         return LightTransfer(self.alpha[chosen], self.albedo[chosen], self.normal[chosen], self.rotations[chosen])
 
     def shade(self, light: Tensor, fixed_to: str = "world", background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
-        """[F, H, W, 3] uint8 sRGB frames under the light, over an sRGB background colour."""
+        """[F, H, W, 3] uint8 sRGB frames under the light, over an sRGB background colour: each view shaded
+        once, however many frames show it."""
         lights = self.lights(light, fixed_to)
-        order = torch.arange(self.alpha.shape[0]) if self.order is None else self.order
         bg = srgb_to_linear(torch.tensor(background, dtype=torch.float32, device=self.alpha.device))
         if kernel_runs_on(self.alpha.device):
             from face_nerf.march import shade_views
 
-            return shade_views(self.alpha, self.albedo, self.normal, lights, order, bg).cpu().numpy()
-        h, w = self.alpha.shape[1:3]
-        frames = np.empty((len(order), h, w, 3), np.uint8)
-        for view in order.unique().tolist():  # one view's floats at a time: 1024 px views need 12 MB each
-            shown = to_uint8(to_display(self.view_radiance(view, lights[view]) + (1.0 - self.alpha[view]) * bg))
-            frames[(order == view).numpy()] = shown
-        return frames
+            views = shade_views(self.alpha, self.albedo, self.normal, lights, bg).cpu().numpy()
+        else:  # one view's floats at a time: 1024 px views need 12 MB each
+            views = np.stack([to_uint8(to_display(self.view_radiance(i, view_light) + (1.0 - self.alpha[i]) * bg))
+                              for i, view_light in enumerate(lights)])
+        return views if self.order is None else views[self.order.numpy()]
 
 
 def render_transfer(field, cameras: list[Camera], settings: MarchSettings = MarchSettings(), progress=None) -> LightTransfer:
@@ -104,9 +102,9 @@ def render_transfer(field, cameras: list[Camera], settings: MarchSettings = Marc
     h, w = _image_size(cameras)
     n, device = len(cameras), field.bounds.device  # rendered where the field is
     cameras = [replace(c, c2w=c.c2w.to(device)) for c in cameras]
-    alpha = torch.zeros(n, h, w, 1, device=device)
-    albedo = torch.zeros(n, h, w, 3, dtype=torch.float16, device=device)
-    normal = torch.zeros_like(albedo)
+    alpha = torch.empty(n, h, w, 1, device=device)  # every pixel is written
+    albedo = torch.empty(n, h, w, 3, dtype=torch.float16, device=device)
+    normal = torch.empty_like(albedo)
     appearance = field.grid_appearance() if renders_whole_rays(field, settings, alpha.device) else None
     if appearance is not None:  # the compiled kernel, all views in one go
         _march_views(field, appearance, cameras, settings, alpha, albedo, normal, progress)

@@ -4,13 +4,14 @@ against colour at every sample."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from face_nerf.march import march_band
-from face_nerf.render import (Camera, MarchSettings, SdfVolume, look_at, ray_aabb, render_rays, render_rays_reference,
+from face_nerf.march import march_band, march_views
+from face_nerf.render import (Camera, MarchSettings, SdfVolume, look_at, render_rays, render_rays_reference,
                               surface_band)
 from face_nerf.sampling import lookup
 from tests.face_nerf.fields import SphereField, sphere_head_field
@@ -102,6 +103,66 @@ def test_colour_at_the_centroid_is_close_to_colour_at_every_sample():
     assert torch.equal(centroid.alpha, samples.alpha) and torch.equal(centroid.depth, samples.depth)
     assert (centroid.alpha > 0.99).sum() > 200
     assert (centroid.rgb - samples.rgb).abs().max() < 0.02
+
+
+def _textured_head_field():
+    """The lumpy head with everything ``attributes`` looks up varying: a photo and a fill of random colours,
+    visibility that fades round the head, a coloured SH light, and an overlay over part of the face."""
+    import dataclasses as dc
+
+    from face_nerf.lighting import PRESETS
+
+    field = _lumpy_head_field()
+    generator = torch.Generator().manual_seed(5)
+    points = field.voxel_points()
+    visibility = (0.5 + 2.0 * points[..., 2]).clamp(0.0, 1.0)  # the front seen, the back not, a ramp between
+    field.set_sdf(field.sdf_grid[0, 0], visibility)
+    photo = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=generator), size=(64, 64), mode="bilinear")
+    fill = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 12, generator=generator), size=(16, 32), mode="bilinear")
+    field = dc.replace(field, photo=photo, fill=fill, photo_light=PRESETS["warm"].to_sh() * 0.4)
+    overlay = torch.zeros(1, 4, *field.sdf_grid.shape[-3:])
+    overlay[:, :3, 20:30, 18:30, 30:] = torch.tensor([0.1, 0.6, 0.9])[None, :, None, None, None]
+    overlay[:, 3, 20:30, 18:30, 30:] = 0.8
+    field.set_overlay(overlay)
+    return field
+
+
+@pytest.mark.parametrize("colour_at", ["samples", "centroid"])
+def test_whole_ray_kernel_gives_the_torch_colour(colour_at):
+    """march_surface (band, colour lookups, compositing in one kernel) against surface_band and the field's
+    own attributes in torch: the composited albedo (shader None) and normals agree."""
+    field = _textured_head_field()
+    assert field.overlay_grid is not None
+    origins, dirs = _rays(size=48)
+    settings = MarchSettings(colour_at=colour_at)
+    fast, slow = render_rays(field, origins, dirs, settings), render_rays(field, origins, dirs, replace(settings, kernel=False))
+    seen = fast.alpha[:, 0] > 0.5
+    assert seen.sum() > 500 and torch.equal(fast.alpha > 0, slow.alpha > 0)
+    assert torch.allclose(fast.alpha, slow.alpha, atol=1e-5)
+    albedo = fast.rgb / fast.alpha.clamp(min=1e-6)
+    assert albedo[seen].std(0).min() > 0.05  # the colour does vary over the head
+    assert torch.allclose(fast.rgb, slow.rgb, atol=2e-4)
+    unit = torch.nn.functional.normalize
+    assert torch.allclose(unit(fast.normal[seen], dim=-1), unit(slow.normal[seen], dim=-1), atol=1e-3)
+
+
+def test_views_kernel_gives_what_the_rays_kernel_gives():
+    """march_views (rays made in the kernel from the cameras, a G-buffer out) against march_surface on
+    the cameras' own rays."""
+    field = _textured_head_field()
+    cameras = [Camera(look_at(torch.tensor(eye), torch.zeros(3)), 40.0, 40.0, 20.0, 18.0, 40, 36)
+               for eye in ((0.4, 0.3, 2.6), (2.7, -0.2, 0.3))]
+    alpha = torch.empty(2, 36, 40, 1)
+    albedo, normal = torch.empty(2, 36, 40, 3, dtype=torch.float16), torch.empty(2, 36, 40, 3, dtype=torch.float16)
+    march_views(field.sdf_volume(), field.grid_appearance(), cameras, field.beta, MarchSettings(), alpha, albedo, normal)
+    for k, camera in enumerate(cameras):
+        out = render_rays(field, *camera.rays()).reshape(36, 40)
+        seen = out.alpha[..., 0] > 0
+        assert seen.sum() > 300 and torch.equal(alpha[k, ..., 0] > 0, seen)
+        assert torch.allclose(alpha[k], out.alpha, atol=1e-5)
+        assert torch.allclose(albedo[k][seen].float(), (out.rgb / out.alpha.clamp(min=1e-12))[seen], atol=2e-3)
+        assert torch.allclose(normal[k][seen].float(), torch.nn.functional.normalize(out.normal[seen], dim=-1), atol=2e-3)
+        assert (albedo[k][~seen] == 0).all() and (normal[k][~seen] == 0).all()
 
 
 def _same_index(a, b):

@@ -291,3 +291,17 @@ def test_the_strip_comes_from_the_turntables_own_views_and_relights_like_a_rende
         assert np.abs(relit - transfer.shade(light, fixed_to).astype(int)).max() <= 1
     assert torch.equal(outputs.strip_transfer.alpha, outputs.turntable_transfer.alpha[
         [int(outputs.turntable_transfer.order[i]) for i in (36, 0, 12)]])
+
+
+def test_the_render_device_is_checked_when_configured():
+    from face_nerf.pipeline import ReconstructionConfig
+
+    assert ReconstructionConfig(device="cpu").device == "cpu"
+    for bad, message in (("gpu", "not a device"), ("meta", "runs on cpu or cuda")):
+        with pytest.raises(FaceLabError, match=message):
+            ReconstructionConfig(device=bad)
+    if torch.cuda.is_available():
+        assert ReconstructionConfig(device="cuda").device == "cuda"
+    else:
+        with pytest.raises(FaceLabError, match="sees no CUDA GPU"):
+            ReconstructionConfig(device="cuda")
