@@ -31,10 +31,10 @@ def main() -> None:
     recon = reconstruct(args.photo, config)
     outputs = render_outputs(recon, config)
     transfer = outputs.turntable_transfer
-    megabytes = (transfer.coeffs.numel() * transfer.coeffs.element_size() + transfer.pixels.numel() * 8) / 2**20
+    megabytes = sum(t.numel() * t.element_size() for t in (transfer.alpha, transfer.albedo, transfer.normal)) / 2**20
     print(f"photo: {Path(args.photo).name}, {args.frames} frames at {args.size} px, {args.threads} torch threads")
-    print(f"first render of the turntable (ray marching, light transfer kept): {outputs.report['timings_s']['turntable']:.2f} s; "
-          f"transfer kept for {transfer.pixels.numel():,} pixels, {megabytes:.0f} MB")
+    print(f"first render of the turntable (ray marching, G-buffer kept): {outputs.report['timings_s']['turntable']:.2f} s; "
+          f"G-buffer of {transfer.alpha.shape[0]} views kept, {megabytes:.0f} MB")
     print(f"{'lighting':<10} {'fixed to':<8} {'turntable':>9} {'strip':>6} {'input':>6} {'video':>6} | {'relit total':>11}")
     totals = []
     for name in PRESETS:
