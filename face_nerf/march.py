@@ -406,9 +406,19 @@ def _attributes(v: _Volume, a: _Look, p: wp.vec3, view: wp.vec3):
 
 
 @wp.func
-def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, o: wp.vec3, d: wp.vec3):
-    # One ray, whole: render.surface_band, then render._keep_samples' centroid, then the colour there.
-    # Returns (reaches the band, opacity, expected depth, albedo, unit normal).
+def _lambert(light: wp.array2d(dtype=wp.vec3), albedo: wp.vec3, n: wp.vec3) -> wp.vec3:
+    # relight.lambert_shader: albedo * max(E(n), 0) under the SH light light[0]
+    e = _irradiance(light, 0, n)
+    return wp.vec3(albedo[0] * wp.max(e[0], 0.0), albedo[1] * wp.max(e[1], 0.0), albedo[2] * wp.max(e[2], 0.0))
+
+
+@wp.func
+def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: wp.array2d(dtype=wp.vec3), lit: int,
+               o: wp.vec3, d: wp.vec3):
+    # One ray, whole: render.surface_band, render._keep_samples, the colour lookups, compositing.
+    # Returns (reaches the band, opacity, expected depth, albedo, unit normal), the albedo and normal
+    # composited per unit opacity; with ``lit``, each sample's albedo is shaded first (Lambert under the
+    # SH light shading[0]): the colour returned is then the ray's radiance per unit opacity.
     t_near, t_far = _box(v, o, d)
     hit, crossed, start, stop = _trace(v, m, o, d, t_near, t_far)
     if not (t_near < t_far and hit):
@@ -441,25 +451,30 @@ def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, o: wp.vec
     if m.every_sample == 0:  # one lookup, at their weighted mean
         centre = kept_t * (total / wp.max(kept, 1.0e-12)) / wp.max(total, 1.0e-12)
         colour, n = _attributes(v, a, o + centre * d, d)
+        if lit != 0:
+            colour = _lambert(shading, colour, n)
         return True, total, expected, colour, n
     colours = wp.vec3(0.0)  # a lookup at each, composited (the ray's albedo and normal per unit opacity)
     normals = wp.vec3(0.0)
     for j in range(m.samples):
         if weights[j] >= floor_fraction * total:
             c, n = _attributes(v, a, o + t_mids[j] * d, d)
+            if lit != 0:
+                c = _lambert(shading, c, n)
             colours += weights[j] * c
             normals += weights[j] * n
     return True, total, expected, colours / wp.max(kept, 1.0e-12), wp.normalize(normals)
 
 
 @wp.kernel
-def _surface(v: _Volume, m: _March, a: _Look, floor_fraction: float, offset: int,
+def _surface(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: wp.array2d(dtype=wp.vec3), lit: int,
+             offset: int,
              origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3), found: wp.array(dtype=wp.int32),
              alpha: wp.array(dtype=wp.float32), depth: wp.array(dtype=wp.float32),
              albedo: wp.array(dtype=wp.vec3), normal: wp.array(dtype=wp.vec3)):
     # Given rays: each one's outputs, and whether it reached the band.
     i = offset + wp.tid()
-    hit, total, expected, colour, n = _whole_ray(v, m, a, floor_fraction, origins[i], dirs[i])
+    hit, total, expected, colour, n = _whole_ray(v, m, a, floor_fraction, shading, lit, origins[i], dirs[i])
     found[i] = int(hit)
     alpha[i] = total
     depth[i] = expected
@@ -479,7 +494,7 @@ def _views(v: _Volume, m: _March, a: _Look, floor_fraction: float, rotations: wp
     k = intrinsics[view]  # fx, fy, cx, cy
     toward = wp.vec3((float(pixel - row * width) + 0.5 - k[2]) / k[0], -(float(row) + 0.5 - k[3]) / k[1], -1.0)
     d = wp.normalize(rotations[view] * toward)
-    hit, total, expected, colour, n = _whole_ray(v, m, a, floor_fraction, eyes[view], d)
+    hit, total, expected, colour, n = _whole_ray(v, m, a, floor_fraction, a.light, 0, eyes[view], d)
     alpha[i] = total
     albedo[i] = wp.vec3h(colour)
     normal[i] = wp.vec3h(n)
@@ -676,9 +691,10 @@ class SurfaceHits:
 
 
 def march_surface(volume: SdfVolume, appearance: GridAppearance, origins: Tensor, dirs: Tensor, beta: float,
-                  settings: MarchSettings) -> SurfaceHits:
-    """Rays [R, 3] rendered whole through a grid field: band, centroid, and the colour and normal there,
-    what ``render.surface_band`` and the field's ``attributes`` give with ``colour_at="centroid"``."""
+                  settings: MarchSettings, light: Tensor | None = None) -> SurfaceHits:
+    """Rays [R, 3] rendered whole through a grid field: band, colour lookups, compositing, what
+    ``render.surface_band`` and the field's ``attributes`` give. With an SH ``light`` [9, 3] each sample is
+    shaded (Lambert) before it is composited, and ``albedo`` holds the radiance per unit opacity."""
     if settings.band_samples > MAX_BAND_SAMPLES:
         raise ValueError(f"march_surface takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
     _warp_ready(origins.device)
@@ -692,7 +708,9 @@ def march_surface(volume: SdfVolume, appearance: GridAppearance, origins: Tensor
     alpha, depth = torch.empty(n, device=device), torch.empty(n, device=device)
     albedo, normal = torch.empty(n, 3, device=device), torch.empty(n, 3, device=device)
     keep = _rays(origins, dirs)
-    _launch(_surface, n, device, [v, _march_settings(beta, settings), look, float(settings.weight_floor)],
+    shading = look.light if light is None else _lights(light[None].to(device))
+    _launch(_surface, n, device, [v, _march_settings(beta, settings), look, float(settings.weight_floor), shading,
+                                  int(light is not None)],
             [*keep, wp.from_torch(found), wp.from_torch(alpha), wp.from_torch(depth),
              wp.from_torch(albedo, dtype=wp.vec3), wp.from_torch(normal, dtype=wp.vec3)])
     wp.synchronize_device(wp.device_from_torch(device))

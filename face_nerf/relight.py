@@ -33,11 +33,15 @@ from face_nerf.render import Camera, MarchSettings, Shader, kernel_runs_on, rend
 LARGE_VIEW = 512 * 512
 
 
-def lambert_shader(light: Tensor) -> Shader:
-    """Per-sample shading albedo * E(n) under the SH light [9, 3] (irradiance clamped at 0)."""
-    def shade(albedo: Tensor, normal: Tensor) -> Tensor:
-        return albedo * irradiance(normal, light).clamp(min=0.0)
-    return shade
+class lambert_shader:
+    """Per-sample shading albedo * E(n) under the SH light [9, 3] (irradiance clamped at 0): a ``Shader``
+    whose ``light`` the compiled renderer reads, to shade each sample itself."""
+
+    def __init__(self, light: Tensor):
+        self.light = light
+
+    def __call__(self, albedo: Tensor, normal: Tensor) -> Tensor:
+        return albedo * irradiance(normal, self.light).clamp(min=0.0)
 
 
 @dataclass

@@ -21,8 +21,9 @@ into what is composited (radiance under a light, see ``relight.py``); without on
 composited.
 A field whose distance is a grid and whose colour lookups are grids too (``sdf_volume()`` and
 ``grid_appearance()``, the head field) is rendered whole by one compiled kernel per ray (``march.py``,
-Warp, CPU or CUDA), which composites the albedo and normal and applies the shader once to them
-(deferred shading); any other field by the torch operations here, which the kernel is tested against.
+Warp, CPU or CUDA): a Lambert shader (``relight.lambert_shader``) it applies to each sample itself; any
+other shader once per ray, to the composited albedo and normal (deferred shading). Any other field goes
+through the torch operations here, which the kernel is tested against.
 ``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over the whole box,
 every one shaded.
 """
@@ -518,9 +519,10 @@ def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings:
     if appearance is not None:  # the field's rays rendered whole by the compiled kernel
         from face_nerf.march import march_surface
 
-        hits = march_surface(field.sdf_volume(), appearance, origins, dirs, field.beta, settings)
+        light = getattr(shader, "light", None)  # a Lambert shader: the kernel shades each sample itself
+        hits = march_surface(field.sdf_volume(), appearance, origins, dirs, field.beta, settings, light)
         band = Band(origins.shape[0], hits.rays, None, None, None, hits.alpha, hits.alpha, hits.depth)
-        return _composited(band, hits.albedo, hits.normal, shader)
+        return _composited(band, hits.albedo, hits.normal, None if light is not None else shader)
     return composite(field, surface_band(field, origins, dirs, settings), shader)
 
 

@@ -146,6 +146,21 @@ def test_whole_ray_kernel_gives_the_torch_colour(colour_at):
     assert torch.allclose(unit(fast.normal[seen], dim=-1), unit(slow.normal[seen], dim=-1), atol=1e-3)
 
 
+def test_whole_ray_kernel_shades_each_sample_under_a_lambert_shader():
+    """With relight.lambert_shader the kernel shades every kept sample before compositing, as torch's
+    path does (what makes the input view reproduce the photo: each sample's photo colour is divided by,
+    then shaded with, its own normal's irradiance)."""
+    from face_nerf.lighting import PRESETS
+    from face_nerf.relight import lambert_shader
+
+    field = _textured_head_field()
+    origins, dirs = _rays(size=48)
+    shader = lambert_shader(PRESETS["rim"].to_sh())
+    fast, slow = render_rays(field, origins, dirs, shader=shader), render_rays(field, origins, dirs, TORCH, shader)
+    assert (fast.alpha > 0.5).sum() > 500 and fast.rgb.amax() > 0.1
+    assert torch.allclose(fast.rgb, slow.rgb, atol=2e-4)
+
+
 def test_views_kernel_gives_what_the_rays_kernel_gives():
     """march_views (rays made in the kernel from the cameras, a G-buffer out) against march_surface on
     the cameras' own rays."""
