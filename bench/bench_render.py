@@ -63,7 +63,7 @@ def grid_sample_rate(points: int = 1 << 20, side: int = 128, repeats: int = 3) -
     return points / best
 
 
-def reference_check(field, poses, size: int, pixels: int) -> tuple[float, float]:
+def reference_check(field, poses, size: int, pixels: int, settings) -> tuple[float, float]:
     """Mean absolute difference (levels of 255) between the turntable's frames and render_rays_reference at
     ``pixels`` random pixels of each pose, over the background, and its spread between poses."""
     import numpy as np
@@ -74,7 +74,7 @@ def reference_check(field, poses, size: int, pixels: int) -> tuple[float, float]
     from face_nerf.relight import lambert_shader, to_uint8
     from face_nerf.render import render_rays_reference
 
-    frames, _ = render_views(field, poses, size, relightable=False)
+    frames, _ = render_views(field, poses, size, settings=settings, relightable=False)
     background = srgb_to_linear(torch.tensor(BACKGROUND, device=field.bounds.device))
     generator = torch.Generator().manual_seed(0)
     differences = []
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--save-field", help="save the reconstructed head field here")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--check", type=int, default=0, metavar="N", help="compare N pixels a view with the reference")
+    parser.add_argument("--colour-at", choices=("centroid", "samples"), default="centroid",
+                        help="one colour lookup a ray (default) or one at each kept sample")
     args = parser.parse_args()
 
     import torch
@@ -141,16 +143,18 @@ def main() -> None:
 
         kernel = march.march_views
         march.march_views = counting
-    samples_per_hit = MarchSettings().band_samples
+    settings = MarchSettings(colour_at=args.colour_at)
+    samples_per_hit = settings.band_samples
+    print(f"colour looked up {'once a ray' if args.colour_at == 'centroid' else 'at every kept sample'}")
     for size in args.sizes:
         for mode in args.modes:
             relightable = mode == "transfer"
-            render_views(field, poses[:2], size, relightable=relightable)  # first call: the kernels loaded
+            render_views(field, poses[:2], size, settings=settings, relightable=relightable)  # the kernels loaded
             times = []
             for _ in range(args.repeats):
                 counted.update(rays=0, hits=0, seconds=0.0)
                 start = time.perf_counter()
-                render_views(field, poses, size, relightable=relightable)
+                render_views(field, poses, size, settings=settings, relightable=relightable)
                 times.append(time.perf_counter() - start)
             seconds = statistics.median(times)
             core_seconds = seconds * args.threads
@@ -161,7 +165,7 @@ def main() -> None:
                   f"{', '.join(f'{t:.3f}' for t in times)}), {counted['seconds']:.3f} s of it in the renderer's kernel; "
                   f"{counted['rays'] / 1e6:.2f} M rays, {counted['hits'] / 1e6:.2f} M reach the surface; {rates}")
         if args.check:
-            mean, spread = reference_check(field, turntable_poses(8, 45.0), size, args.check)
+            mean, spread = reference_check(field, turntable_poses(8, 45.0), size, args.check, settings)
             print(f"{size} px against render_rays_reference ({args.check} pixels of each of 8 views): "
                   f"**{mean:.2f} levels** mean absolute difference (views {spread:.2f} apart)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10

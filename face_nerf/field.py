@@ -369,7 +369,7 @@ def input_view_low(field: HeadField, max_side: int = 384) -> tuple[RenderOutput,
     """The input view at a low resolution (for depth, normals and coverage) and its camera."""
     camera = field.camera
     low = camera.scaled(min(1.0, max_side / max(camera.width, camera.height)))
-    return render_image(field, low, MarchSettings(band_samples=8, colour_at="centroid")), low
+    return render_image(field, low, MarchSettings(band_samples=8)), low
 
 
 def _distance_map(view: RenderOutput) -> Tensor:

@@ -203,7 +203,7 @@ def distil(field: HeadField, prompt: str, parts: Diffusion, config: SDSConfig, s
     mask_photo, mask_fill = (m.to(device) for m in _region_masks(original, prompt_regions(prompt) if config.regions_only else ()))
     optimiser = torch.optim.Adam([photo_delta, fill_delta], lr=config.lr)
     target, radius = framing(field.bounds)
-    settings = MarchSettings(band_samples=8, colour_at="centroid")  # one colour lookup per ray: optimised often
+    settings = MarchSettings(band_samples=8)
     base_photo = field.photo.detach()
     losses = []
 

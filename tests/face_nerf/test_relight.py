@@ -130,10 +130,13 @@ def test_shading_kernel_matches_torch_shading(monkeypatch):
         assert diff.max() <= 1 and diff.mean() < 0.01
 
 
-def test_turntable_matches_the_slow_reference_within_a_level(example_run):
-    """Issue 21's equivalence line: a reconstructed head's turntable from the fast path (band, colour at
-    the kept samples, deferred shading) against render_rays_reference (4096 samples a ray, every one
-    shaded), at random pixels of 6 views: within one level of 255 on average."""
+@pytest.mark.parametrize("colour_at, within", [("samples", 1.0), ("centroid", 3.0)])
+def test_turntable_against_the_slow_reference(example_run, colour_at, within):
+    """Issue 21's equivalence line: a reconstructed head's turntable from the fast path (band, colour
+    lookups, deferred shading) against render_rays_reference (4096 samples a ray, every one shaded), at
+    random pixels of 6 views. With colour at every kept sample, as the reference does, within one level
+    of 255 on average; with one lookup a ray (the default, sharper), within the three levels it costs
+    (2.0 on the astronaut, 2.6 on Grace Hopper)."""
     import numpy as np
 
     from face_nerf.export import BACKGROUND, render_views, turntable_poses, view_camera
@@ -141,7 +144,7 @@ def test_turntable_matches_the_slow_reference_within_a_level(example_run):
 
     _, _, _, recon, _ = example_run
     field, size, poses = recon.field, 128, turntable_poses(6, 45.0)
-    frames, _ = render_views(field, poses, size, relightable=False)
+    frames, _ = render_views(field, poses, size, settings=MarchSettings(colour_at=colour_at), relightable=False)
     generator = torch.Generator().manual_seed(0)
     background = srgb_to_linear(torch.tensor(BACKGROUND))
     differences = []
@@ -153,8 +156,7 @@ def test_turntable_matches_the_slow_reference_within_a_level(example_run):
         rgb, alpha = torch.cat([p.rgb for p in parts]), torch.cat([p.alpha for p in parts])
         reference = to_uint8(to_display(rgb + (1.0 - alpha) * background)).astype(int)
         differences.append(np.abs(frame.reshape(-1, 3)[pick.numpy()].astype(int) - reference).mean())
-    assert np.mean(differences) <= 1.0, differences
-    assert max(differences) < 1.6
+    assert np.mean(differences) <= within, differences
 
 
 def test_outputs_without_transfer_cannot_be_relit(example_run):
