@@ -24,7 +24,7 @@ from torch import Tensor
 
 from face_nerf.heap import trim_heap
 from face_nerf.lighting import irradiance, rotate_sh, srgb_to_linear, to_display
-from face_nerf.render import Camera, MarchSettings, Shader, kernel_runs_on, render_rays, renders_whole_rays
+from face_nerf.render import Camera, MarchSettings, kernel_runs_on, render_rays, renders_whole_rays
 
 
 # Views of at least this many pixels hand their temporaries back after each batch (glibc would keep
