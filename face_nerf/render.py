@@ -277,7 +277,7 @@ class MarchSettings:
         kernel: march grid fields with the compiled kernel (``march.py``); off, with torch operations.
     """
 
-    band_samples: int = 10
+    band_samples: int = 12
     max_steps: int = 48
     step_scale: float = 0.9
     enter_sdf: float = 6.0
