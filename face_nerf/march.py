@@ -260,8 +260,6 @@ def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3),
         weights[i, j] = transmittance * (1.0 - through)
         t_mid[i, j] = tm
         transmittance *= through
-    if crossed and s < 0.0:  # still inside the solid: what light is left ends here (render.surface_band)
-        weights[i, m.samples - 1] += transmittance
     found[i] = 1
 
 
@@ -434,8 +432,6 @@ def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: 
         weights[j] = transmittance * (1.0 - through)
         t_mids[j] = tm
         transmittance *= through
-    if crossed and s < 0.0:  # still inside the solid: what light is left ends here (render.surface_band)
-        weights[m.samples - 1] += transmittance
     total = float(0.0)
     expected = float(0.0)
     for j in range(m.samples):
