@@ -615,6 +615,12 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return _POOL
 
 
+def _check_band_in_registers(settings: MarchSettings, caller: str) -> None:
+    """The whole-ray kernels keep a ray's band weights in registers: at most MAX_BAND_SAMPLES of them."""
+    if settings.band_samples > MAX_BAND_SAMPLES:
+        raise ValueError(f"{caller} takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
+
+
 def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list, progress=None) -> None:
     """Launch ``kernel`` over n items: in one go on a GPU; on the CPU in blocks of ``BLOCK`` that the
     torch threads take in turn. The kernel's ``offset`` input (after ``inputs``) says where a block starts.
@@ -691,8 +697,7 @@ def march_surface(volume: SdfVolume, appearance: GridAppearance, origins: Tensor
     """Rays [R, 3] rendered whole through a grid field: band, colour lookups, compositing, what
     ``render.surface_band`` and the field's ``attributes`` give. With an SH ``light`` [9, 3] each sample is
     shaded (Lambert) before it is composited, and ``albedo`` holds the radiance per unit opacity."""
-    if settings.band_samples > MAX_BAND_SAMPLES:
-        raise ValueError(f"march_surface takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
+    _check_band_in_registers(settings, "march_surface")
     _warp_ready(origins.device)
     v = _volume(volume)
     if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
@@ -720,8 +725,7 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     pixel's opacity (alpha [N, H, W, 1] float32), albedo and unit normal ([N, H, W, 3] float16, zero
     where no ray reaches the surface), as ``march_surface`` gives them for the cameras' rays.
     ``progress(views)`` is called as blocks of pixels finish, with the views' worth done so far."""
-    if settings.band_samples > MAX_BAND_SAMPLES:
-        raise ValueError(f"march_views takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
+    _check_band_in_registers(settings, "march_views")
     device = alpha.device
     _warp_ready(device)
     v = _volume(volume)

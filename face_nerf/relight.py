@@ -113,8 +113,9 @@ def render_transfer(field, cameras: list[Camera], settings: MarchSettings = Marc
     if appearance is not None:  # the compiled kernel, all views in one go
         _march_views(field, appearance, cameras, settings, alpha, albedo, normal, progress)
     else:
-        for start in range(0, n, max(1, settings.chunk // (h * w))):
-            batch = cameras[start:start + max(1, settings.chunk // (h * w))]
+        per_batch = max(1, settings.chunk // (h * w))
+        for start in range(0, n, per_batch):
+            batch = cameras[start:start + per_batch]
             done = slice(start, start + len(batch))
             out = render_rays(field, *_batch_rays(batch), settings).reshape(len(batch), h, w)
             alpha[done] = out.alpha
