@@ -17,6 +17,7 @@ from face_nerf.render import Camera, MarchSettings, orbit_camera, render_image
 FOCAL = 4.2647  # normalised focal length of the turntable camera (~13 degree field of view)
 BACKGROUND = (0.93, 0.93, 0.93)  # turntable and strip background, light grey
 STRIP_YAWS = (-45.0, 0.0, 45.0)
+SKIN_ROUGHNESS = 0.8  # the mesh material's glTF roughness (skin and hair scatter light; they are not glossy)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,11 @@ def _textured(field, vertices: np.ndarray, faces: np.ndarray, uv_faces: np.ndarr
     nearest = distance_transform_edt(empty, return_distances=False, return_indices=True)
     image = image[nearest[0], nearest[1]]  # bleed colours past the islands' edges: no dark seams when mipmapped
     pairs, corner = np.unique(np.stack([faces.ravel(), uv_faces.ravel()], -1), axis=0, return_inverse=True)
-    visual = trimesh.visual.TextureVisuals(uv=uvs[pairs[:, 1]], image=Image.fromarray(image))
+    # Skin and hair are dielectric and rough. Left to trimesh's default, the glTF material would be metal
+    # (glTF's default metallicFactor is 1) with its colour scaled by 0.4: dark and mirror-like in viewers.
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(image), metallicFactor=0.0,
+                                                   roughnessFactor=SKIN_ROUGHNESS)
+    visual = trimesh.visual.TextureVisuals(uv=uvs[pairs[:, 1]], material=material)
     return trimesh.Trimesh(vertices=vertices[pairs[:, 0]], faces=corner.reshape(-1, 3), visual=visual, process=False)
 
 

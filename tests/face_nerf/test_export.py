@@ -39,6 +39,24 @@ def test_glb_is_the_textured_head_with_a_hair_shell(example_run):
     assert hair.vertices[:, 1].max() > head.vertices[:, 1].max()  # the shell stands off the scalp
 
 
+def test_glb_material_is_rough_skin_at_the_textures_own_colour(example_run):
+    """As a glTF viewer reads it: not metal (glTF's default metallicFactor is 1) and the texture not
+    darkened by a base colour factor (trimesh's default diffuse is 0.4 grey)."""
+    import json
+    import struct
+
+    data = (example_run[2] / "mesh.glb").read_bytes()
+    length = struct.unpack("<I", data[12:16])[0]
+    materials = json.loads(data[20:20 + length])["materials"]
+    assert len(materials) == 2  # the head and the hair shell
+    for material in materials:
+        pbr = material["pbrMetallicRoughness"]
+        assert pbr["metallicFactor"] == 0.0
+        assert pbr.get("baseColorFactor", [1.0] * 4) == [1.0] * 4
+        assert 0.5 <= pbr["roughnessFactor"] <= 1.0
+        assert "baseColorTexture" in pbr
+
+
 def test_the_turntable_turns_about_the_heads_own_vertical_without_its_sideways_tilt():
     import math
 
