@@ -139,14 +139,19 @@ def create_tab(services: Services) -> CreateTab:
         """The services' steps as this tab's outputs: the panel cleared at the first step and filled at
         the last; a problem becomes the message line, the rest left as it was."""
         try:
-            first = True
+            first, sent = True, (None, None, None)
             for video_path, mesh_path, strip_path, data, token in steps:
                 if token:
                     contents = shown_panel(services.files, services.judged(token, request), request)
                 else:
                     contents = list(panel(None)) if first else [gr.skip()] * len(parts)
                 first = False
-                yield "", video_path, mesh_path, strip_path, data, token, *contents, "", token
+                # A file already shown is not sent again: Gradio would probe and cache it once more (the
+                # video's ffprobe) on the 2 cores the judge needs, and the browser would reload it.
+                files = [gr.skip() if path is not None and path == old else path
+                         for path, old in zip((video_path, mesh_path, strip_path), sent)]
+                sent = (video_path, mesh_path, strip_path)
+                yield "", *files, data, token, *contents, "", token
         except gr.Error as err:
             yield warning(err.message), *[gr.skip()] * (len(streamed) - 2), None
         except Exception as err:  # a fault of ours: logged, and said in the message line
