@@ -124,3 +124,16 @@ def test_aligning_all_frames_at_once_equals_aligning_each():
     shapes = np.stack(shapes)
     expected = np.stack([_align(s, reference) for s in shapes])
     np.testing.assert_allclose(align_all(shapes, reference), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("colour", [(0.0, 0.0, 0.0), (255.0, 255.0, 255.0), (236.5, 17.4, 128.0), (300.0, -4.0, 99.5)])
+def test_background_distance_is_the_largest_channel_difference(colour):
+    from judge.track import background_distance
+
+    frames = np.random.default_rng(4).integers(0, 256, (3, 17, 23, 3), dtype=np.uint8)
+    frames[0, 0, 0], frames[0, 0, 1] = 0, 255
+    target = np.clip(np.round(colour), 0, 255)
+    expected = np.abs(frames.astype(np.float64) - target).max(-1)
+    got = background_distance(frames, np.array(colour, np.float32))
+    assert got.dtype == np.float32 and got.shape == (3, 17, 23)
+    np.testing.assert_array_equal(got, expected)
