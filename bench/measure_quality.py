@@ -21,6 +21,7 @@ def main() -> None:
     import torch
     import trimesh
 
+    from face_nerf.export import glb_vertex_colours
     from face_nerf.pipeline import ReconstructionConfig, reconstruct, render_outputs, write_outputs
     from face_nerf.quality import face_psnr, track_turntable
 
@@ -37,7 +38,8 @@ def main() -> None:
             mesh = trimesh.load(out / "mesh.glb", force="mesh")
         psnr = face_psnr(view, recon.photo.rgb, recon.analysis.hull_mask())
         tracking = track_turntable(outputs.frames, [p.yaw for p in outputs.poses])
-        coloured = np.asarray(mesh.visual.to_color().vertex_colors)[:, :3].std() > 10
+        colours = glb_vertex_colours(out / "mesh.glb")  # None: textured
+        coloured = (np.asarray(mesh.visual.to_color().vertex_colors) if colours is None else colours)[:, :3].std() > 10
         print(f"{photo.name:<16} {psnr:>12.2f} {tracking.detection_rate:>9.1%} {tracking.yaw_correlation:>9.3f} "
               f"{len(mesh.faces):>10,} {str(coloured):>9}")
         lighting_rows.append(_lighting_figures(photo, recon, outputs, psnr))

@@ -224,4 +224,40 @@ def mesh_size(mesh) -> tuple[int, int]:
 
 def write_glb(mesh, path: str | Path) -> None:
     """Export a mesh or scene (vertex colours or texture images) as binary glTF."""
-    Path(path).write_bytes(mesh.export(file_type="glb"))
+    Path(path).write_bytes(with_skin_material(mesh.export(file_type="glb")))
+
+
+def glb_vertex_colours(path: str | Path) -> np.ndarray | None:
+    """[N, 4] uint8 vertex colours of a GLB written by ``write_glb`` (None for a textured mesh). trimesh
+    keeps them beside the material only when it loads the file as a scene (``force="mesh"`` drops them)."""
+    import trimesh
+
+    geometry = list(trimesh.load(path, force="scene").geometry.values())
+    colours = [g.visual.vertex_attributes.get("color") for g in geometry if hasattr(g.visual, "vertex_attributes")]
+    return None if not colours or any(c is None for c in colours) else np.concatenate(colours)
+
+
+def with_skin_material(glb: bytes) -> bytes:
+    """A GLB whose primitives without a material (trimesh writes none for vertex colours) get a rough,
+    non-metal one. glTF's default material is metal (metallicFactor 1), which viewers draw dark and
+    mirror-like."""
+    import json
+    import struct
+
+    magic, version, _ = struct.unpack_from("<4sII", glb)
+    length, kind = struct.unpack_from("<I4s", glb, 12)
+    if magic != b"glTF" or kind != b"JSON":
+        raise ValueError("not a binary glTF file with its JSON chunk first")
+    document = json.loads(glb[20:20 + length])
+    bare = [p for m in document.get("meshes", []) for p in m.get("primitives", []) if "material" not in p]
+    if not bare:
+        return glb
+    materials = document.setdefault("materials", [])
+    materials.append({"name": "skin", "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": SKIN_ROUGHNESS}})
+    for primitive in bare:
+        primitive["material"] = len(materials) - 1
+    text = json.dumps(document, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)  # chunks are 4-byte aligned; JSON pads with spaces
+    rest = glb[20 + length:]
+    return struct.pack("<4sII", magic, version, 12 + 8 + len(text) + len(rest)) + struct.pack("<I4s", len(text), b"JSON") \
+        + text + rest

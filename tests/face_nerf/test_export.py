@@ -74,3 +74,28 @@ def test_the_turntable_turns_about_the_heads_own_vertical_without_its_sideways_t
     axis = turntable_axis(field)
     assert axis[0].item() == 0.0 and axis.norm().item() == pytest.approx(1.0)
     assert math.degrees(math.atan2(axis[2].item(), axis[1].item())) == pytest.approx(12.0, abs=0.01)
+
+
+def test_a_vertex_coloured_glb_gets_a_non_metal_material_and_keeps_its_colours(tmp_path):
+    import json
+    import struct
+
+    import trimesh
+
+    from face_nerf.export import glb_vertex_colours, write_glb
+
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    colours = np.random.default_rng(0).integers(0, 256, (len(mesh.vertices), 4)).astype(np.uint8)
+    colours[:, 3] = 255
+    mesh.visual.vertex_colors = colours
+    write_glb(mesh, tmp_path / "m.glb")
+    data = (tmp_path / "m.glb").read_bytes()
+    assert struct.unpack("<I", data[8:12])[0] == len(data)  # the header's length is the file's
+    length = struct.unpack("<I", data[12:16])[0]
+    assert length % 4 == 0
+    document = json.loads(data[20:20 + length])
+    primitive = document["meshes"][0]["primitives"][0]
+    assert document["materials"][primitive["material"]]["pbrMetallicRoughness"]["metallicFactor"] == 0.0
+    np.testing.assert_array_equal(glb_vertex_colours(tmp_path / "m.glb"), colours)
+    back = trimesh.load(tmp_path / "m.glb", force="mesh")
+    np.testing.assert_allclose(back.vertices, mesh.vertices, atol=1e-6)

@@ -84,6 +84,7 @@ def test_marching_cubes_mesh_of_an_edited_shape_has_colours(example_run, tmp_pat
 
     import trimesh
 
+    from face_nerf.export import glb_vertex_colours
     from face_nerf.pipeline import ReconstructionConfig, render_outputs, write_outputs
 
     _, _, _, recon, _ = example_run
@@ -93,7 +94,7 @@ def test_marching_cubes_mesh_of_an_edited_shape_has_colours(example_run, tmp_pat
     out = write_outputs(edited, outputs, tmp_path / "run")
     mesh = trimesh.load(out / "mesh.glb", force="mesh")
     assert len(mesh.faces) >= 5000
-    colours = mesh.visual.vertex_colors
+    colours = glb_vertex_colours(out / "mesh.glb")
     assert colours.shape == (len(mesh.vertices), 4)
     assert colours[:, :3].std() > 10  # real colours, not one flat default
 
