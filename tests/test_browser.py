@@ -111,6 +111,11 @@ def in_view(page, selector: str) -> bool:
         and box["x"] + box["width"] <= size["width"]
 
 
+def mesh_link(page) -> str:
+    """The address of the mesh the 3D viewer shows (its download link)."""
+    return page.locator("#mesh a[download]").first.get_attribute("href")
+
+
 def no_error_badges(page) -> None:
     """Failed actions leave no "Error" badge on any panel: problems are said in the message lines."""
     badges = page.locator(".wrap.error, .error-badge, span.error")
@@ -125,6 +130,9 @@ def test_create_with_a_prompt_and_a_preset_then_relight_and_compare(browser, app
         assert in_view(page, selector), selector
     screenshot(page, "create-1280x720-start")
     example_video = page.locator("#turntable video").get_attribute("src")
+    page.locator("#mesh canvas").wait_for(timeout=30_000)  # the example's mesh
+    example_mesh = mesh_link(page)
+    page.evaluate("document.querySelector('#mesh canvas').dataset.kept = 'yes'")
     page.locator("#prompt textarea").type("red lipstick, blue eyes")
     page.locator("#prompt-count").get_by_text("23 / 300").wait_for(timeout=10_000)
     page.locator("#lighting input").fill("studio")
@@ -144,6 +152,9 @@ def test_create_with_a_prompt_and_a_preset_then_relight_and_compare(browser, app
     page.locator("#create-strip-heat img").wait_for(state="attached", timeout=30_000)
     page.locator("#mesh canvas").wait_for(timeout=30_000)
     assert page.locator("#mesh").bounding_box()["height"] >= 450  # a large 3D viewer
+    # The new mesh went into the viewer that was there (a new viewer starts its WebGL from nothing).
+    assert mesh_link(page) != example_mesh and "examples" not in mesh_link(page)
+    assert page.evaluate("document.querySelector('#mesh canvas').dataset.kept") == "yes"
     screenshot(page, "create-1280x720-result")
 
     page.locator("#create-question textarea").fill("Which region is worst?")
