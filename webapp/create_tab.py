@@ -136,34 +136,8 @@ def create_tab(services: Services) -> CreateTab:
     quiet = dict(api_visibility="private", queue=False)
 
     def streamed_steps(steps, request):
-        """The services' steps as this tab's outputs: the panel cleared at the first step and filled at
-        the last; a problem becomes the message line, the rest left as it was.
-
-        A file already shown is not sent again: Gradio would probe and cache it once more (the video's
-        ffprobe) on the cores the judge needs, and the browser would load it again. The last mesh stays
-        until the new one comes: clearing it removes the 3D viewer, and a new viewer starts its WebGL
-        from nothing (in a browser without a GPU that cost 4-5 CPU-s beside the judge, against ~2 for a
-        model loaded into the viewer already there). Should the new mesh fail, the old one is cleared."""
-        sent = [None, None, None]  # the video, mesh and strip shown by this request
-        try:
-            for video_path, mesh_path, strip_path, data, token in steps:
-                if token:
-                    contents = shown_panel(services.files, services.judged(token, request), request)
-                else:
-                    contents = list(panel(None)) if sent[0] is None else [gr.skip()] * len(parts)
-                files = [gr.skip() if (path is not None and path == old) or (path is None and i == 1) else path
-                         for i, (path, old) in enumerate(zip((video_path, mesh_path, strip_path), sent))]
-                sent = [video_path, mesh_path, strip_path]
-                yield "", *files, data, token, *contents, "", token
-        except Exception as err:
-            if isinstance(err, gr.Error):
-                message = err.message
-            else:  # a fault of ours: logged, and said in the message line
-                log.exception("generating failed")
-                message = (f"Something went wrong on the server ({type(err).__name__}). Try again; if it persists, "
-                           "tell the operator.")
-            stale_mesh = None if sent[0] is not None and sent[1] is None else gr.skip()
-            yield warning(message), gr.skip(), stale_mesh, *[gr.skip()] * (len(streamed) - 4), None
+        yield from page_steps(steps, lambda token: shown_panel(services.files, services.judged(token, request), request),
+                              len(parts))
 
     @gpu
     def generate_in_page(photo_path, text, preset, spec, fixed, pixels, count, editor_name, sweep, confirmed,
@@ -256,6 +230,39 @@ def create_tab(services: Services) -> CreateTab:
 
     return CreateTab(inputs, [result, lighting, light, fixed_to], [video, mesh, strip, judgement, result], creations,
                      show_first_example, [photo, *example_outputs])
+
+
+def page_steps(steps, shown, n_parts: int):
+    """The services' streamed steps (video, mesh, strip, judgement, token) as the Create tab's outputs
+    (message, video, mesh, strip, judgement, token, *panel parts, answer, token): the panel cleared at
+    the first step and filled at the last (``shown(token)``: its ``n_parts`` contents); a problem becomes
+    the message line, the rest left as it was.
+
+    A file already shown is not sent again: Gradio would probe and cache it once more (the video's
+    ffprobe) on the cores the judge needs, and the browser would load it again. The last mesh stays
+    until the new one comes: clearing it removes the 3D viewer, and a new viewer starts its WebGL from
+    nothing (in a browser without a GPU that cost 4-5 CPU-s beside the judge, against ~2 for a model
+    loaded into the viewer already there). Should the new mesh fail, the old one is cleared."""
+    sent = [None, None, None]  # the video, mesh and strip shown by this request
+    try:
+        for video_path, mesh_path, strip_path, data, token in steps:
+            if token:
+                contents = shown(token)
+            else:
+                contents = list(panel(None)) if sent[0] is None else [gr.skip()] * n_parts
+            files = [gr.skip() if (path is not None and path == old) or (path is None and i == 1) else path
+                     for i, (path, old) in enumerate(zip((video_path, mesh_path, strip_path), sent))]
+            sent = [video_path, mesh_path, strip_path]
+            yield "", *files, data, token, *contents, "", token
+    except Exception as err:
+        if isinstance(err, gr.Error):
+            message = err.message
+        else:  # a fault of ours: logged, and said in the message line
+            log.exception("generating failed")
+            message = (f"Something went wrong on the server ({type(err).__name__}). Try again; if it persists, "
+                       "tell the operator.")
+        stale_mesh = None if sent[0] is not None and sent[1] is None else gr.skip()
+        yield warning(message), gr.skip(), stale_mesh, *[gr.skip()] * (n_parts + 4), None
 
 
 def light_spec(azimuth: float, elevation: float, colour: str, intensity: float, ambient: float) -> str:

@@ -45,3 +45,42 @@ def test_a_clicked_example_names_its_photo_and_nothing_else():
     assert example_photo([0, None]) == EXAMPLES[0]
     for clicked in (None, (), (len(EXAMPLES), None), (-1, None), ("0", None)):
         assert example_photo(clicked) is None
+
+
+def _steps(*steps, fail=None):
+    yield from steps
+    if fail is not None:
+        raise fail
+
+
+def test_page_steps_send_each_file_once_and_keep_the_last_mesh_until_the_new_one():
+    import gradio as gr
+
+    from webapp.create_tab import page_steps
+
+    skip = gr.skip()
+    out = list(page_steps(_steps(("v.mp4", None, None, None, None), ("v.mp4", "m.glb", "s.png", None, None),
+                                 ("v.mp4", "m.glb", "s.png", {"q": 1}, "tok")), lambda token: [token] * 6, 6))
+    assert [len(o) for o in out] == [14] * 3
+    first, second, last = out
+    assert first[:4] == ("", "v.mp4", skip, None)  # the old mesh stays (its 3D viewer too); the old strip goes
+    assert first[6] is None and first[7] is None and first[12:] == ("", None)  # the panel cleared
+    assert second[1:4] == (skip, "m.glb", "s.png") and all(p == skip for p in second[6:12])
+    assert last[1:6] == (skip, skip, skip, {"q": 1}, "tok") and last[6:12] == ("tok",) * 6 and last[13] == "tok"
+
+
+def test_page_steps_clear_the_old_mesh_when_the_new_one_fails_after_the_video():
+    import gradio as gr
+
+    from webapp.create_tab import page_steps
+
+    skip = gr.skip()
+    out = list(page_steps(_steps(("v.mp4", None, None, None, None), fail=gr.Error("The mesh could not be made.")),
+                          lambda token: [], 6))
+    message, video, mesh, *rest = out[-1]
+    assert "The mesh could not be made." in message and video == skip and mesh is None
+    assert len(out[-1]) == 14 and all(r == skip for r in rest[:-1]) and rest[-1] is None
+
+    before = list(page_steps(_steps(fail=RuntimeError("boom")), lambda token: [], 6))[-1]
+    assert "Something went wrong on the server (RuntimeError)" in before[0] and "boom" not in before[0]
+    assert before[2] == skip  # nothing new shown: the old result stays whole
