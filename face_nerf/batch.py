@@ -302,7 +302,9 @@ class _RayPool:
                      _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False}
                      if local else None)
         self.workers = workers or max(int(ray.available_resources().get("CPU", 1)) // threads, 1)
-        self.actor_class = ray.remote(num_cpus=threads)(_RayWorker)
+        # One malloc arena: an actor loads its task on one thread and runs files on another, and glibc gave
+        # each thread its own arena, so what loading freed was never reused (1.05 GB an actor against 0.72).
+        self.actor_class = ray.remote(num_cpus=threads, runtime_env={"env_vars": {"MALLOC_ARENA_MAX": "1"}})(_RayWorker)
         self.task, self.threads = task, threads
         self.idle = [self.actor_class.remote(task, threads) for _ in range(self.workers)]
         self.futures: dict = {}

@@ -41,3 +41,30 @@ def test_a_folder_of_photos_gives_each_ones_outputs_a_row_and_a_report(tmp_path,
 def test_a_prompt_that_cannot_be_read_fails_before_any_photo(tmp_path, capsys):
     assert main(["batch", str(EXAMPLES["astronaut"]), "--out", str(tmp_path / "out"), "--prompt", "x" * 400]) == 2
     assert "error:" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def _blas_threads_after_setup() -> tuple[int, list[int]]:
+    """In a fresh process: numpy loaded first (as unpickling a task does), then ``worker_setup(1, [core])``."""
+    import os
+
+    import numpy  # noqa: F401 - loads OpenBLAS, which starts its threads now
+    from threadpoolctl import threadpool_info
+
+    from face_nerf.batch import worker_setup
+
+    core = min(os.sched_getaffinity(0))
+    worker_setup(1, [core])
+    after = max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+    return after, sorted(os.sched_getaffinity(0))
+
+
+def test_a_worker_held_to_one_thread_holds_numpys_blas_to_one_thread_too():
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        blas_threads, cores = pool.submit(_blas_threads_after_setup).result()
+    # A BLAS thread per core beside the worker's own, on its one core, made the head fit 10x slower.
+    assert blas_threads == 1
+    assert cores == [min(os.sched_getaffinity(0))]
