@@ -68,3 +68,16 @@ def test_a_worker_held_to_one_thread_holds_numpys_blas_to_one_thread_too():
     # A BLAS thread per core beside the worker's own, on its one core, made the head fit 10x slower.
     assert blas_threads == 1
     assert cores == [min(os.sched_getaffinity(0))]
+
+
+def test_workers_get_cores_of_their_own_when_the_cores_go_round():
+    import os
+
+    from face_nerf.batch import core_groups
+
+    cores = sorted(os.sched_getaffinity(0))
+    assert core_groups(1, 1) == [cores[:1]]
+    assert core_groups(1, len(cores)) == [cores]
+    assert core_groups(len(cores), 1) == [[c] for c in cores]
+    assert core_groups(len(cores) + 1, 1) == [None] * (len(cores) + 1)  # more workers than cores: the OS shares
+    assert core_groups(2, len(cores)) == [None, None]
