@@ -6,16 +6,18 @@ The clips: 16-frame 256 px turntables of the two example photos (the even or the
 and degraded along the distortion ladders (``degrade.FAMILIES`` over the whole frame, severities 1-5), all
 different, made once into --clips (default /tmp/facelab-batch-clips).
 
-Usage: python bench/bench_batch.py [--clips DIR] [--count 200] [--skip-ray] [--skip-resume]
+Usage: python bench/bench_batch.py [--clips DIR] [--count 200] [--repeats 1] [--skip-ray] [--skip-resume]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,10 +70,11 @@ def make_clips(folder: Path, count: int) -> list[Path]:
 
 
 class TreeMemory:
-    """Peak memory of a process and all its descendants, sampled every 0.3 s: the sum of their resident
-    sets (RSS; pages shared between processes, such as the libraries every worker maps, count once per
-    process) and of their proportional sets (PSS: shared pages split between their sharers, so the sum
-    is what the tree really holds)."""
+    """Peak memory of a process and all its descendants: the sum of their resident sets (RSS, every 0.3 s;
+    pages shared between processes, such as the libraries every worker maps, count once per process) and
+    of their proportional sets (PSS, every 3 s: shared pages split between their sharers, so the sum is
+    what the tree really holds). Reading PSS walks each process's memory map: for Ray's ten processes it
+    took 40 ms of CPU, which every 0.3 s took 12% of a core from the run it measured."""
 
     def __init__(self, pid: int):
         self.pid, self.peak_rss, self.peak_pss, self._stop = pid, 0, 0, threading.Event()
@@ -79,10 +82,13 @@ class TreeMemory:
         self._thread.start()
 
     def _watch(self) -> None:
-        while not self._stop.is_set():
-            tree = _tree(self.pid)
+        for tick in itertools.count():
+            if self._stop.is_set():
+                return
+            tree = [p for p in _tree(self.pid) if not _forked_copy(p)]
             self.peak_rss = max(self.peak_rss, sum(_memory(p, "status", "VmRSS:") for p in tree))
-            self.peak_pss = max(self.peak_pss, sum(_memory(p, "smaps_rollup", "Pss:") for p in tree))
+            if tick % 10 == 0:
+                self.peak_pss = max(self.peak_pss, sum(_memory(p, "smaps_rollup", "Pss:") for p in tree))
             time.sleep(0.3)
 
     def stop(self) -> tuple[float, float]:
@@ -90,6 +96,17 @@ class TreeMemory:
         self._stop.set()
         self._thread.join()
         return self.peak_rss / 2 ** 30, self.peak_pss / 2 ** 30
+
+
+def _forked_copy(pid: int) -> bool:
+    """Whether ``pid`` is a fork that has not yet run its program (a worker starting ffmpeg): it shares
+    its parent's pages, and its RSS would count them a second time (a third 0.66 GB worker in one peak)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == Path(f"/proc/{parent}/cmdline").read_bytes()
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def _tree(pid: int) -> list[int]:
@@ -158,6 +175,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-resume", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each kind, taken in turn (medians printed)")
     args = parser.parse_args()
     clips = make_clips(args.clips, args.count)
     folder = clips[0].parent
@@ -166,11 +184,17 @@ def main() -> None:
         runs = {"--workers 1": ("--workers", "1"), "--workers 2": ("--workers", "2")}
         if not args.skip_ray:
             runs["--ray (local, 2 CPUs)"] = ("--ray", "--workers", "2")
-        seconds = {}
-        for i, (name, options) in enumerate(runs.items()):
-            seconds[name], peak, line = batch(folder, Path(tmp) / f"run{i}", *options)
-            print(f"{name}: {seconds[name]:.1f} s, {len(clips) / seconds[name]:.2f} clips/s; the process tree's peak "
-                  f"PSS {peak[1]:.2f} GB (RSS summed over its processes {peak[0]:.2f} GB) ({line})")
+        seconds, figures = {}, {name: [] for name in runs}
+        for repeat in range(args.repeats):  # round robin: a slow spell of the host falls on every kind of run
+            for i, (name, options) in enumerate(runs.items()):
+                figures[name].append(batch(folder, Path(tmp) / f"run{repeat}-{i}", *options))
+        for name, done in figures.items():
+            times = [t for t, _, _ in done]
+            seconds[name] = statistics.median(times)
+            rss, pss = max(m[0] for _, m, _ in done), max(m[1] for _, m, _ in done)
+            print(f"{name}: {seconds[name]:.1f} s (median of {len(times)}: {', '.join(f'{t:.1f}' for t in times)}), "
+                  f"{len(clips) / seconds[name]:.2f} clips/s; the process tree's peak PSS {pss:.2f} GB (RSS summed over "
+                  f"its processes {rss:.2f} GB) ({done[-1][2]})")
         print(f"--workers 2 against --workers 1: {seconds['--workers 1'] / seconds['--workers 2']:.2f}x faster")
         if not args.skip_ray:
             ray = seconds["--ray (local, 2 CPUs)"]

@@ -12,7 +12,8 @@ once the frames are shaded (the command line). Peak RSS is the process's: run on
 clean figure (``--sizes 1024 --modes lit``).
 
 ``--check N`` renders N random pixels of each of 8 turntable views with ``render_rays_reference`` too
-(4096 samples a ray, every one shaded) and prints the mean absolute difference in levels of 255.
+(4096 samples a ray, no skipping, the same colour rule: ``--colour-at``) and prints the mean absolute
+difference in levels of 255.
 ``--device cuda`` renders on a GPU; ``--field`` loads a head field saved with ``--save-field`` instead of
 reconstructing one (for a machine without the face analysis's packages).
 
@@ -81,7 +82,7 @@ def reference_check(field, poses, size: int, pixels: int, settings) -> tuple[flo
     for frame, pose in zip(frames, poses):
         origins, dirs = (r.to(field.bounds.device) for r in view_camera(field, pose.yaw, pose.pitch, size).rays())
         pick = torch.randperm(origins.shape[0], generator=generator)[:pixels].to(origins.device)
-        parts = [render_rays_reference(field, o, d, 4096, lambert_shader(field.photo_light))
+        parts = [render_rays_reference(field, o, d, 4096, lambert_shader(field.photo_light), settings.colour_at)
                  for o, d in zip(origins[pick].split(256), dirs[pick].split(256))]
         rgb, alpha = torch.cat([p.rgb for p in parts]), torch.cat([p.alpha for p in parts])
         reference = to_uint8(to_display(rgb + (1.0 - alpha) * background)).astype(int)

@@ -130,13 +130,15 @@ def test_shading_kernel_matches_torch_shading(monkeypatch):
         assert diff.max() <= 1 and diff.mean() < 0.01
 
 
-@pytest.mark.parametrize("colour_at, within", [("samples", 1.6), ("centroid", 3.0)])
+@pytest.mark.parametrize("colour_at, within", [("samples", 1.6), ("centroid", 1.8)])
 def test_turntable_against_the_slow_reference(example_run, colour_at, within):
     """Issue 21's equivalence line, measured: a reconstructed head's turntable from the fast path (band,
-    colour lookups, deferred shading) against render_rays_reference (4096 samples a ray, every one
-    shaded), at random pixels of 6 views. Colour at every kept sample, as the reference does, comes
-    within 1.2-1.5 levels of 255; one lookup a ray (the default, sharper) within 2.0-2.7. The line asks
-    for 1: not met (see render.py's shortcuts 3 and 4)."""
+    colour lookups, deferred shading) against render_rays_reference (4096 samples a ray, no skipping, the
+    same colour rule), at random pixels of 6 views. Colour at every kept sample comes within 0.97-1.43
+    levels of 255; one lookup a ray (the default) within 1.07-1.58 (2.0-2.7 against a reference that
+    composited a colour at every sample). The line asks for 1: not met. The largest share left is the
+    band's end (render.py's shortcut 3): with every band sample in the centroid, ending the band 10 beta
+    past the surface instead of 6 took the astronaut at 256 px from 1.14 to 0.96 levels."""
     import numpy as np
 
     from face_nerf.export import BACKGROUND, render_views, turntable_poses, view_camera
@@ -151,7 +153,7 @@ def test_turntable_against_the_slow_reference(example_run, colour_at, within):
     for frame, pose in zip(frames, poses):
         origins, dirs = view_camera(field, pose.yaw, pose.pitch, size).rays()
         pick = torch.randperm(origins.shape[0], generator=generator)[:300]
-        parts = [render_rays_reference(field, o, d, 4096, lambert_shader(field.photo_light))
+        parts = [render_rays_reference(field, o, d, 4096, lambert_shader(field.photo_light), colour_at)
                  for o, d in zip(origins[pick].split(100), dirs[pick].split(100))]
         rgb, alpha = torch.cat([p.rgb for p in parts]), torch.cat([p.alpha for p in parts])
         reference = to_uint8(to_display(rgb + (1.0 - alpha) * background)).astype(int)

@@ -87,6 +87,27 @@ def test_look_at_points_the_camera_at_the_target():
     assert torch.allclose(c2w[:3, :3] @ c2w[:3, :3].T, torch.eye(3), atol=1e-6)
 
 
+def test_the_reference_with_one_lookup_a_ray_colours_it_where_its_opacity_is_on_average():
+    field = SphereField()
+    cam = Camera(look_at(torch.tensor([0.3, 0.2, 3.0]), torch.zeros(3)), 40.0, 40.0, 16.0, 16.0, 32, 32)
+    origins, dirs = cam.rays()
+    every = render_rays_reference(field, origins, dirs, samples=4096)
+    once = render_rays_reference(field, origins, dirs, samples=4096, colour_at="centroid")
+    # The same density: the same opacity and depth, whichever the colour rule.
+    assert torch.equal(once.alpha, every.alpha) and torch.equal(once.depth, every.depth)
+    hit = once.alpha[:, 0] > 0.99
+    # The sphere's albedo encodes position: one lookup a ray gives the colour at its expected depth.
+    surface = origins[hit] + once.depth[hit] / once.alpha[hit] * dirs[hit]
+    assert torch.allclose(once.rgb[hit], once.alpha[hit] * (surface * 0.5 + 0.5), atol=1e-5)
+    # Seen head on, the surface is thin: both rules agree to a fraction of a level there.
+    assert (once.rgb[hit] - every.rgb[hit]).abs().mean() < 1e-3
+    # And the fast path's one lookup a ray matches its slow twin.
+    fast = render_rays(field, origins, dirs, MarchSettings(colour_at="centroid"))
+    assert (fast.rgb - once.rgb).abs().mean() < 2e-3
+    with pytest.raises(ValueError, match="colour_at must be"):
+        render_rays_reference(field, origins, dirs, colour_at="middle")
+
+
 def test_render_rays_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"\(R, 3\)"):
         render_rays(SphereField(), torch.zeros(4, 2), torch.zeros(4, 2))
