@@ -85,7 +85,7 @@ class TreeMemory:
         for tick in itertools.count():
             if self._stop.is_set():
                 return
-            tree = [p for p in _tree(self.pid) if not _forked_copy(p)]
+            tree = [p for p, parent in _tree(self.pid).items() if not (parent and _forked_copy(p, parent))]
             self.peak_rss = max(self.peak_rss, sum(_memory(p, "status", "VmRSS:") for p in tree))
             if tick % 10 == 0:
                 self.peak_pss = max(self.peak_pss, sum(_memory(p, "smaps_rollup", "Pss:") for p in tree))
@@ -98,18 +98,17 @@ class TreeMemory:
         return self.peak_rss / 2 ** 30, self.peak_pss / 2 ** 30
 
 
-def _forked_copy(pid: int) -> bool:
+def _forked_copy(pid: int, parent: int) -> bool:
     """Whether ``pid`` is a fork that has not yet run its program (a worker starting ffmpeg): it shares
     its parent's pages, and its RSS would count them a second time (a third 0.66 GB worker in one peak)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
         return Path(f"/proc/{pid}/cmdline").read_bytes() == Path(f"/proc/{parent}/cmdline").read_bytes()
-    except (OSError, IndexError, ValueError):
+    except OSError:
         return False
 
 
-def _tree(pid: int) -> list[int]:
+def _tree(pid: int) -> dict[int, int]:
+    """``pid`` and all its descendants, each with its parent's pid (``pid``'s own: 0)."""
     children = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -118,11 +117,11 @@ def _tree(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry.name))
-    out, todo = [], [pid]
+    out, todo = {}, [(pid, 0)]
     while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
+        p, parent = todo.pop()
+        out[p] = parent
+        todo += [(child, p) for child in children.get(p, [])]
     return out
 
 
