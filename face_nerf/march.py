@@ -8,8 +8,8 @@ ray, no arrays between steps. Kernels sharing that loop:
 
 - ``march_band``: the band's samples and weights (colour looked up by torch afterwards);
 - ``march_surface``: the whole ray, for a field that also describes its colour as grids and images
-  (``GridAppearance``, the head field's): band, colour lookups at the kept samples (or at their
-  centroid), each ray's opacity, depth, composited albedo and normal, nothing kept between them;
+  (``GridAppearance``, the head field's): band, colour lookups at the kept samples (or once, at
+  the ray's expected depth), each ray's opacity, depth, composited albedo and normal, nothing kept between them;
 - ``march_views``: the same for whole images, each ray made in the kernel from its camera, written
   straight into a G-buffer (opacity, albedo, normal per pixel);
 - ``shade_views``: the G-buffer shaded under an SH light, over the background, as display bytes.
@@ -178,11 +178,11 @@ def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end:
     finished = bool(False)
     for _ in range(m.max_steps):
         dist = _inside_sdf(v, wp.cw_mul(o + t * d - v.lo, v.scale))  # t_start <= t < t_end: in the box
-        if dist < enter_level and not has_enter:
+        if dist < enter_level and not has_enter:  # the band starts where the distance crosses enter_level
             has_enter = True
             enter = t
-            if dist < 0.0:
-                enter = t_prev
+            if has_prev:
+                enter = t_prev + (t - t_prev) * (d_prev - enter_level) / wp.max(d_prev - dist, 1.0e-9)
         if dist < closest:
             closest = dist
             t_closest = t
@@ -221,7 +221,9 @@ def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end:
 
 @wp.func
 def _sample(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, start: float, span: float, j: int, in_box: bool):
-    # The band's sample j: (its distance t, its optical depth sigma * delta, its signed distance).
+    # The band's sample j: (where its segment's weight lies on average, the segment's transmittance).
+    # The density is looked up at the segment's midpoint and held over the segment; with it the weight
+    # falls off exponentially along the segment, so its centroid lies short of the midpoint.
     # ``in_box``: the whole band lies in the box (all but grazing rays' bands), so no sample needs the check.
     e0 = start + span * (float(j) / float(m.samples))
     e1 = start + span * (float(j + 1) / float(m.samples))
@@ -235,12 +237,24 @@ def _sample(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, start: float, span: f
     sigma = tail / m.beta
     if s < 0.0:
         sigma = (1.0 - tail) / m.beta
-    return tm, sigma * (e1 - e0), s
+    optical = sigma * (e1 - e0)
+    through = wp.exp(-optical)
+    return e0 + (e1 - e0) * _centroid(optical, through), through
+
+
+@wp.func
+def _centroid(optical: float, through: float) -> float:
+    # render.segment_centroid: where in a segment of optical depth tau its weight lies, as a fraction of
+    # its length: 1 / tau - exp(-tau) / (1 - exp(-tau)), its series below 0.2.
+    if optical < 0.2:
+        t2 = optical * optical
+        return 0.5 - optical * (1.0 / 12.0 - t2 * (1.0 / 720.0 - t2 / 30240.0))
+    return 1.0 / optical - through / (1.0 - through)
 
 
 @wp.kernel
 def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3),
-           found: wp.array(dtype=wp.int32), t_mid: wp.array2d(dtype=wp.float32), weights: wp.array2d(dtype=wp.float32)):
+           found: wp.array(dtype=wp.int32), t_at: wp.array2d(dtype=wp.float32), weights: wp.array2d(dtype=wp.float32)):
     i = offset + wp.tid()
     found[i] = 0
     o = origins[i]
@@ -253,13 +267,13 @@ def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3),
         return
     in_box = start >= t_near  # the band ends by t_far
     transmittance = float(1.0)
-    s = float(0.0)
     for j in range(m.samples):
-        tm, optical, s = _sample(v, m, o, d, start, stop - start, j, in_box)
-        through = wp.exp(-optical)
+        tm, through = _sample(v, m, o, d, start, stop - start, j, in_box)
         weights[i, j] = transmittance * (1.0 - through)
-        t_mid[i, j] = tm
+        t_at[i, j] = tm
         transmittance *= through
+    if crossed:  # inside a closed head at the band's end: the light left is absorbed there
+        weights[i, m.samples - 1] += transmittance
     found[i] = 1
 
 
@@ -423,38 +437,35 @@ def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: 
         return False, 0.0, 0.0, wp.vec3(0.0), wp.vec3(0.0)
     in_box = start >= t_near  # the band ends by t_far
     weights = _Weights()
-    t_mids = _Weights()
+    t_at = _Weights()
     transmittance = float(1.0)
-    s = float(0.0)
     for j in range(m.samples):
-        tm, optical, s = _sample(v, m, o, d, start, stop - start, j, in_box)
-        through = wp.exp(-optical)
+        tm, through = _sample(v, m, o, d, start, stop - start, j, in_box)
         weights[j] = transmittance * (1.0 - through)
-        t_mids[j] = tm
+        t_at[j] = tm
         transmittance *= through
+    if crossed:  # inside a closed head at the band's end: the light left is absorbed there
+        weights[m.samples - 1] += transmittance
     total = float(0.0)
     expected = float(0.0)
     for j in range(m.samples):
         total += weights[j]
-        expected += weights[j] * t_mids[j]
-    # Colour only where the weight is: the samples holding weight_floor of the ray's.
-    kept = float(0.0)
-    kept_t = float(0.0)
-    for j in range(m.samples):
-        if weights[j] >= floor_fraction * total:
-            kept += weights[j]
-            kept_t += weights[j] * t_mids[j]
-    if m.every_sample == 0:  # one lookup, at their weighted mean
-        centre = kept_t * (total / wp.max(kept, 1.0e-12)) / wp.max(total, 1.0e-12)
-        colour, n = _attributes(v, a, o + centre * d, d)
+        expected += weights[j] * t_at[j]
+    if m.every_sample == 0:  # one lookup, where the ray's opacity is on average: its expected depth
+        colour, n = _attributes(v, a, o + (expected / wp.max(total, 1.0e-12)) * d, d)
         if lit != 0:
             colour = _lambert(shading, colour, n)
         return True, total, expected, colour, n
+    # Colour only where the weight is: the samples holding weight_floor of the ray's.
+    kept = float(0.0)
+    for j in range(m.samples):
+        if weights[j] >= floor_fraction * total:
+            kept += weights[j]
     colours = wp.vec3(0.0)  # a lookup at each, composited (the ray's albedo and normal per unit opacity)
     normals = wp.vec3(0.0)
     for j in range(m.samples):
         if weights[j] >= floor_fraction * total:
-            c, n = _attributes(v, a, o + t_mids[j] * d, d)
+            c, n = _attributes(v, a, o + t_at[j] * d, d)
             if lit != 0:
                 c = _lambert(shading, c, n)
             colours += weights[j] * c
@@ -656,7 +667,7 @@ def march_band(volume: SdfVolume, origins: Tensor, dirs: Tensor, beta: float,
                settings: MarchSettings) -> tuple[Tensor, Tensor, Tensor]:
     """Sphere-trace rays [R, 3] through the grid's box and sample their density band.
 
-    Returns (rays [K] indices of the rays that come within the band, t_mid [K, B] sample distances,
+    Returns (rays [K] indices of the rays that come within the band, t_at [K, B] where their samples stand,
     weights [K, B] compositing weights), B = ``settings.band_samples``: what ``render.surface_band``'s
     torch path computes.
     """
@@ -664,14 +675,14 @@ def march_band(volume: SdfVolume, origins: Tensor, dirs: Tensor, beta: float,
     v = _volume(volume)
     n, samples, device = origins.shape[0], settings.band_samples, origins.device
     found = torch.zeros(n, dtype=torch.int32, device=device)
-    t_mid = torch.zeros(n, samples, device=device)
+    t_at = torch.zeros(n, samples, device=device)
     weights = torch.zeros(n, samples, device=device)
     keep = _rays(origins, dirs)
     _launch(_march, n, device, [v, _march_settings(beta, settings)],
-            [*keep, wp.from_torch(found), wp.from_torch(t_mid), wp.from_torch(weights)])
+            [*keep, wp.from_torch(found), wp.from_torch(t_at), wp.from_torch(weights)])
     wp.synchronize_device(wp.device_from_torch(device))
     rays = torch.nonzero(found).squeeze(-1)
-    return rays, t_mid[rays], weights[rays]
+    return rays, t_at[rays], weights[rays]
 
 
 @dataclass

@@ -43,7 +43,7 @@ def test_kernel_band_matches_the_torch_band(eye):
     # The same steps in another order of float operations: equal to rounding.
     assert torch.allclose(fast.alpha, slow.alpha, atol=1e-5)
     assert torch.allclose(fast.depth, slow.depth, atol=1e-4)
-    assert torch.allclose(fast.points, slow.points, atol=1e-4)
+    assert _same_points(fast, slow)
 
 
 def test_kernel_and_torch_render_the_same_image():
@@ -188,9 +188,15 @@ def _same_band(field, origins, dirs, settings=MarchSettings()):
     fast = surface_band(field, origins, dirs, settings)
     slow = surface_band(field, origins, dirs, dataclasses.replace(settings, kernel=False))
     assert torch.equal(fast.rays, slow.rays) and _same_index(fast.ray_idx, slow.ray_idx)
-    assert torch.allclose(fast.weights, slow.weights, atol=1e-5) and torch.allclose(fast.points, slow.points, atol=1e-4)
+    assert torch.allclose(fast.weights, slow.weights, atol=1e-5) and _same_points(fast, slow)
     assert torch.allclose(fast.alpha, slow.alpha, atol=1e-5) and torch.allclose(fast.depth, slow.depth, atol=1e-4)
     return fast
+
+
+def _same_points(fast, slow):
+    # A ray's colour point is its expected depth over its opacity: a grazing ray's (opacity 0.01) divides
+    # the rounding by 0.01, and counts for as little. Points are compared as far as they count.
+    return torch.allclose(fast.weights * fast.points, slow.weights * slow.points, atol=1e-5)
 
 
 def test_the_kernel_itself_gives_the_torch_band():

@@ -130,15 +130,14 @@ def test_shading_kernel_matches_torch_shading(monkeypatch):
         assert diff.max() <= 1 and diff.mean() < 0.01
 
 
-@pytest.mark.parametrize("colour_at, within", [("samples", 1.6), ("centroid", 1.8)])
-def test_turntable_against_the_slow_reference(example_run, colour_at, within):
-    """Issue 21's equivalence line, measured: a reconstructed head's turntable from the fast path (band,
-    colour lookups, deferred shading) against render_rays_reference (4096 samples a ray, no skipping, the
-    same colour rule), at random pixels of 6 views. Colour at every kept sample comes within 0.97-1.43
-    levels of 255; one lookup a ray (the default) within 1.07-1.58 (2.0-2.7 against a reference that
-    composited a colour at every sample). The line asks for 1: not met. The largest share left is the
-    band's end (render.py's shortcut 3): with every band sample in the centroid, ending the band 10 beta
-    past the surface instead of 6 took the astronaut at 256 px from 1.14 to 0.96 levels."""
+@pytest.mark.parametrize("colour_at", ["samples", "centroid"])
+def test_turntable_against_the_slow_reference(example_run, colour_at):
+    """Issue 21's equivalence line: a reconstructed head's turntable from the fast path (band, colour
+    lookups, deferred shading) within 1 level of 255 (mean absolute difference) of render_rays_reference
+    (4096 samples a ray, no skipping, the same colour rule), at random pixels of 6 views. Measured:
+    0.36-0.43 for one lookup a ray (the default), 0.69-0.78 at every sample; 1.07-1.58 and 0.97-1.43
+    before the band started where the distance crosses its level, the light left at its end was
+    absorbed, and samples stood where their weight lies."""
     import numpy as np
 
     from face_nerf.export import BACKGROUND, render_views, turntable_poses, view_camera
@@ -158,7 +157,7 @@ def test_turntable_against_the_slow_reference(example_run, colour_at, within):
         rgb, alpha = torch.cat([p.rgb for p in parts]), torch.cat([p.alpha for p in parts])
         reference = to_uint8(to_display(rgb + (1.0 - alpha) * background)).astype(int)
         differences.append(np.abs(frame.reshape(-1, 3)[pick.numpy()].astype(int) - reference).mean())
-    assert np.mean(differences) <= within, differences
+    assert np.mean(differences) <= 1.0, differences
 
 
 def test_outputs_without_transfer_cannot_be_relit(example_run):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from face_nerf.render import (Camera, MarchSettings, compositing_weights, look_at, orbit_camera, ray_aabb,
-                              render_rays, render_rays_reference, sdf_to_density)
+                              render_rays, render_rays_reference, sdf_to_density, segment_centroid, sphere_trace,
+                              surface_band)
 from tests.face_nerf.fields import SphereField
 
 
@@ -106,6 +107,47 @@ def test_the_reference_with_one_lookup_a_ray_colours_it_where_its_opacity_is_on_
     assert (fast.rgb - once.rgb).abs().mean() < 2e-3
     with pytest.raises(ValueError, match="colour_at must be"):
         render_rays_reference(field, origins, dirs, colour_at="middle")
+
+
+@pytest.mark.parametrize("tau", [0.0, 1e-4, 0.02, 0.1999, 0.2001, 0.5, 1.0, 4.0, 40.0])
+def test_a_segment_stands_where_its_weight_lies(tau):
+    """segment_centroid against the weighted mean position of a segment of optical depth tau, integrated
+    densely: the light fades along it as exp(-tau x); continuous where the series hands over (0.2)."""
+    x = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000
+    weight = torch.exp(-tau * x)
+    expected = (weight * x).sum() / weight.sum()
+    got = segment_centroid(torch.tensor([tau], dtype=torch.float32))
+    assert got.item() == pytest.approx(expected.item(), abs=2e-6)
+    assert 0.0 < got.item() <= 0.5
+
+
+def test_the_band_starts_where_the_distance_crosses_its_level():
+    """A ray straight at a sphere's centre (its distance falls linearly): the band starts where the
+    distance is enter_sdf * beta, not at whichever sphere-tracing step first fell below that."""
+    field, settings = SphereField(radius=0.5, beta=0.01), MarchSettings()
+    origins = torch.tensor([[0.0, 0.0, 3.0], [0.3, -0.2, 3.0]])
+    dirs = torch.nn.functional.normalize(-origins, dim=-1)
+    t_near, t_far, _ = ray_aabb(origins, dirs, field.bounds)
+    t_enter, t_surface, found, hit = sphere_trace(field.sdf, origins, dirs, t_near, t_far, field.beta, settings)
+    assert found.all() and hit.all()
+    level = field.sdf(origins + t_enter[:, None] * dirs)
+    assert torch.allclose(level, torch.full_like(level, settings.enter_sdf * field.beta), atol=1e-5)
+    assert torch.allclose(t_surface, origins.norm(dim=-1) - 0.5, atol=1e-4)
+
+
+def test_a_ray_that_reaches_the_surface_is_opaque_and_a_grazing_one_is_not():
+    """The light left at the band's end is absorbed there (the reference absorbs it a few beta further
+    into the closed surface): opacity 1 through the sphere; a ray passing 4 beta outside keeps its
+    partial opacity, as the reference gives it."""
+    field = SphereField(radius=0.5, beta=0.01)
+    origins = torch.tensor([[0.0, 0.1, 3.0], [0.0, 0.5 + 4 * 0.01, 3.0]])
+    dirs = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]])
+    band = surface_band(field, origins, dirs, MarchSettings(kernel=False))
+    slow = render_rays_reference(field, origins, dirs, samples=16384)
+    assert band.rays.tolist() == [0, 1]
+    assert band.alpha[0].item() == pytest.approx(1.0, abs=1e-6) and slow.alpha[0].item() > 0.9999
+    assert 0.01 < band.alpha[1].item() < 0.5
+    assert band.alpha[1].item() == pytest.approx(slow.alpha[1].item(), rel=0.05)
 
 
 def test_render_rays_rejects_bad_shapes():
