@@ -11,7 +11,8 @@ ray, no arrays between steps. Kernels sharing that loop:
   (``GridAppearance``, the head field's): band, colour lookups at the kept samples (or once, at
   the ray's expected depth), each ray's opacity, depth, composited albedo and normal, nothing kept between them;
 - ``march_views``: the same for whole images, each ray made in the kernel from its camera, written
-  straight into a G-buffer (opacity, albedo, normal per pixel);
+  straight into a G-buffer (opacity, albedo, normal per pixel); a thread traces two neighbouring
+  pixels' rays a step each in turn (5% faster on the CPU than one after the other);
 - ``shade_views``: the G-buffer shaded under an SH light, over the background, as display bytes.
 
 ``test_march`` and ``test_relight`` hold them to the torch path (and through it to
@@ -101,9 +102,9 @@ def _cell(top: wp.vec3, f: wp.vec3):
     x = wp.clamp(f[0], 0.0, top[0])
     y = wp.clamp(f[1], 0.0, top[1])
     z = wp.clamp(f[2], 0.0, top[2])
-    x0 = wp.max(wp.min(int(wp.floor(x)), int(top[0]) - 1), 0)
-    y0 = wp.max(wp.min(int(wp.floor(y)), int(top[1]) - 1), 0)
-    z0 = wp.max(wp.min(int(wp.floor(z)), int(top[2]) - 1), 0)
+    x0 = wp.min(int(x), int(top[0]) - 1)  # x >= 0: truncation is its floor; top >= 1 (_volume checks)
+    y0 = wp.min(int(y), int(top[1]) - 1)
+    z0 = wp.min(int(z), int(top[2]) - 1)
     return x0, y0, z0, wp.vec3(x - float(x0), y - float(y0), z - float(z0))
 
 
@@ -134,6 +135,7 @@ def _sdf(v: _Volume, p: wp.vec3) -> float:
 @wp.struct
 class _March:
     beta: float
+    inv_beta: float
     enter_sdf: float
     step_scale: float
     exit_depth: float
@@ -159,97 +161,147 @@ def _box(v: _Volume, o: wp.vec3, d: wp.vec3):
     return t_near, t_far
 
 
+@wp.struct
+class _Tracer:
+    # One ray's sphere tracing, step by step (``_step``), so that a thread can trace two rays in turn and
+    # the CPU works on one while the other waits for its lookup.
+    o: wp.vec3
+    d: wp.vec3
+    t_start: float
+    t_end: float
+    t: float
+    t_prev: float
+    d_prev: float
+    has_prev: int
+    enter: float
+    has_enter: int
+    closest: float
+    t_closest: float
+    t_surface: float
+    crossed: int
+    finished: int
+
+
 @wp.func
-def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end: float):
-    # render.sphere_trace, then the band's limits as render.surface_band sets them: (found, crossed, band
+def _tracer(o: wp.vec3, d: wp.vec3, t_start: float, t_end: float) -> _Tracer:
+    r = _Tracer()
+    r.o = o
+    r.d = d
+    r.t_start = t_start
+    r.t_end = t_end
+    r.t = t_start
+    r.t_prev = t_start
+    r.d_prev = 0.0
+    r.has_prev = 0
+    r.enter = 0.0
+    r.has_enter = 0
+    r.closest = 1.0e30
+    r.t_closest = t_end
+    r.t_surface = t_end
+    r.crossed = 0
+    r.finished = int(not (t_start < t_end))
+    return r
+
+
+@wp.func
+def _step(v: _Volume, m: _March, r: _Tracer) -> _Tracer:
+    # One step of render.sphere_trace.
+    t = r.t
+    enter_level = m.enter_sdf * m.beta
+    dist = _inside_sdf(v, wp.cw_mul(r.o + t * r.d - v.lo, v.scale))  # t_start <= t < t_end: in the box
+    if dist < enter_level and r.has_enter == 0:  # the band starts where the distance crosses enter_level
+        r.has_enter = 1
+        r.enter = t
+        if r.has_prev != 0:
+            r.enter = r.t_prev + (t - r.t_prev) * (r.d_prev - enter_level) / wp.max(r.d_prev - dist, 1.0e-9)
+    if dist < r.closest:
+        r.closest = dist
+        r.t_closest = t
+    crossed = dist < 0.05 * m.beta
+    step = m.step_scale * wp.max(dist, 0.25 * m.beta)
+    if dist < enter_level and r.has_prev != 0:  # render.sphere_trace's secant step
+        slope = (r.d_prev - dist) / wp.max(t - r.t_prev, 1.0e-9)
+        if slope > secant_slope:
+            step = wp.min(wp.max(dist / slope, step), dist + secant_reach * m.beta)
+    t_next = t + step
+    if crossed or t_next >= r.t_end:
+        r.finished = 1
+        r.crossed = int(crossed)
+        r.t_surface = r.t_closest
+        if crossed:
+            r.t_surface = t
+            if dist < 0.0 and r.has_prev != 0:  # overshot: the crossing between the last two steps
+                r.t_surface = r.t_prev + (t - r.t_prev) * r.d_prev / wp.max(r.d_prev - dist, 1.0e-9)
+        return r
+    r.t_prev = t
+    r.d_prev = dist
+    r.has_prev = 1
+    r.t = t_next
+    return r
+
+
+@wp.func
+def _band(m: _March, r: _Tracer):
+    # The band's limits as render.surface_band sets them, once tracing has stopped: (found, crossed, band
     # start, band stop); found is False for rays that never come within the band, crossed for those that
     # reach the surface (not only graze it).
-    t = t_start
-    enter_level = m.enter_sdf * m.beta
-    t_prev = t
-    d_prev = float(0.0)
-    has_prev = bool(False)
-    enter = float(0.0)
-    has_enter = bool(False)
-    closest = float(1.0e30)
-    t_closest = t_end
-    t_surface = t_end
-    crossed = bool(False)
-    finished = bool(False)
-    for _ in range(m.max_steps):
-        dist = _inside_sdf(v, wp.cw_mul(o + t * d - v.lo, v.scale))  # t_start <= t < t_end: in the box
-        if dist < enter_level and not has_enter:  # the band starts where the distance crosses enter_level
-            has_enter = True
-            enter = t
-            if has_prev:
-                enter = t_prev + (t - t_prev) * (d_prev - enter_level) / wp.max(d_prev - dist, 1.0e-9)
-        if dist < closest:
-            closest = dist
-            t_closest = t
-        crossed = dist < 0.05 * m.beta
-        step = m.step_scale * wp.max(dist, 0.25 * m.beta)
-        if dist < enter_level and has_prev:  # render.sphere_trace's secant step
-            slope = (d_prev - dist) / wp.max(t - t_prev, 1.0e-9)
-            if slope > secant_slope:
-                step = wp.min(wp.max(dist / slope, step), dist + secant_reach * m.beta)
-        t_next = t + step
-        if crossed or t_next >= t_end:
-            finished = True
-            t_surface = t_closest
-            if crossed:
-                t_surface = t
-                if dist < 0.0 and has_prev:  # overshot: the crossing between the last two steps
-                    t_surface = t_prev + (t - t_prev) * d_prev / wp.max(d_prev - dist, 1.0e-9)
-            break
-        t_prev = t
-        d_prev = dist
-        has_prev = True
-        t = t_next
-    if not finished:  # out of steps: what it found so far
-        t_surface = t_closest
+    t_surface = r.t_surface
+    crossed = r.crossed != 0
+    if r.finished == 0:  # out of steps: what it found so far
+        t_surface = r.t_closest
         crossed = False
-    start = wp.min(enter, t_surface)
+    start = wp.min(r.enter, t_surface)
     half = 2.0 * (t_surface - start)
     stop = t_surface + m.exit_depth * m.beta
     if not crossed:  # a grazing ray: a bell round its closest approach
         start = wp.max(t_surface - half, 0.0)
         stop = t_surface + half
-    stop = wp.min(stop, t_end)
+    stop = wp.min(stop, r.t_end)
     stop = wp.max(stop, start + 1.0e-4)
-    return has_enter and t_start < t_end, crossed, start, stop
+    return r.has_enter != 0 and r.t_start < r.t_end, crossed, start, stop
 
 
 @wp.func
-def _sample(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, start: float, span: float, j: int, in_box: bool):
-    # The band's sample j: (where its segment's weight lies on average, the segment's transmittance).
-    # The density is looked up at the segment's midpoint and held over the segment; with it the weight
-    # falls off exponentially along the segment, so its centroid lies short of the midpoint.
+def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end: float):
+    # render.sphere_trace, then the band (``_band``).
+    r = _tracer(o, d, t_start, t_end)
+    for _ in range(m.max_steps):
+        if r.finished != 0:
+            break
+        r = _step(v, m, r)
+    return _band(m, r)
+
+
+@wp.func
+def _sample(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, e0: float, length: float, in_box: bool):
+    # The band's sample over [e0, e0 + length]: (where the segment's weight lies on average, its
+    # transmittance). The density is looked up at the segment's midpoint and held over the segment; with
+    # it the weight falls off exponentially along the segment, so its centroid lies short of the midpoint.
     # ``in_box``: the whole band lies in the box (all but grazing rays' bands), so no sample needs the check.
-    e0 = start + span * (float(j) / float(m.samples))
-    e1 = start + span * (float(j + 1) / float(m.samples))
-    tm = 0.5 * (e0 + e1)
+    tm = e0 + 0.5 * length
     s = float(0.0)
     if in_box:
         s = _inside_sdf(v, wp.cw_mul(o + tm * d - v.lo, v.scale))
     else:
         s = _sdf(v, o + tm * d)
-    tail = 0.5 * wp.exp(-wp.abs(s) / m.beta)
-    sigma = tail / m.beta
+    tail = 0.5 * wp.exp(-wp.abs(s) * m.inv_beta)
+    density = tail  # sigma * beta
     if s < 0.0:
-        sigma = (1.0 - tail) / m.beta
-    optical = sigma * (e1 - e0)
+        density = 1.0 - tail
+    optical = density * m.inv_beta * length
     through = wp.exp(-optical)
-    return e0 + (e1 - e0) * _centroid(optical, through), through
+    return e0 + length * _centroid(optical, through), through
 
 
 @wp.func
 def _centroid(optical: float, through: float) -> float:
     # render.segment_centroid: where in a segment of optical depth tau its weight lies, as a fraction of
-    # its length: 1 / tau - exp(-tau) / (1 - exp(-tau)), its series below 0.2.
+    # its length: 1 / tau - exp(-tau) / (1 - exp(-tau)) (one division), its series below 0.2.
     if optical < 0.2:
         t2 = optical * optical
         return 0.5 - optical * (1.0 / 12.0 - t2 * (1.0 / 720.0 - t2 / 30240.0))
-    return 1.0 / optical - through / (1.0 - through)
+    lit = 1.0 - through
+    return (lit - optical * through) / (optical * lit)
 
 
 @wp.kernel
@@ -266,9 +318,10 @@ def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3),
     if not hit:
         return
     in_box = start >= t_near  # the band ends by t_far
+    length = (stop - start) / float(m.samples)
     transmittance = float(1.0)
     for j in range(m.samples):
-        tm, through = _sample(v, m, o, d, start, stop - start, j, in_box)
+        tm, through = _sample(v, m, o, d, start + float(j) * length, length, in_box)
         weights[i, j] = transmittance * (1.0 - through)
         t_at[i, j] = tm
         transmittance *= through
@@ -432,15 +485,30 @@ def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: 
     # composited per unit opacity; with ``lit``, each sample's albedo is shaded first (Lambert under the
     # SH light shading[0]): the colour returned is then the ray's radiance per unit opacity.
     t_near, t_far = _box(v, o, d)
-    hit, crossed, start, stop = _trace(v, m, o, d, t_near, t_far)
-    if not (t_near < t_far and hit):
+    r = _tracer(o, d, t_near, t_far)
+    for _ in range(m.max_steps):
+        if r.finished != 0:
+            break
+        r = _step(v, m, r)
+    return _traced_ray(v, m, a, floor_fraction, shading, lit, r)
+
+
+@wp.func
+def _traced_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: wp.array2d(dtype=wp.vec3), lit: int,
+                r: _Tracer):
+    # ``_whole_ray`` once its tracing has stopped: the band, the colour lookups, compositing.
+    hit, crossed, start, stop = _band(m, r)
+    o = r.o
+    d = r.d
+    if not hit:
         return False, 0.0, 0.0, wp.vec3(0.0), wp.vec3(0.0)
-    in_box = start >= t_near  # the band ends by t_far
+    in_box = start >= r.t_start  # the band ends by t_end
     weights = _Weights()
     t_at = _Weights()
+    length = (stop - start) / float(m.samples)
     transmittance = float(1.0)
     for j in range(m.samples):
-        tm, through = _sample(v, m, o, d, start, stop - start, j, in_box)
+        tm, through = _sample(v, m, o, d, start + float(j) * length, length, in_box)
         weights[j] = transmittance * (1.0 - through)
         t_at[j] = tm
         transmittance *= through
@@ -489,22 +557,50 @@ def _surface(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: wp
     normal[i] = n
 
 
-@wp.kernel
-def _views(v: _Volume, m: _March, a: _Look, floor_fraction: float, rotations: wp.array(dtype=wp.mat33),
-           eyes: wp.array(dtype=wp.vec3), intrinsics: wp.array(dtype=wp.vec4), width: int, height: int, offset: int,
-           alpha: wp.array(dtype=wp.float32), albedo: wp.array(dtype=wp.vec3h), normal: wp.array(dtype=wp.vec3h)):
-    # Whole images: pixel i of view i // (width * height), its ray as render.Camera.rays makes it.
-    i = offset + wp.tid()
+@wp.func
+def _pixel_ray(rotations: wp.array(dtype=wp.mat33), intrinsics: wp.array(dtype=wp.vec4), width: int, height: int,
+               i: int):
+    # Pixel i of view i // (width * height): (its view, its ray's direction) as render.Camera.rays makes it.
     view = i // (width * height)
     pixel = i - view * width * height
     row = pixel // width
     k = intrinsics[view]  # fx, fy, cx, cy
     toward = wp.vec3((float(pixel - row * width) + 0.5 - k[2]) / k[0], -(float(row) + 0.5 - k[3]) / k[1], -1.0)
-    d = wp.normalize(rotations[view] * toward)
-    hit, total, expected, colour, n = _whole_ray(v, m, a, floor_fraction, a.light, 0, eyes[view], d)
+    return view, wp.normalize(rotations[view] * toward)
+
+
+@wp.kernel
+def _views(v: _Volume, m: _March, a: _Look, floor_fraction: float, rotations: wp.array(dtype=wp.mat33),
+           eyes: wp.array(dtype=wp.vec3), intrinsics: wp.array(dtype=wp.vec4), width: int, height: int, offset: int,
+           alpha: wp.array(dtype=wp.float32), albedo: wp.array(dtype=wp.vec3h), normal: wp.array(dtype=wp.vec3h)):
+    # Whole images, two neighbouring pixels a thread (2i and 2i + 1, the last alone when the count is odd),
+    # traced step by step in turn: each waits on its distance lookups while the other's step runs.
+    i = 2 * (offset + wp.tid())
+    pixels = alpha.shape[0]
+    view_a, d_a = _pixel_ray(rotations, intrinsics, width, height, i)
+    near_a, far_a = _box(v, eyes[view_a], d_a)
+    ra = _tracer(eyes[view_a], d_a, near_a, far_a)
+    rb = _tracer(ra.o, ra.d, 0.0, 0.0)  # finished at once: no second pixel
+    if i + 1 < pixels:
+        view_b, d_b = _pixel_ray(rotations, intrinsics, width, height, i + 1)
+        near_b, far_b = _box(v, eyes[view_b], d_b)
+        rb = _tracer(eyes[view_b], d_b, near_b, far_b)
+    for _ in range(m.max_steps):
+        if ra.finished != 0 and rb.finished != 0:
+            break
+        if ra.finished == 0:
+            ra = _step(v, m, ra)
+        if rb.finished == 0:
+            rb = _step(v, m, rb)
+    hit, total, expected, colour, n = _traced_ray(v, m, a, floor_fraction, a.light, 0, ra)
     alpha[i] = total
     albedo[i] = wp.vec3h(colour)
     normal[i] = wp.vec3h(n)
+    if i + 1 < pixels:
+        hit, total, expected, colour, n = _traced_ray(v, m, a, floor_fraction, a.light, 0, rb)
+        alpha[i + 1] = total
+        albedo[i + 1] = wp.vec3h(colour)
+        normal[i + 1] = wp.vec3h(n)
 
 
 # --- shading what the views hold: relight.LightTransfer.shade ------------------------------------
@@ -576,7 +672,8 @@ def _volume(volume: SdfVolume) -> _Volume:
 
 def _march_settings(beta: float, settings: MarchSettings) -> _March:
     m = _March()
-    m.beta, m.enter_sdf, m.step_scale = float(beta), float(settings.enter_sdf), float(settings.step_scale)
+    m.beta, m.inv_beta = float(beta), 1.0 / float(beta)
+    m.enter_sdf, m.step_scale = float(settings.enter_sdf), float(settings.step_scale)
     m.exit_depth, m.max_steps, m.samples = float(settings.exit_depth), int(settings.max_steps), int(settings.band_samples)
     m.every_sample = int(settings.colour_at == "samples")
     return m
@@ -632,8 +729,8 @@ def _check_band_in_registers(settings: MarchSettings, caller: str) -> None:
         raise ValueError(f"{caller} takes at most {MAX_BAND_SAMPLES} band samples. Got {settings.band_samples}.")
 
 
-def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list, progress=None) -> None:
-    """Launch ``kernel`` over n items: in one go on a GPU; on the CPU in blocks of ``BLOCK`` that the
+def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list, progress=None, block: int = BLOCK) -> None:
+    """Launch ``kernel`` over n items: in one go on a GPU; on the CPU in blocks of ``block`` that the
     torch threads take in turn. The kernel's ``offset`` input (after ``inputs``) says where a block starts.
     ``progress(done)`` is called with the items done so far as blocks finish (on the CPU)."""
     warp_device = wp.device_from_torch(device)
@@ -645,11 +742,11 @@ def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list, p
         return
 
     def run(start: int) -> int:
-        count = min(BLOCK, n - start)
+        count = min(block, n - start)
         wp.launch(kernel, dim=count, device=warp_device, inputs=[*inputs, start, *outputs])
         return count
 
-    starts = range(0, n, BLOCK)
+    starts = range(0, n, block)
     threads = max(1, min(torch.get_num_threads(), len(starts)))
     done = 0
     for count in (map(run, starts) if threads == 1 else _pool(threads).map(run, starts)):
@@ -745,12 +842,13 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().to(device).contiguous()
     eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().to(device).contiguous()
     intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32, device=device)
-    _launch(_views, len(cameras) * h * w, device,
+    _launch(_views, (len(cameras) * h * w + 1) // 2, device,
             [v, _march_settings(beta, settings), look, float(settings.weight_floor), wp.from_torch(rotations, dtype=wp.mat33),
              wp.from_torch(eyes, dtype=wp.vec3), wp.from_torch(intrinsics, dtype=wp.vec4), w, h],
             [wp.from_torch(alpha.reshape(-1)), wp.from_torch(albedo.reshape(-1, 3), dtype=wp.vec3h),
              wp.from_torch(normal.reshape(-1, 3), dtype=wp.vec3h)],
-            None if progress is None else (lambda done: progress(done / (h * w))))
+            None if progress is None else (lambda done: progress(min(2 * done, len(cameras) * h * w) / (h * w))),
+            BLOCK // 2)  # pairs of rays
     wp.synchronize_device(wp.device_from_torch(device))
 
 

@@ -180,6 +180,31 @@ def test_views_kernel_gives_what_the_rays_kernel_gives():
         assert (albedo[k][~seen] == 0).all() and (normal[k][~seen] == 0).all()
 
 
+def test_views_kernel_takes_an_odd_pixel_count_and_reports_progress(monkeypatch):
+    """march_views traces pixels two at a time: with an odd count the last is traced alone, and every
+    pixel is written; progress counts the views done, up to all of them, as blocks finish."""
+    import face_nerf.march as march
+
+    monkeypatch.setattr(march, "BLOCK", 64)  # several blocks (of 32 pairs) per view
+    field = _textured_head_field()
+    cameras = [Camera(look_at(torch.tensor(eye), torch.zeros(3)), 14.0, 14.0, 4.5, 3.5, 9, 7)
+               for eye in ((0.4, 0.3, 2.6), (2.7, -0.2, 0.3), (0.0, 2.5, -1.2))]
+    alpha = torch.full((3, 7, 9, 1), -1.0)
+    albedo, normal = torch.zeros(3, 7, 9, 3, dtype=torch.float16), torch.zeros(3, 7, 9, 3, dtype=torch.float16)
+    reported, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)  # blocks finish in order
+    try:
+        march.march_views(field.sdf_volume(), field.grid_appearance(), cameras, field.beta, MarchSettings(), alpha,
+                          albedo, normal, reported.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(reported) == 3 and reported == sorted(reported) and reported[-1] == pytest.approx(3.0)  # 32, 32, 31 pairs
+    for k, camera in enumerate(cameras):
+        out = render_rays(field, *camera.rays()).reshape(7, 9)
+        assert torch.allclose(alpha[k], out.alpha, atol=1e-5)  # the last pixel too (189 in all: odd)
+    assert (alpha[:, :, :, 0] > 0.5).sum() > 20
+
+
 def _same_index(a, b):
     return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
 
