@@ -567,7 +567,7 @@ def render_rays_reference(field: RadianceField, origins: Tensor, dirs: Tensor, s
         raise ValueError(f"colour_at must be 'samples' or 'centroid'. Got {colour_at!r}.")
     t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
     t_far = torch.where(in_box, t_far, t_near)
-    edges = torch.linspace(0.0, 1.0, samples + 1)
+    edges = torch.linspace(0.0, 1.0, samples + 1, device=origins.device)
     t_edges = t_near[:, None] + (t_far - t_near)[:, None] * edges
     t_mid = 0.5 * (t_edges[:, 1:] + t_edges[:, :-1])
     deltas = t_edges[:, 1:] - t_edges[:, :-1]
