@@ -262,14 +262,14 @@ def _band(m: _March, r: _Tracer):
 
 
 @wp.func
-def _trace(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end: float):
-    # render.sphere_trace, then the band (``_band``).
+def _traced(v: _Volume, m: _March, o: wp.vec3, d: wp.vec3, t_start: float, t_end: float) -> _Tracer:
+    # render.sphere_trace of one ray over [t_start, t_end), up to max_steps.
     r = _tracer(o, d, t_start, t_end)
     for _ in range(m.max_steps):
         if r.finished != 0:
             break
         r = _step(v, m, r)
-    return _band(m, r)
+    return r
 
 
 @wp.func
@@ -304,6 +304,25 @@ def _centroid(optical: float, through: float) -> float:
     return (lit - optical * through) / (optical * lit)
 
 
+@wp.func
+def _band_samples(v: _Volume, m: _March, r: _Tracer, crossed: bool, start: float, stop: float):
+    # The band [start, stop) of a traced ray: its samples' compositing weights and where they stand (at
+    # most MAX_BAND_SAMPLES, kept in registers).
+    in_box = start >= r.t_start  # the band ends by t_end
+    weights = _Weights()
+    t_at = _Weights()
+    length = (stop - start) / float(m.samples)
+    transmittance = float(1.0)
+    for j in range(m.samples):
+        tm, through = _sample(v, m, r.o, r.d, start + float(j) * length, length, in_box)
+        weights[j] = transmittance * (1.0 - through)
+        t_at[j] = tm
+        transmittance *= through
+    if crossed:  # inside a closed head at the band's end: the light left is absorbed there
+        weights[m.samples - 1] += transmittance
+    return weights, t_at
+
+
 @wp.kernel
 def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3),
            found: wp.array(dtype=wp.int32), t_at: wp.array2d(dtype=wp.float32), weights: wp.array2d(dtype=wp.float32)):
@@ -314,13 +333,13 @@ def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3),
     t_near, t_far = _box(v, o, d)
     if not (t_near < t_far):
         return
-    hit, crossed, start, stop = _trace(v, m, o, d, t_near, t_far)
+    hit, crossed, start, stop = _band(m, _traced(v, m, o, d, t_near, t_far))
     if not hit:
         return
     in_box = start >= t_near  # the band ends by t_far
     length = (stop - start) / float(m.samples)
     transmittance = float(1.0)
-    for j in range(m.samples):
+    for j in range(m.samples):  # as _band_samples, into the arrays: no limit on the sample count
         tm, through = _sample(v, m, o, d, start + float(j) * length, length, in_box)
         weights[i, j] = transmittance * (1.0 - through)
         t_at[i, j] = tm
@@ -485,12 +504,7 @@ def _whole_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading: 
     # composited per unit opacity; with ``lit``, each sample's albedo is shaded first (Lambert under the
     # SH light shading[0]): the colour returned is then the ray's radiance per unit opacity.
     t_near, t_far = _box(v, o, d)
-    r = _tracer(o, d, t_near, t_far)
-    for _ in range(m.max_steps):
-        if r.finished != 0:
-            break
-        r = _step(v, m, r)
-    return _traced_ray(v, m, a, floor_fraction, shading, lit, r)
+    return _traced_ray(v, m, a, floor_fraction, shading, lit, _traced(v, m, o, d, t_near, t_far))
 
 
 @wp.func
@@ -502,18 +516,7 @@ def _traced_ray(v: _Volume, m: _March, a: _Look, floor_fraction: float, shading:
     d = r.d
     if not hit:
         return False, 0.0, 0.0, wp.vec3(0.0), wp.vec3(0.0)
-    in_box = start >= r.t_start  # the band ends by t_end
-    weights = _Weights()
-    t_at = _Weights()
-    length = (stop - start) / float(m.samples)
-    transmittance = float(1.0)
-    for j in range(m.samples):
-        tm, through = _sample(v, m, o, d, start + float(j) * length, length, in_box)
-        weights[j] = transmittance * (1.0 - through)
-        t_at[j] = tm
-        transmittance *= through
-    if crossed:  # inside a closed head at the band's end: the light left is absorbed there
-        weights[m.samples - 1] += transmittance
+    weights, t_at = _band_samples(v, m, r, crossed, start, stop)
     total = float(0.0)
     expected = float(0.0)
     for j in range(m.samples):
