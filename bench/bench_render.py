@@ -2,9 +2,11 @@
 its rates beside the machine's memory bandwidth and torch's grid_sample rate, and how far it is from the
 slow reference renderer.
 
-Rates: rays per second, and band samples per second (each ray that reaches the surface is sampled
-``band_samples`` times, every sample a trilinear lookup of the distance grid, and the samples that hold
-its weight get a colour lookup each); all per core-second (seconds x threads), so they compare with the
+Rates: rays per second, band samples per second (each ray that reaches the surface is sampled
+``band_samples`` times, every sample a trilinear lookup of the distance grid) and lookups per second
+(the distance grid's, sphere tracing's and the band's, and the colour lookups: one a ray that reaches
+the surface, or one a kept sample; counted on the torch twin of the march, which takes the same steps,
+for every sixth distinct view); all per core-second (seconds x threads), so they compare with the
 machine's own. On a GPU: frames per second.
 
 Two modes: "transfer" keeps the views' albedo and normals for relighting (the app), "lit" keeps nothing
@@ -64,6 +66,34 @@ def grid_sample_rate(points: int = 1 << 20, side: int = 128, repeats: int = 3) -
     return points / best
 
 
+class _CountingField:
+    """A field whose distance lookups are counted (points asked for), for the torch twin of the march."""
+
+    def __init__(self, field):
+        self.field, self.bounds, self.beta, self.lookups = field, field.bounds, field.beta, 0
+
+    def sdf(self, points):
+        self.lookups += points.shape[0]
+        return self.field.sdf(points)
+
+
+def lookups_per_ray(field, poses, size: int, settings) -> tuple[float, float]:
+    """(distance lookups, colour lookups) per ray over the distinct views of ``poses``, counted on the
+    torch path, which takes the compiled kernel's steps (the tests hold them equal)."""
+    from dataclasses import replace
+
+    from face_nerf.export import view_camera
+    from face_nerf.render import surface_band
+
+    counting, rays, colour = _CountingField(field), 0, 0
+    for pose in poses:
+        origins, dirs = view_camera(field, pose.yaw, pose.pitch, size).rays()
+        band = surface_band(counting, origins.to(field.bounds.device), dirs.to(field.bounds.device),
+                            replace(settings, kernel=False))
+        rays, colour = rays + origins.shape[0], colour + band.points.shape[0]
+    return counting.lookups / rays, colour / rays
+
+
 def reference_check(field, poses, size: int, pixels: int, settings) -> tuple[float, float]:
     """Mean absolute difference (levels of 255) between the turntable's frames and render_rays_reference at
     ``pixels`` random pixels of each pose, over the background, and its spread between poses."""
@@ -108,7 +138,7 @@ def main() -> None:
 
     import torch
 
-    from face_nerf.export import render_views, turntable_poses
+    from face_nerf.export import pose_key, render_views, turntable_poses
     from face_nerf.field import HeadField
     from face_nerf.render import MarchSettings, kernel_runs_on
 
@@ -146,8 +176,10 @@ def main() -> None:
         march.march_views = counting
     settings = MarchSettings(colour_at=args.colour_at)
     samples_per_hit = settings.band_samples
+    counted_poses = list({pose_key(p): p for p in poses}.values())[::6]  # a few of the distinct views
     print(f"colour looked up {'once a ray' if args.colour_at == 'centroid' else 'at every kept sample'}")
     for size in args.sizes:
+        distance, colour = lookups_per_ray(field, counted_poses, size, settings)
         for mode in args.modes:
             relightable = mode == "transfer"
             render_views(field, poses[:2], size, settings=settings, relightable=relightable)  # the kernels loaded
@@ -160,8 +192,11 @@ def main() -> None:
             seconds = statistics.median(times)
             core_seconds = seconds * args.threads
             samples = counted["hits"] * samples_per_hit
-            rates = (f"{samples / core_seconds / 1e6:.1f} M band samples and {counted['rays'] / core_seconds / 1e6:.2f} M "
-                     f"rays per core-second over the whole render" if gpu is None else f"{args.frames / seconds:.0f} frames/s")
+            lookups = counted["rays"] * (distance + colour)
+            rates = (f"{samples / core_seconds / 1e6:.1f} M band samples, {lookups / core_seconds / 1e6:.1f} M lookups "
+                     f"({distance:.1f} of the distance and {colour:.2f} of colour a ray) and "
+                     f"{counted['rays'] / core_seconds / 1e6:.2f} M rays per core-second over the whole render"
+                     if gpu is None else f"{args.frames / seconds:.0f} frames/s")
             print(f"{size} px, {args.frames} frames, {mode}: **{seconds:.3f} s** (median of {args.repeats}; "
                   f"{', '.join(f'{t:.3f}' for t in times)}), {counted['seconds']:.3f} s of it in the renderer's kernel; "
                   f"{counted['rays'] / 1e6:.2f} M rays, {counted['hits'] / 1e6:.2f} M reach the surface; {rates}")
