@@ -50,7 +50,7 @@ def _blas_threads_after_setup() -> tuple[int, list[int]]:
     import numpy  # noqa: F401 - loads OpenBLAS, which starts its threads now
     from threadpoolctl import threadpool_info
 
-    from face_nerf.batch import worker_setup
+    from face_nerf.batch_workers import worker_setup
 
     core = min(os.sched_getaffinity(0))
     worker_setup(1, [core])
@@ -73,7 +73,7 @@ def test_a_worker_held_to_one_thread_holds_numpys_blas_to_one_thread_too():
 def test_workers_get_cores_of_their_own_when_the_cores_go_round():
     import os
 
-    from face_nerf.batch import core_groups
+    from face_nerf.batch_workers import core_groups
 
     cores = sorted(os.sched_getaffinity(0))
     assert core_groups(1, 1) == [cores[:1]]
