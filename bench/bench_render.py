@@ -170,7 +170,7 @@ def main() -> None:
         counted["seconds"] += time.perf_counter() - start
 
     if kernel_runs_on(device):
-        import face_nerf.march as march
+        import face_nerf.march_colour as march
 
         kernel = march.march_views
         march.march_views = counting

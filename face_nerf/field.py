@@ -151,7 +151,7 @@ class HeadField:
         return SdfVolume(self.sdf_grid[0, 0], self.bounds, self.voxel_size)
 
     def grid_appearance(self) -> GridAppearance:
-        """What ``attributes`` looks up, for the compiled renderer (``march.march_surface``)."""
+        """What ``attributes`` looks up, for the compiled renderer (``march_colour.march_surface``)."""
         def last(grid: Tensor) -> Tensor:  # [1, C, ...] -> [..., C]
             return grid[0].movedim(0, -1).contiguous()
 

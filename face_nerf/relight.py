@@ -10,7 +10,7 @@ sample, the kept albedo and normal are the band's composited ones: shading them 
 approximation of shading every sample.)
 
 A grid field (the head field) renders its views straight into that buffer, and shading turns it into
-display pixels, both as compiled kernels (``march.py``); any other field, or a host without Warp, goes
+display pixels, both as compiled kernels (``march_colour.py``); any other field, or a host without Warp, goes
 through ``render.render_rays`` and the torch operations here, which the kernels are tested against.
 """
 
@@ -92,7 +92,7 @@ class LightTransfer:
         lights = self.lights(light, fixed_to)
         bg = srgb_to_linear(torch.tensor(background, dtype=torch.float32, device=self.alpha.device))
         if kernel_runs_on(self.alpha.device):
-            from face_nerf.march import shade_views
+            from face_nerf.march_colour import shade_views
 
             views = shade_views(self.alpha, self.albedo, self.normal, lights, bg).cpu().numpy()
         else:  # one view's floats at a time: 1024 px views need 12 MB each
@@ -131,8 +131,8 @@ def render_transfer(field, cameras: list[Camera], settings: MarchSettings = Marc
 
 def _march_views(field, appearance, cameras: list[Camera], settings: MarchSettings, alpha: Tensor, albedo: Tensor,
                  normal: Tensor, progress) -> None:
-    """``march.march_views`` into the buffers, ``progress(n)`` called with each whole view's worth finished."""
-    from face_nerf.march import march_views
+    """``march_colour.march_views`` into the buffers, ``progress(n)`` called with each whole view's worth finished."""
+    from face_nerf.march_colour import march_views
 
     reported = 0
 

@@ -28,8 +28,8 @@ Shading happens inside the compositing: an optional ``shader(albedo, normal) -> 
 into what is composited (radiance under a light, see ``relight.py``); without one the albedo itself is
 composited.
 A field whose distance is a grid and whose colour lookups are grids too (``sdf_volume()`` and
-``grid_appearance()``, the head field) is rendered whole by one compiled kernel per ray (``march.py``,
-Warp, CPU or CUDA): a Lambert shader (``relight.lambert_shader``) it applies to each sample itself; any
+``grid_appearance()``, the head field) is rendered whole by one compiled kernel per ray
+(``march_colour.py`` on ``march.py``; Warp, CPU or CUDA): a Lambert shader (``relight.lambert_shader``) it applies to each sample itself; any
 other shader once per ray, to the composited albedo and normal (deferred shading). Any other field goes
 through the torch operations here, which the kernel is tested against.
 ``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over the whole box,
@@ -241,7 +241,7 @@ class SdfVolume:
 @dataclass(frozen=True)
 class GridAppearance:
     """A field's colour as grids and images, what ``HeadField.attributes`` looks up, for the compiled
-    renderer (``march.march_surface``), which looks it up in the same way.
+    renderer (``march_colour.march_surface``), which looks it up in the same way.
 
     Attributes (channels last, so that one lookup reads neighbouring memory):
         surface: [D, H, W, 4] normal (3, not yet normalised) and photo visibility, on the distance grid's lattice.
@@ -535,7 +535,7 @@ def _composited(band: Band, albedo: Tensor, normals: Tensor, shader: Shader | No
 
 
 def renders_whole_rays(field: RadianceField, settings: MarchSettings, device: torch.device) -> bool:
-    """Whether rays through ``field`` are rendered whole by one compiled kernel (``march.march_surface``):
+    """Whether rays through ``field`` are rendered whole by one compiled kernel (``march_colour.march_surface``):
     a grid field that describes its colour as grids (``grid_appearance``), and Warp on the device."""
     return settings.kernel and hasattr(field, "grid_appearance") and hasattr(field, "sdf_volume") and kernel_runs_on(device)
 
@@ -543,7 +543,7 @@ def renders_whole_rays(field: RadianceField, settings: MarchSettings, device: to
 def _render_chunk(field: RadianceField, origins: Tensor, dirs: Tensor, settings: MarchSettings,
                   shader: Shader | None, appearance: GridAppearance | None) -> RenderOutput:
     if appearance is not None:  # the field's rays rendered whole by the compiled kernel
-        from face_nerf.march import march_surface
+        from face_nerf.march_colour import march_surface
 
         light = getattr(shader, "light", None)  # a Lambert shader: the kernel shades each sample itself
         hits = march_surface(field.sdf_volume(), appearance, origins, dirs, field.beta, settings, light)

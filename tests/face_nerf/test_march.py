@@ -1,4 +1,4 @@
-"""The compiled marcher (march.py) against render.py's torch path, and colour at the band's centroid
+"""The compiled marcher (march.py, march_colour.py) against render.py's torch path, and colour at the band's centroid
 against colour at every sample."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from face_nerf.march import march_band, march_views
+from face_nerf.march import march_band
+from face_nerf.march_colour import march_views
 from face_nerf.render import (Camera, MarchSettings, SdfVolume, look_at, render_rays, render_rays_reference,
                               surface_band)
 from face_nerf.sampling import lookup
@@ -183,7 +184,7 @@ def test_views_kernel_gives_what_the_rays_kernel_gives():
 def test_views_kernel_takes_an_odd_pixel_count_and_reports_progress(monkeypatch):
     """march_views traces pixels two at a time: with an odd count the last is traced alone, and every
     pixel is written; progress counts the views done, up to all of them, as blocks finish."""
-    import face_nerf.march as march
+    import face_nerf.march_colour as march
 
     monkeypatch.setattr(march, "BLOCK", 64)  # several blocks (of 32 pairs) per view
     field = _textured_head_field()

@@ -82,7 +82,7 @@ def test_transfer_rejects_mixed_image_sizes():
 
 @pytest.mark.parametrize("fixed_to", ["world", "camera"])
 def test_compiled_views_match_the_torch_path(example_run, fixed_to, monkeypatch):
-    """A reconstructed head's views through the compiled kernels (march.march_views, march.shade_views)
+    """A reconstructed head's views through the compiled kernels (march_colour.march_views, march_colour.shade_views)
     against the torch operations they stand in for (surface_band, attributes, torch shading)."""
     import numpy as np
 
@@ -103,7 +103,7 @@ def test_compiled_views_match_the_torch_path(example_run, fixed_to, monkeypatch)
 
 
 def test_shading_kernel_matches_torch_shading(monkeypatch):
-    """march.shade_views against LightTransfer's torch shading: opacity from none to full, colours past
+    """march_colour.shade_views against LightTransfer's torch shading: opacity from none to full, colours past
     white (to_display's roll-off), normals all round, for world- and camera-fixed lights and repeated frames."""
     import numpy as np
 
