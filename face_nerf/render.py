@@ -29,9 +29,10 @@ into what is composited (radiance under a light, see ``relight.py``); without on
 composited.
 A field whose distance is a grid and whose colour lookups are grids too (``sdf_volume()`` and
 ``grid_appearance()``, the head field) is rendered whole by one compiled kernel per ray
-(``march_colour.py`` on ``march.py``; Warp, CPU or CUDA): a Lambert shader (``relight.lambert_shader``) it applies to each sample itself; any
-other shader once per ray, to the composited albedo and normal (deferred shading). Any other field goes
-through the torch operations here, which the kernel is tested against.
+(``march_colour.py`` on ``march.py``; Warp, CPU or CUDA): a Lambert shader (``relight.lambert_shader``)
+it applies to each sample itself; any other shader once per ray, to the composited albedo and normal
+(deferred shading). Any other field goes through the torch operations here, which the kernel is tested
+against.
 ``render_rays_reference`` is the slow, obviously correct twin: dense uniform samples over the whole box,
 no skipping, every one shaded (or, for the one-lookup rule, the ray shaded once at its expected depth).
 """
