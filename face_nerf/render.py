@@ -295,8 +295,13 @@ class MarchSettings:
     colour_at: Literal["centroid", "samples"] = "centroid"
 
     def __post_init__(self):
-        if self.colour_at not in ("centroid", "samples"):
-            raise ValueError(f"colour_at must be 'centroid' or 'samples'. Got {self.colour_at!r}.")
+        check_colour_rule(self.colour_at)
+
+
+def check_colour_rule(colour_at: str) -> None:
+    """Raise ValueError unless ``colour_at`` is a colour rule: "centroid" or "samples"."""
+    if colour_at not in ("centroid", "samples"):
+        raise ValueError(f"colour_at must be 'centroid' or 'samples'. Got {colour_at!r}.")
 
 
 def sphere_trace(
@@ -564,8 +569,7 @@ def render_rays_reference(field: RadianceField, origins: Tensor, dirs: Tensor, s
     depth), and gives that colour the ray's whole opacity: the fast path's one lookup a ray, without its
     shortcuts (the band, the weight floor, the sphere tracing).
     """
-    if colour_at not in ("samples", "centroid"):
-        raise ValueError(f"colour_at must be 'samples' or 'centroid'. Got {colour_at!r}.")
+    check_colour_rule(colour_at)
     t_near, t_far, in_box = ray_aabb(origins, dirs, field.bounds)
     t_far = torch.where(in_box, t_far, t_near)
     edges = torch.linspace(0.0, 1.0, samples + 1, device=origins.device)
