@@ -395,9 +395,18 @@ def _launch(kernel, n: int, device: torch.device, inputs: list, outputs: list, p
             wp.launch(kernel, dim=n, device=warp_device, inputs=[*inputs, 0, *outputs])
         return
 
+    def run(start: int, count: int) -> None:
+        wp.launch(kernel, dim=count, device=warp_device, inputs=[*inputs, start, *outputs])
+
+    _blocks(run, n, progress, block)
+
+
+def _blocks(work, n: int, progress=None, block: int = BLOCK) -> None:
+    """``work(start, count)`` over n items on the CPU, in blocks of ``block`` that the torch threads take in
+    turn (a kept pool); ``progress(done)`` is called with the items done so far as blocks finish."""
     def run(start: int) -> int:
         count = min(block, n - start)
-        wp.launch(kernel, dim=count, device=warp_device, inputs=[*inputs, start, *outputs])
+        work(start, count)
         return count
 
     starts = range(0, n, block)

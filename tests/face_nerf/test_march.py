@@ -182,10 +182,12 @@ def test_views_kernel_gives_what_the_rays_kernel_gives():
 
 
 def test_views_kernel_takes_an_odd_pixel_count_and_reports_progress(monkeypatch):
-    """march_views traces pixels two at a time: with an odd count the last is traced alone, and every
-    pixel is written; progress counts the views done, up to all of them, as blocks finish."""
+    """Warp's march_views traces pixels two at a time: with an odd count the last is traced alone, and
+    every pixel is written; progress counts the views done, up to all of them, as blocks finish. (The
+    packet tracer's own: test_march_packets.)"""
     import face_nerf.march_colour as march
 
+    monkeypatch.setenv("FACELAB_CPU_MARCH", "warp")
     monkeypatch.setattr(march, "BLOCK", 64)  # several blocks (of 32 pairs) per view
     field = _textured_head_field()
     cameras = [Camera(look_at(torch.tensor(eye), torch.zeros(3)), 14.0, 14.0, 4.5, 3.5, 9, 7)

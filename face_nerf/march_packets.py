@@ -1,0 +1,209 @@
+"""``march_views`` on the CPU eight rays at once: ``march_packets.cpp`` (AVX2) traces and composites, Warp
+looks up the colour.
+
+Warp's CPU backend compiles a kernel to run one ray a thread, so every trilinear lookup, exponential and
+sum of the band is scalar code. ``march_packets.cpp`` takes eight neighbouring pixels' rays in the lanes
+of a 256-bit register: the sphere tracing (``march._step``), the band and its compositing
+(``march._band``, ``march._band_samples``), giving each pixel's opacity and expected depth. The colour
+lookup there (``march_colour._attributes``, once a ray under the centroid rule) stays a Warp kernel
+(``_colour_views``), run block by block after the trace, so the depths never take more than a block of
+memory.
+
+The C++ is compiled on first use with the system's C++ compiler (``$CXX``, else g++ or c++) into the
+cache (``$FACELAB_CACHE/packets``, named by a hash of the source and flags), a second or two, once per
+machine. Where it cannot run (no x86-64 CPU with AVX2 and FMA, no compiler, a failed build, the colour at
+every sample, a GPU) ``march_colour.march_views`` takes Warp's one-ray kernel, which gives the same
+pixels; ``FACELAB_CPU_MARCH=warp`` asks for that one. ``test_march`` holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import warp as wp
+
+from face_nerf.head.cache import default_cache_dir
+from face_nerf.march import _blocks, _Volume, _volume, _warp_ready
+from face_nerf.march_colour import _attributes, _Look, _look, _pixel_ray, _ready
+from face_nerf.render import SECANT_REACH, SECANT_SLOPE
+
+if TYPE_CHECKING:
+    from face_nerf.render import Camera, GridAppearance, MarchSettings, SdfVolume
+
+log = logging.getLogger(__name__)
+SOURCE = Path(__file__).with_name("march_packets.cpp")
+FLAGS = ("-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
+LANES, TILE_ROWS = 8, 8  # march_packets.cpp: a view's pixels go through it in tiles of LANES x TILE_ROWS
+BLOCK = 32768  # slots (a multiple of LANES * TILE_ROWS) a block
+ABI = 1  # facelab_packets_abi() of a library built from SOURCE: the structures below match it
+_LOCK = threading.Lock()
+_LIBRARY: list = []  # [the loaded library, or None where it cannot be had], once a process
+
+
+class _CGrid(ctypes.Structure):
+    _fields_ = [("pairs", ctypes.c_void_p), ("width", ctypes.c_int32), ("plane", ctypes.c_int32),
+                ("lo", ctypes.c_float * 3), ("hi", ctypes.c_float * 3), ("scale", ctypes.c_float * 3),
+                ("top", ctypes.c_float * 3), ("slack", ctypes.c_float * 3), ("margin", ctypes.c_float)]
+
+
+class _CMarch(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_float) for name in
+                ("beta", "inv_beta", "enter_sdf", "step_scale", "exit_depth", "secant_reach", "secant_slope")]
+    _fields_ += [("max_steps", ctypes.c_int32), ("samples", ctypes.c_int32)]
+
+
+class _CViews(ctypes.Structure):
+    _fields_ = [("rotations", ctypes.c_void_p), ("eyes", ctypes.c_void_p), ("intrinsics", ctypes.c_void_p),
+                ("width", ctypes.c_int32), ("height", ctypes.c_int32)]
+
+
+def _cpu_can() -> bool:
+    """An x86-64 CPU with AVX2 and FMA (read from /proc/cpuinfo: Linux, where the app runs)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return {"avx2", "fma"} <= set(flags.split())
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
+def build(cache_dir: Path | None = None) -> Path:
+    """The compiled library, built into ``cache_dir`` (default ``$FACELAB_CACHE/packets``) unless a build of
+    this source with these flags is there. Raises RuntimeError naming what failed."""
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError("No C++ compiler (set $CXX, or install g++).")
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "packets"
+    target = folder / f"march_packets-{key}.so"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{target.name}.{os.getpid()}.{threading.get_ident()}"  # renamed whole: no half a library
+    try:
+        done = subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE)], capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed to build {SOURCE.name}: {done.stderr.strip()[-2000:]}")
+        os.replace(partial, target)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise RuntimeError(f"{compiler} could not build {SOURCE.name}: {error}") from error
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def library() -> ctypes.CDLL | None:
+    """The packet tracer, built and loaded once a process; None where it cannot run here (said once in the
+    log, with the reason) or ``FACELAB_CPU_MARCH=warp`` asks for Warp's kernel."""
+    if os.environ.get("FACELAB_CPU_MARCH", "packets") == "warp":
+        return None
+    with _LOCK:
+        if not _LIBRARY:
+            _LIBRARY.append(_load())
+        return _LIBRARY[0]
+
+
+def _load() -> ctypes.CDLL | None:
+    if not _cpu_can():
+        log.info("CPU rendering: Warp's kernel, one ray a thread (this CPU has no AVX2 and FMA)")
+        return None
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except (RuntimeError, OSError) as error:
+        log.warning("CPU rendering: Warp's kernel, one ray a thread; the packet tracer is not to be had: %s", error)
+        return None
+    if lib.facelab_packets_abi() != ABI:
+        log.warning("CPU rendering: Warp's kernel; the packet tracer's library is of another version")
+        return None
+    lib.facelab_trace_views.argtypes = [ctypes.POINTER(_CGrid), ctypes.POINTER(_CMarch), ctypes.POINTER(_CViews),
+                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                        ctypes.c_void_p]
+    lib.facelab_trace_views.restype = None
+    log.info("CPU rendering: packets of eight rays (AVX2), %s", lib._name)
+    return lib
+
+
+def usable(device: torch.device, settings: MarchSettings) -> bool:
+    """Whether ``march_views`` takes the packet tracer: on the CPU, colour once a ray, the library here."""
+    return torch.device(device).type == "cpu" and settings.colour_at == "centroid" and library() is not None
+
+
+# --- the colour at each pixel's depth (Warp) ------------------------------------------------------
+
+@wp.kernel
+def _colour_views(v: _Volume, a: _Look, rotations: wp.array(dtype=wp.mat33), eyes: wp.array(dtype=wp.vec3),
+                  intrinsics: wp.array(dtype=wp.vec4), width: int, height: int, pixel: wp.array(dtype=wp.int32),
+                  depth: wp.array(dtype=wp.float32), alpha: wp.array(dtype=wp.float32),
+                  albedo: wp.array(dtype=wp.vec3h), normal: wp.array(dtype=wp.vec3h)):
+    # Slot j of a block, traced: the field's albedo and normal at its pixel's expected depth depth[j], as
+    # march_colour._traced_ray looks them up (zero where its ray misses the band: depth -1; nothing for an
+    # empty slot: pixel -1).
+    j = wp.tid()
+    i = pixel[j]
+    if i < 0:
+        return
+    if depth[j] < 0.0:
+        albedo[i] = wp.vec3h(wp.float16(0.0))
+        normal[i] = wp.vec3h(wp.float16(0.0))
+        return
+    view, d = _pixel_ray(rotations, intrinsics, width, height, i)
+    colour, n = _attributes(v, a, eyes[view] + (depth[j] / wp.max(alpha[i], 1.0e-12)) * d, d)
+    albedo[i] = wp.vec3h(colour)
+    normal[i] = wp.vec3h(n)
+
+
+def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Camera], beta: float,
+                settings: MarchSettings, alpha: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor,
+                progress=None) -> None:
+    """``march_colour.march_views`` on the CPU by the packet tracer (``usable`` says when): the same
+    G-buffer, the same progress reports."""
+    lib = library()
+    cpu = torch.device("cpu")
+    _ready(cpu)  # march's and march_colour's kernels, which this one builds on
+    _warp_ready(cpu, sys.modules[__name__])
+    v, look = _volume(volume), _look(appearance)
+    h, w = cameras[0].height, cameras[0].width
+    sdf = volume.grid.detach().float()
+    pairs = torch.stack((sdf, sdf.roll(-1, 2)), -1).contiguous()  # (x, x + 1): the last column's pair unused
+    rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().contiguous()
+    eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().contiguous()
+    intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32)
+    grid = _CGrid(pairs.data_ptr(), v.width, v.plane, (ctypes.c_float * 3)(*v.lo), (ctypes.c_float * 3)(*v.hi),
+                 (ctypes.c_float * 3)(*v.scale), (ctypes.c_float * 3)(*v.top), (ctypes.c_float * 3)(*v.slack),
+                 v.margin)
+    march = _CMarch(beta, 1.0 / beta, settings.enter_sdf, settings.step_scale, settings.exit_depth, SECANT_REACH,
+                   SECANT_SLOPE, settings.max_steps, settings.band_samples)
+    views = _CViews(rotations.data_ptr(), eyes.data_ptr(), intrinsics.data_ptr(), w, h)
+    alpha_flat, albedo_flat, normal_flat = alpha.reshape(-1), albedo.reshape(-1, 3), normal.reshape(-1, 3)
+    kept = [wp.from_torch(rotations, dtype=wp.mat33), wp.from_torch(eyes, dtype=wp.vec3),
+            wp.from_torch(intrinsics, dtype=wp.vec4)]
+    outputs = [wp.from_torch(alpha_flat), wp.from_torch(albedo_flat, dtype=wp.vec3h),
+               wp.from_torch(normal_flat, dtype=wp.vec3h)]
+
+    def block(start: int, count: int) -> None:
+        depth, pixel = torch.empty(count), torch.empty(count, dtype=torch.int32)
+        lib.facelab_trace_views(grid, march, views, start, count, alpha_flat.data_ptr(), depth.data_ptr(),
+                                pixel.data_ptr())
+        wp.launch(_colour_views, dim=count, device="cpu", inputs=[v, look, *kept, w, h, wp.from_torch(pixel),
+                                                                  wp.from_torch(depth)], outputs=outputs)
+
+    per_view = -(-h // TILE_ROWS) * -(-w // LANES) * LANES * TILE_ROWS  # slots: whole tiles
+    _blocks(block, len(cameras) * per_view, None if progress is None else (lambda done: progress(done / per_view)),
+            BLOCK)
