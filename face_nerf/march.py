@@ -346,20 +346,26 @@ def _march(v: _Volume, m: _March, offset: int, origins: wp.array(dtype=wp.vec3),
 
 # --- from torch ----------------------------------------------------------------------------------
 
-def _volume(volume: SdfVolume) -> _Volume:
+def volume_constants(volume: SdfVolume) -> dict:
+    """What a kernel needs of a distance grid besides its values, as plain numbers: the box (lo, hi), lattice
+    steps per world unit along x, y, z (scale), W - 1, H - 1, D - 1 (top), render.BOX_TOLERANCE of the half box
+    in lattice steps (slack), the margin, and the grid's row and plane strides (width, plane)."""
     if min(volume.grid.shape) < 2:
         raise ValueError(f"An SDF grid needs at least 2 points along each axis. Got {tuple(volume.grid.shape)}.")
-    lo, hi = volume.bounds[0].float(), volume.bounds[1].float()
-    top = torch.tensor(volume.grid.shape[::-1], dtype=torch.float32, device=lo.device) - 1.0  # (W, H, D) - 1
+    lo, hi = volume.bounds[0].float().cpu(), volume.bounds[1].float().cpu()
+    top = torch.tensor(volume.grid.shape[::-1], dtype=torch.float32) - 1.0  # (W, H, D) - 1
+    return {"lo": lo.tolist(), "hi": hi.tolist(), "scale": (top / (hi - lo)).tolist(), "top": top.tolist(),
+            "slack": (BOX_TOLERANCE * 0.5 * top).tolist(), "margin": float(volume.margin),
+            "width": volume.grid.shape[2], "plane": volume.grid.shape[1] * volume.grid.shape[2]}
+
+
+def _volume(volume: SdfVolume) -> _Volume:
+    c = volume_constants(volume)
     v = _Volume()
-    grid = volume.grid.detach().float().contiguous()
-    v.sdf = wp.from_torch(grid.reshape(-1))
-    v.width, v.plane = grid.shape[2], grid.shape[1] * grid.shape[2]
-    v.lo, v.hi = wp.vec3(*lo.tolist()), wp.vec3(*hi.tolist())
-    v.scale = wp.vec3(*(top / (hi - lo)).tolist())
-    v.top = wp.vec3(*top.tolist())
-    v.slack = wp.vec3(*(BOX_TOLERANCE * 0.5 * top).tolist())
-    v.margin = float(volume.margin)
+    v.sdf = wp.from_torch(volume.grid.detach().float().contiguous().reshape(-1))
+    v.width, v.plane = c["width"], c["plane"]
+    v.lo, v.hi, v.scale, v.top, v.slack = (wp.vec3(*c[k]) for k in ("lo", "hi", "scale", "top", "slack"))
+    v.margin = c["margin"]
     return v
 
 

@@ -342,36 +342,53 @@ def _shade(alpha: wp.array(dtype=wp.float32), albedo: wp.array(dtype=wp.vec3h), 
 
 
 
-def _lights(lights: Tensor) -> wp.array:
+def lights_with_band_factors(lights: Tensor) -> Tensor:
     """SH lights [N, 9, 3] as the kernels take them: each coefficient times its Lambert band factor."""
     from face_nerf.lighting import BAND_FACTORS
 
-    return wp.from_torch((lights.float() * BAND_FACTORS.to(lights)[:, None]).contiguous(), dtype=wp.vec3)
+    return (lights.float() * BAND_FACTORS.to(lights)[:, None]).contiguous()
+
+
+def _lights(lights: Tensor) -> wp.array:
+    return wp.from_torch(lights_with_band_factors(lights), dtype=wp.vec3)
+
+
+def look_constants(appearance: GridAppearance) -> dict:
+    """What a kernel needs of a field's colour besides its grids and images, as plain numbers: the input
+    camera (w2c [3, 3] row by row, w2c_t, eye, focal, centre), photo pixels per pixel of its frame (to_photo),
+    the irradiance floor, the stretch limits and the fill's centre."""
+    camera = appearance.camera
+    w2c = torch.linalg.inv(camera.c2w.float().cpu())
+    return {"to_photo": [appearance.photo.shape[1] / camera.width, appearance.photo.shape[0] / camera.height],
+            "w2c": w2c[:3, :3].flatten().tolist(), "w2c_t": w2c[:3, 3].tolist(),
+            "eye": camera.c2w[:3, 3].float().tolist(), "focal": [float(camera.fx), float(camera.fy)],
+            "centre": [float(camera.cx), float(camera.cy)], "floor": float(appearance.floor),
+            "stretch": [float(x) for x in appearance.stretch], "fill_centre": appearance.fill_centre.float().tolist()}
+
+
+def overlay_or_blank(appearance: GridAppearance) -> tuple[Tensor, list, list]:
+    """The overlay [d, h, w, 4] float32 and its box's corners, or, with none, a blank 2 x 2 x 2 one in an empty box."""
+    if appearance.overlay is None:
+        return appearance.surface.new_zeros(2, 2, 2, 4, dtype=torch.float32), [0.0] * 3, [0.0] * 3
+    bounds = appearance.overlay_bounds.float()
+    return appearance.overlay.detach().float().contiguous(), bounds[0].tolist(), bounds[1].tolist()
 
 
 def _look(appearance: GridAppearance) -> _Look:
+    c = look_constants(appearance)
     a = _Look()
     a.surface = wp.from_torch(appearance.surface.detach().float().contiguous(), dtype=wp.vec4)
     a.photo = wp.from_torch(appearance.photo.detach().float().contiguous(), dtype=wp.vec3)
     a.fill = wp.from_torch(appearance.fill.detach().float().contiguous(), dtype=wp.vec3)
-    camera = appearance.camera
-    w2c = torch.linalg.inv(camera.c2w.float())
-    a.to_photo = wp.vec2(appearance.photo.shape[1] / camera.width, appearance.photo.shape[0] / camera.height)
-    a.w2c = wp.mat33(*w2c[:3, :3].flatten().tolist())
-    a.w2c_t, a.eye = wp.vec3(*w2c[:3, 3].tolist()), wp.vec3(*camera.c2w[:3, 3].float().tolist())
-    a.focal, a.centre = wp.vec2(float(camera.fx), float(camera.fy)), wp.vec2(float(camera.cx), float(camera.cy))
+    a.to_photo, a.focal, a.centre, a.stretch = (wp.vec2(*c[k]) for k in ("to_photo", "focal", "centre", "stretch"))
+    a.w2c = wp.mat33(*c["w2c"])
+    a.w2c_t, a.eye, a.fill_centre = (wp.vec3(*c[k]) for k in ("w2c_t", "eye", "fill_centre"))
     a.light = _lights(appearance.light[None])
-    a.floor, a.stretch = float(appearance.floor), wp.vec2(*appearance.stretch)
-    a.fill_centre = wp.vec3(*appearance.fill_centre.float().tolist())
-    overlay = appearance.overlay
-    a.has_overlay = int(overlay is not None)
-    if overlay is None:
-        overlay = appearance.surface.new_zeros(2, 2, 2, 4)
-        a.overlay_lo = a.overlay_hi = wp.vec3(0.0, 0.0, 0.0)
-    else:
-        a.overlay_lo = wp.vec3(*appearance.overlay_bounds[0].float().tolist())
-        a.overlay_hi = wp.vec3(*appearance.overlay_bounds[1].float().tolist())
-    a.overlay = wp.from_torch(overlay.detach().float().contiguous(), dtype=wp.vec4)
+    a.floor = c["floor"]
+    overlay, lo, hi = overlay_or_blank(appearance)
+    a.has_overlay = int(appearance.overlay is not None)
+    a.overlay_lo, a.overlay_hi = wp.vec3(*lo), wp.vec3(*hi)
+    a.overlay = wp.from_torch(overlay, dtype=wp.vec4)
     return a
 
 

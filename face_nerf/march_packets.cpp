@@ -39,7 +39,7 @@ struct Views {            // the cameras of march_views
     int32_t width, height;
 };
 
-int facelab_packets_abi(void) { return 1; }  // march_packets.py checks it against its structures
+int facelab_packets_abi(void) { return 2; }  // march_packets.py checks it against its structures
 
 }  // extern "C"
 
@@ -274,27 +274,50 @@ void band(const Lattice &g, const March &m, const Rays &r, vi &hit, vf &total, v
     expected += rest * last;
 }
 
+// o + t d, in world units
+inline Point along(const Point &o, const Point &d, vf t) { return {o.x + t * d.x, o.y + t * d.y, o.z + t * d.z}; }
+
 }  // namespace
+
+#include "march_packets_colour.h"
 
 extern "C" {
 
-// Slots start .. start + count - 1 of march_views' images (TILE above; start a multiple of LANES), the
-// pixel of slot j pixel[j - start] (-1 for none; pixel i is of view i / (width * height)): each pixel's
-// opacity into alpha[i] (0 where its ray misses the band) and expected depth into depth[j - start] (-1
-// where it misses).
-void facelab_trace_views(const Grid *grid, const March *march, const Views *views, int64_t start, int64_t count,
-                         float *alpha, float *depth, int32_t *pixel) {
+// Slots start .. start + count - 1 of march_views' images (TILE_ROWS above; start a multiple of LANES),
+// rendered: pixel i's (of view i / (width * height)) opacity into alpha[i], its albedo and unit normal
+// (float16) into albedo[3i..3i+2] and normal[3i..3i+2], all three zero where its ray misses the band.
+void facelab_render_views(const Grid *grid, const March *march, const Look *look, const Views *views, int64_t start,
+                          int64_t count, float *alpha, uint16_t *albedo, uint16_t *normal) {
     const Lattice g(*grid);
+    alignas(32) int32_t pixel[LANES];
+    alignas(32) float out[7][LANES];
     for (int64_t slot = start; slot < start + count; slot += LANES) {
-        int32_t *lane_pixel = pixel + (slot - start);
-        Rays r = packet_rays(*grid, *views, slot, lane_pixel);
+        Rays r = packet_rays(*grid, *views, slot, pixel);
         for (int k = 0; k < march->max_steps && !all(r.finished); ++k) step(g, *march, r);
         vi hit;
         vf total, expected;
         band(g, *march, r, hit, total, expected);
-        for (int k = 0; k < LANES && slot + k < start + count; ++k) {
-            if (lane_pixel[k] >= 0) alpha[lane_pixel[k]] = hit[k] ? total[k] : 0.0f;
-            depth[slot + k - start] = hit[k] ? expected[k] : -1.0f;
+        Colour colour = {splat(0.0f), splat(0.0f), splat(0.0f)};
+        Point n = {splat(0.0f), splat(0.0f), splat(0.0f)};
+        if (any(hit)) {  // the colour where the ray's opacity is on average: its expected depth
+            const vf depth = expected / vmax(total, splat(1.0e-12f));
+            attributes(*grid, g, *look, along(r.o, r.d, depth), r.d, hit, colour, n);
+        }
+        const vf zero = splat(0.0f);
+        *(vf *)out[0] = hit ? total : zero;
+        const vf channels[6] = {colour.r, colour.g, colour.b, n.x, n.y, n.z};
+        for (int c = 0; c < 6; ++c) *(vf *)out[1 + c] = hit ? channels[c] : zero;
+        alignas(16) uint16_t half[6][LANES];
+        for (int c = 0; c < 6; ++c)
+            _mm_store_si128((__m128i *)half[c], _mm256_cvtps_ph(*(__m256 *)out[1 + c], _MM_FROUND_TO_NEAREST_INT));
+        for (int k = 0; k < LANES; ++k) {
+            if (pixel[k] < 0) continue;
+            const int64_t i = pixel[k];
+            alpha[i] = out[0][k];
+            for (int c = 0; c < 3; ++c) {
+                albedo[3 * i + c] = half[c][k];
+                normal[3 * i + c] = half[3 + c][k];
+            }
         }
     }
 }

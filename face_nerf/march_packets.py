@@ -25,17 +25,15 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import warp as wp
 
 from face_nerf.head.cache import default_cache_dir
-from face_nerf.march import _blocks, _Volume, _volume, _warp_ready
-from face_nerf.march_colour import _attributes, _Look, _look, _pixel_ray, _ready
+from face_nerf.march import _blocks, volume_constants
+from face_nerf.march_colour import lights_with_band_factors, look_constants, overlay_or_blank
 from face_nerf.render import SECANT_REACH, SECANT_SLOPE
 
 if TYPE_CHECKING:
@@ -43,10 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("march_packets.cpp")
-FLAGS = ("-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
+SOURCES = (SOURCE, SOURCE.with_name("march_packets_colour.h"))  # the build's key: both files
+FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
 LANES, TILE_ROWS = 8, 8  # march_packets.cpp: a view's pixels go through it in tiles of LANES x TILE_ROWS
 BLOCK = 32768  # slots (a multiple of LANES * TILE_ROWS) a block
-ABI = 1  # facelab_packets_abi() of a library built from SOURCE: the structures below match it
+ABI = 2  # facelab_packets_abi() of a library built from SOURCE: the structures below match it
 _LOCK = threading.Lock()
 _LIBRARY: list = []  # [the loaded library, or None where it cannot be had], once a process
 
@@ -63,9 +62,27 @@ class _CMarch(ctypes.Structure):
     _fields_ += [("max_steps", ctypes.c_int32), ("samples", ctypes.c_int32)]
 
 
+class _CLook(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in ("surface", "photo", "fill", "overlay")]
+    _fields_ += [("photo_size", ctypes.c_int32 * 2), ("fill_size", ctypes.c_int32 * 2), ("overlay_size", ctypes.c_int32 * 3),
+                 ("has_overlay", ctypes.c_int32), ("overlay_lo", ctypes.c_float * 3), ("overlay_hi", ctypes.c_float * 3),
+                 ("to_photo", ctypes.c_float * 2), ("w2c", ctypes.c_float * 9), ("w2c_t", ctypes.c_float * 3),
+                 ("eye", ctypes.c_float * 3), ("focal", ctypes.c_float * 2), ("centre", ctypes.c_float * 2),
+                 ("light", ctypes.c_float * 27), ("floor", ctypes.c_float), ("stretch", ctypes.c_float * 2),
+                 ("fill_centre", ctypes.c_float * 3)]
+
+
 class _CViews(ctypes.Structure):
     _fields_ = [("rotations", ctypes.c_void_p), ("eyes", ctypes.c_void_p), ("intrinsics", ctypes.c_void_p),
                 ("width", ctypes.c_int32), ("height", ctypes.c_int32)]
+
+
+def _make(structure: type[ctypes.Structure], *values) -> ctypes.Structure:
+    """``structure`` with its fields, in order, set to ``values`` (sequences for its array fields)."""
+    made = structure()
+    for (name, kind), value in zip(structure._fields_, values, strict=True):
+        setattr(made, name, kind(*value) if issubclass(kind, ctypes.Array) else value)
+    return made
 
 
 def _cpu_can() -> bool:
@@ -76,7 +93,7 @@ def _cpu_can() -> bool:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
     except OSError:
         return False
-    return {"avx2", "fma"} <= set(flags.split())
+    return {"avx2", "fma", "f16c"} <= set(flags.split())
 
 
 def _compiler() -> str | None:
@@ -89,7 +106,8 @@ def build(cache_dir: Path | None = None) -> Path:
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("No C++ compiler (set $CXX, or install g++).")
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
+    text = b"".join(path.read_bytes() for path in SOURCES)
+    key = hashlib.sha256(text + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "packets"
     target = folder / f"march_packets-{key}.so"
     if target.exists():
@@ -132,10 +150,10 @@ def _load() -> ctypes.CDLL | None:
     if lib.facelab_packets_abi() != ABI:
         log.warning("CPU rendering: Warp's kernel; the packet tracer's library is of another version")
         return None
-    lib.facelab_trace_views.argtypes = [ctypes.POINTER(_CGrid), ctypes.POINTER(_CMarch), ctypes.POINTER(_CViews),
-                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
-                                        ctypes.c_void_p]
-    lib.facelab_trace_views.restype = None
+    lib.facelab_render_views.argtypes = [ctypes.POINTER(_CGrid), ctypes.POINTER(_CMarch), ctypes.POINTER(_CLook),
+                                         ctypes.POINTER(_CViews), ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                                         ctypes.c_void_p, ctypes.c_void_p]
+    lib.facelab_render_views.restype = None
     log.info("CPU rendering: packets of eight rays (AVX2), %s", lib._name)
     return lib
 
@@ -145,28 +163,26 @@ def usable(device: torch.device, settings: MarchSettings) -> bool:
     return torch.device(device).type == "cpu" and settings.colour_at == "centroid" and library() is not None
 
 
-# --- the colour at each pixel's depth (Warp) ------------------------------------------------------
+def _c_grid(volume: SdfVolume) -> tuple[_CGrid, torch.Tensor]:
+    """The grid's structure, and the grid of (x, x + 1) pairs it points at (keep it while the structure is in use)."""
+    sdf = volume.grid.detach().float()
+    pairs = torch.stack((sdf, sdf.roll(-1, 2)), -1).contiguous()  # the last column's pair unused
+    c = volume_constants(volume)
+    return _make(_CGrid, pairs.data_ptr(), c["width"], c["plane"], *(c[k] for k in ("lo", "hi", "scale", "top", "slack")),
+                 c["margin"]), pairs
 
-@wp.kernel
-def _colour_views(v: _Volume, a: _Look, rotations: wp.array(dtype=wp.mat33), eyes: wp.array(dtype=wp.vec3),
-                  intrinsics: wp.array(dtype=wp.vec4), width: int, height: int, pixel: wp.array(dtype=wp.int32),
-                  depth: wp.array(dtype=wp.float32), alpha: wp.array(dtype=wp.float32),
-                  albedo: wp.array(dtype=wp.vec3h), normal: wp.array(dtype=wp.vec3h)):
-    # Slot j of a block, traced: the field's albedo and normal at its pixel's expected depth depth[j], as
-    # march_colour._traced_ray looks them up (zero where its ray misses the band: depth -1; nothing for an
-    # empty slot: pixel -1).
-    j = wp.tid()
-    i = pixel[j]
-    if i < 0:
-        return
-    if depth[j] < 0.0:
-        albedo[i] = wp.vec3h(wp.float16(0.0))
-        normal[i] = wp.vec3h(wp.float16(0.0))
-        return
-    view, d = _pixel_ray(rotations, intrinsics, width, height, i)
-    colour, n = _attributes(v, a, eyes[view] + (depth[j] / wp.max(alpha[i], 1.0e-12)) * d, d)
-    albedo[i] = wp.vec3h(colour)
-    normal[i] = wp.vec3h(n)
+
+def _c_look(appearance: GridAppearance) -> tuple[_CLook, list[torch.Tensor]]:
+    """The colour's structure, and the tensors it points at (keep them while it is in use)."""
+    c = look_constants(appearance)
+    surface, photo, fill = (t.detach().float().contiguous() for t in (appearance.surface, appearance.photo, appearance.fill))
+    overlay, lo, hi = overlay_or_blank(appearance)
+    light = lights_with_band_factors(appearance.light[None])[0]
+    look = _make(_CLook, surface.data_ptr(), photo.data_ptr(), fill.data_ptr(), overlay.data_ptr(), photo.shape[:2],
+                 fill.shape[:2], overlay.shape[:3], int(appearance.overlay is not None), lo, hi, c["to_photo"],
+                 c["w2c"], c["w2c_t"], c["eye"], c["focal"], c["centre"], light.flatten().tolist(), c["floor"],
+                 c["stretch"], c["fill_centre"])
+    return look, [surface, photo, fill, overlay, light]
 
 
 def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Camera], beta: float,
@@ -175,35 +191,28 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     """``march_colour.march_views`` on the CPU by the packet tracer (``usable`` says when): the same
     G-buffer, the same progress reports."""
     lib = library()
-    cpu = torch.device("cpu")
-    _ready(cpu)  # march's and march_colour's kernels, which this one builds on
-    _warp_ready(cpu, sys.modules[__name__])
-    v, look = _volume(volume), _look(appearance)
+    if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
+        raise ValueError(f"The surface grid {tuple(appearance.surface.shape)} must lie on the distance grid's lattice "
+                         f"{tuple(volume.grid.shape)}.")
+    grid, pairs = _c_grid(volume)
+    look, kept = _c_look(appearance)
     h, w = cameras[0].height, cameras[0].width
-    sdf = volume.grid.detach().float()
-    pairs = torch.stack((sdf, sdf.roll(-1, 2)), -1).contiguous()  # (x, x + 1): the last column's pair unused
     rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().contiguous()
     eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().contiguous()
     intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32)
-    grid = _CGrid(pairs.data_ptr(), v.width, v.plane, (ctypes.c_float * 3)(*v.lo), (ctypes.c_float * 3)(*v.hi),
-                 (ctypes.c_float * 3)(*v.scale), (ctypes.c_float * 3)(*v.top), (ctypes.c_float * 3)(*v.slack),
-                 v.margin)
-    march = _CMarch(beta, 1.0 / beta, settings.enter_sdf, settings.step_scale, settings.exit_depth, SECANT_REACH,
-                   SECANT_SLOPE, settings.max_steps, settings.band_samples)
-    views = _CViews(rotations.data_ptr(), eyes.data_ptr(), intrinsics.data_ptr(), w, h)
-    alpha_flat, albedo_flat, normal_flat = alpha.reshape(-1), albedo.reshape(-1, 3), normal.reshape(-1, 3)
-    kept = [wp.from_torch(rotations, dtype=wp.mat33), wp.from_torch(eyes, dtype=wp.vec3),
-            wp.from_torch(intrinsics, dtype=wp.vec4)]
-    outputs = [wp.from_torch(alpha_flat), wp.from_torch(albedo_flat, dtype=wp.vec3h),
-               wp.from_torch(normal_flat, dtype=wp.vec3h)]
+    march = _make(_CMarch, beta, 1.0 / beta, settings.enter_sdf, settings.step_scale, settings.exit_depth, SECANT_REACH,
+                    SECANT_SLOPE, settings.max_steps, settings.band_samples)
+    views = _make(_CViews, rotations.data_ptr(), eyes.data_ptr(), intrinsics.data_ptr(), w, h)
+    for buffer, dtype in ((alpha, torch.float32), (albedo, torch.float16), (normal, torch.float16)):
+        if buffer.dtype != dtype or not buffer.is_contiguous():
+            raise ValueError(f"march_views writes into contiguous {dtype} buffers. Got {buffer.dtype}, "
+                             f"contiguous {buffer.is_contiguous()}.")
 
     def block(start: int, count: int) -> None:
-        depth, pixel = torch.empty(count), torch.empty(count, dtype=torch.int32)
-        lib.facelab_trace_views(grid, march, views, start, count, alpha_flat.data_ptr(), depth.data_ptr(),
-                                pixel.data_ptr())
-        wp.launch(_colour_views, dim=count, device="cpu", inputs=[v, look, *kept, w, h, wp.from_torch(pixel),
-                                                                  wp.from_torch(depth)], outputs=outputs)
+        lib.facelab_render_views(grid, march, look, views, start, count, alpha.data_ptr(), albedo.data_ptr(),
+                                 normal.data_ptr())
 
     per_view = -(-h // TILE_ROWS) * -(-w // LANES) * LANES * TILE_ROWS  # slots: whole tiles
     _blocks(block, len(cameras) * per_view, None if progress is None else (lambda done: progress(done / per_view)),
             BLOCK)
+    del pairs, kept  # what the structures pointed at: kept until the last block is done
