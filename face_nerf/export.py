@@ -78,8 +78,13 @@ def turntable_axis(field) -> torch.Tensor:
 
 def view_camera(field, yaw: float, pitch: float, size: int) -> Camera:
     """The turntable camera at a yaw and pitch (degrees) about ``turntable_axis``."""
-    target, radius = framing(field.bounds)
-    return orbit_camera(yaw, pitch, radius, target, FOCAL, size, turntable_axis(field))
+    return view_cameras(field, [(yaw, pitch)], size)[0]
+
+
+def view_cameras(field, poses: list[tuple[float, float]], size: int) -> list[Camera]:
+    """``view_camera`` at each of the (yaw, pitch) poses: the framing and the axis worked out once."""
+    (target, radius), axis = framing(field.bounds), turntable_axis(field)
+    return [orbit_camera(yaw, pitch, radius, target, FOCAL, size, axis) for yaw, pitch in poses]
 
 
 def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Tensor | None = None, fixed_to: str = "world",
@@ -95,7 +100,7 @@ def render_views(field, poses: list[TurntableFrame], size: int, light: torch.Ten
     distinct = list(dict.fromkeys(keys))
     per_view = len(poses) / len(distinct)
     counted = None if progress is None else (lambda n: progress(n * per_view))
-    cameras = [view_camera(field, yaw, pitch, size) for yaw, pitch in distinct]
+    cameras = view_cameras(field, distinct, size)
     order = torch.tensor([distinct.index(k) for k in keys]) if len(distinct) < len(poses) else None
     light = field.photo_light if light is None else light
     transfer = render_transfer(field, cameras, settings, counted)

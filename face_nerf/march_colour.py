@@ -476,7 +476,11 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
 def shade_views(alpha: Tensor, albedo: Tensor, normal: Tensor, lights: Tensor, background: Tensor) -> Tensor:
     """Views [N, H, W, 3] uint8 sRGB from their opacity [N, H, W, 1], albedo and normal [N, H, W, 3]
     (float16): view n lit by the SH light lights[n] ([N, 9, 3]), over the linear background colour [3]."""
+    from face_nerf import march_packets
+
     device = alpha.device
+    if march_packets.usable(device):  # eight pixels at once (AVX2)
+        return march_packets.shade_views(alpha, albedo, normal, lights, background)
     _ready(device)
     n, h, w, _ = alpha.shape
     views = torch.empty(n, h, w, 3, dtype=torch.uint8, device=device)

@@ -39,7 +39,16 @@ struct Views {            // the cameras of march_views
     int32_t width, height;
 };
 
-int facelab_packets_abi(void) { return 2; }  // march_packets.py checks it against its structures
+int facelab_packets_abi(void) { return 4; }
+
+// The grid of pairs Grid.pairs points at: pairs[i] = (sdf[i], sdf[i + 1]) for the n values of sdf (the
+// last one's second is its own: no cell reads it)
+void facelab_pairs(const float *sdf, int64_t n, float *pairs) {
+    for (int64_t i = 0; i < n; ++i) {
+        pairs[2 * i] = sdf[i];
+        pairs[2 * i + 1] = sdf[i + 1 < n ? i + 1 : i];
+    }
+}  // march_packets.py checks it against its structures
 
 }  // extern "C"
 
@@ -203,24 +212,32 @@ void step(const Lattice &g, const March &m, Rays &r) {
     const vf dist = inside_sdf(g, lattice(g, r.o, r.d, t));  // t_start <= t < t_end: in the box
     const vi below = dist < enter_level;
     const vi entering = below & ~r.has_enter & active;  // the band starts where the distance crosses enter_level
-    const vf crossing = r.t_prev + (t - r.t_prev) * (r.d_prev - enter_level) / vmax(r.d_prev - dist, splat(1.0e-9f));
-    r.enter = entering ? (r.has_prev ? crossing : t) : r.enter;
-    r.has_enter |= entering;
+    if (any(entering)) {  // (divisions only where some lane needs them: they cost more than the rest of a step)
+        const vf crossing = r.t_prev + (t - r.t_prev) * (r.d_prev - enter_level) / vmax(r.d_prev - dist, splat(1.0e-9f));
+        r.enter = entering ? (r.has_prev ? crossing : t) : r.enter;
+        r.has_enter |= entering;
+    }
     const vi closer = (dist < r.closest) & active;
     r.closest = closer ? dist : r.closest;
     r.t_closest = closer ? t : r.t_closest;
     const vi crossed = dist < splat(0.05f * m.beta);
     vf step = m.step_scale * vmax(dist, splat(0.25f * m.beta));
-    const vf slope = (r.d_prev - dist) / vmax(t - r.t_prev, splat(1.0e-9f));  // render.sphere_trace's secant step
-    const vi secant = below & r.has_prev & (slope > m.secant_slope);
-    step = secant ? vmin(vmax(dist / slope, step), dist + m.secant_reach * m.beta) : step;
+    if (any(below & r.has_prev)) {  // render.sphere_trace's secant step
+        const vf slope = (r.d_prev - dist) / vmax(t - r.t_prev, splat(1.0e-9f));
+        const vi secant = below & r.has_prev & (slope > m.secant_slope);
+        step = secant ? vmin(vmax(dist / slope, step), dist + m.secant_reach * m.beta) : step;
+    }
     const vf t_next = t + step;
     const vi stop = active & (crossed | (t_next >= r.t_end));
-    const vf overshot = r.t_prev + (t - r.t_prev) * r.d_prev / vmax(r.d_prev - dist, splat(1.0e-9f));
-    const vf at = (dist < 0.0f) & r.has_prev ? overshot : t;  // overshot: the crossing between the last two steps
-    r.t_surface = stop ? (crossed ? at : r.t_closest) : r.t_surface;
-    r.crossed = stop ? crossed : r.crossed;
-    r.finished |= stop;
+    if (any(stop)) {
+        const vi overshot = (dist < 0.0f) & r.has_prev;  // the crossing between the last two steps
+        vf at = t;
+        if (any(overshot & stop))
+            at = overshot ? r.t_prev + (t - r.t_prev) * r.d_prev / vmax(r.d_prev - dist, splat(1.0e-9f)) : t;
+        r.t_surface = stop ? (crossed ? at : r.t_closest) : r.t_surface;
+        r.crossed = stop ? crossed : r.crossed;
+        r.finished |= stop;
+    }
     const vi go_on = active & ~stop;
     r.t_prev = go_on ? t : r.t_prev;
     r.d_prev = go_on ? dist : r.d_prev;
@@ -280,6 +297,7 @@ inline Point along(const Point &o, const Point &d, vf t) { return {o.x + t * d.x
 }  // namespace
 
 #include "march_packets_colour.h"
+#include "march_packets_shade.h"
 
 extern "C" {
 

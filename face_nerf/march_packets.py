@@ -41,11 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("march_packets.cpp")
-SOURCES = (SOURCE, SOURCE.with_name("march_packets_colour.h"))  # the build's key: both files
+SOURCES = (SOURCE, *(SOURCE.with_name(f"march_packets_{part}.h") for part in ("colour", "shade")))  # the build's key
 FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
 LANES, TILE_ROWS = 8, 8  # march_packets.cpp: a view's pixels go through it in tiles of LANES x TILE_ROWS
 BLOCK = 32768  # slots (a multiple of LANES * TILE_ROWS) a block
-ABI = 2  # facelab_packets_abi() of a library built from SOURCE: the structures below match it
+ABI = 4  # facelab_packets_abi() of a library built from SOURCE: the structures below match it
 _LOCK = threading.Lock()
 _LIBRARY: list = []  # [the loaded library, or None where it cannot be had], once a process
 
@@ -154,19 +154,29 @@ def _load() -> ctypes.CDLL | None:
                                          ctypes.POINTER(_CViews), ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                                          ctypes.c_void_p, ctypes.c_void_p]
     lib.facelab_render_views.restype = None
+    lib.facelab_shade_views.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+    lib.facelab_shade_views.restype = None
+    lib.facelab_srgb_bytes.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    lib.facelab_srgb_bytes.restype = None
+    lib.facelab_pairs.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    lib.facelab_pairs.restype = None
     log.info("CPU rendering: packets of eight rays (AVX2), %s", lib._name)
     return lib
 
 
-def usable(device: torch.device, settings: MarchSettings) -> bool:
-    """Whether ``march_views`` takes the packet tracer: on the CPU, colour once a ray, the library here."""
-    return torch.device(device).type == "cpu" and settings.colour_at == "centroid" and library() is not None
+def usable(device: torch.device, settings: MarchSettings | None = None) -> bool:
+    """Whether ``march_views`` (given its ``settings``) or ``shade_views`` takes the packet tracer: on the
+    CPU, colour once a ray, the library here."""
+    centroid = settings is None or settings.colour_at == "centroid"
+    return torch.device(device).type == "cpu" and centroid and library() is not None
 
 
 def _c_grid(volume: SdfVolume) -> tuple[_CGrid, torch.Tensor]:
     """The grid's structure, and the grid of (x, x + 1) pairs it points at (keep it while the structure is in use)."""
-    sdf = volume.grid.detach().float()
-    pairs = torch.stack((sdf, sdf.roll(-1, 2)), -1).contiguous()  # the last column's pair unused
+    sdf = volume.grid.detach().float().contiguous()
+    pairs = torch.empty(*sdf.shape, 2)
+    library().facelab_pairs(sdf.data_ptr(), sdf.numel(), pairs.data_ptr())  # 3x faster than torch's stack and roll
     c = volume_constants(volume)
     return _make(_CGrid, pairs.data_ptr(), c["width"], c["plane"], *(c[k] for k in ("lo", "hi", "scale", "top", "slack")),
                  c["margin"]), pairs
@@ -216,3 +226,30 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     _blocks(block, len(cameras) * per_view, None if progress is None else (lambda done: progress(done / per_view)),
             BLOCK)
     del pairs, kept  # what the structures pointed at: kept until the last block is done
+
+
+def shade_views(alpha: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, lights: torch.Tensor,
+                background: torch.Tensor) -> torch.Tensor:
+    """``march_colour.shade_views`` on the CPU eight pixels at once (``usable`` says when): the same bytes,
+    but for a level here and there where the value lies within float rounding of a byte's edge."""
+    lib = library()
+    n, h, w, _ = alpha.shape
+    alpha, albedo, normal = alpha.contiguous(), albedo.contiguous(), normal.contiguous()
+    folded = lights_with_band_factors(lights)
+    bg = background.float().contiguous()
+    views = torch.empty(n, h, w, 3, dtype=torch.uint8)
+
+    def block(start: int, count: int) -> None:
+        lib.facelab_shade_views(alpha.data_ptr(), albedo.data_ptr(), normal.data_ptr(), folded.data_ptr(), h * w,
+                                bg.data_ptr(), start, count, views.data_ptr())
+
+    _blocks(block, n * h * w, None, BLOCK)
+    return views
+
+
+def srgb_bytes(values: torch.Tensor) -> torch.Tensor:
+    """The display bytes of linear values (float32, clamped to [0, 1]) as the shading's thresholds give them."""
+    values = values.float().contiguous()
+    out = torch.empty(values.shape, dtype=torch.uint8)
+    library().facelab_srgb_bytes(values.data_ptr(), values.numel(), out.data_ptr())
+    return out

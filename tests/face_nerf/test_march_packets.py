@@ -129,3 +129,43 @@ def test_when_the_packet_tracer_is_not_used(monkeypatch):
     assert not march_packets.usable(torch.device("cuda"), MarchSettings())
     monkeypatch.setenv("FACELAB_CPU_MARCH", "warp")
     assert not march_packets.usable(torch.device("cpu"), MarchSettings())
+
+
+@needs_packets
+def test_display_bytes_come_from_thresholds_exactly():
+    """The shading's sRGB bytes (a table of thresholds, no power) against the curve in double precision,
+    over [0, 1] densely and past both ends: the same, value for value."""
+    values = torch.cat([torch.linspace(-0.5, 1.5, 400_001), torch.rand(100_000, generator=torch.Generator().manual_seed(1))])
+    x = values.double().clamp(0.0, 1.0)
+    curve = torch.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1.0 / 2.4) - 0.055)
+    expected = (curve * 255.0 + 0.5).floor().to(torch.uint8)
+    got = march_packets.srgb_bytes(values)
+    assert got.dtype == torch.uint8 and got.shape == values.shape
+    assert torch.equal(got, expected)
+    assert got[values <= 0].eq(0).all() and got[values >= 1].eq(255).all()
+
+
+@needs_packets
+@pytest.mark.parametrize("size", [(16, 16), (7, 5)])
+def test_packet_shading_gives_warps_bytes(monkeypatch, size):
+    """march_colour.shade_views both ways over G-buffers with every case: no opacity, partial, full;
+    colours past white (rolled off towards white); a light per view. The same bytes but for a level in a
+    value here and there (float rounding at a byte's edge)."""
+    from face_nerf.march_colour import shade_views
+
+    generator = torch.Generator().manual_seed(3)
+    n, (h, w) = 3, size
+    alpha = torch.rand(n, h, w, 1, generator=generator)
+    alpha[0, :2] = 0.0
+    alpha[1, :2] = 1.0
+    albedo = (torch.rand(n, h, w, 3, generator=generator) * 2.5).half()
+    normal = torch.nn.functional.normalize(torch.randn(n, h, w, 3, generator=generator), dim=-1).half()
+    lights = torch.randn(n, 9, 3, generator=generator) * 0.5 + torch.tensor([1.2] + [0.0] * 8)[:, None]
+    background = torch.tensor([0.2, 0.05, 0.6])
+    shaded = {}
+    for path in ("packets", "warp"):
+        monkeypatch.setenv("FACELAB_CPU_MARCH", path)
+        shaded[path] = shade_views(alpha, albedo, normal, lights, background)
+    diff = (shaded["packets"].int() - shaded["warp"].int()).abs()
+    assert shaded["packets"].shape == (n, h, w, 3) and diff.max() <= 1 and diff.float().mean() < 0.01
+    assert shaded["packets"].float().std() > 30  # the cases above give every kind of value
