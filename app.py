@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {problem}")
     if problem:
         print(f"FaceLab 3D: the Judge tab's LMM judge cannot run here: {problem}", file=sys.stderr)
-    services.warm_up()
+    print(f"FaceLab 3D: CPU rendering by {services.warm_up()}", file=sys.stderr)
     if settings.examples:
         seconds = services.prepare_examples(EXAMPLES)
         print(f"FaceLab 3D: {len(EXAMPLES)} example results ready in {seconds:.0f} s", file=sys.stderr)

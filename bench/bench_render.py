@@ -157,7 +157,12 @@ def main() -> None:
     field = field.to(args.device)
     device = torch.device(args.device)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    print(f"rendering on {gpu or 'the CPU'} with {'the compiled Warp kernels' if kernel_runs_on(device) else 'torch operations'}")
+    if gpu is not None or not kernel_runs_on(device) or args.colour_at == "samples":
+        print(f"rendering on {gpu or 'the CPU'} with {'the compiled Warp kernels' if kernel_runs_on(device) else 'torch operations'}")
+    else:
+        from face_nerf import march_packets
+
+        print(f"rendering on the CPU by {march_packets.describe()}")
     poses = turntable_poses(args.frames, 45.0)
     counted = {"rays": 0, "hits": 0, "seconds": 0.0}
     kernel = None

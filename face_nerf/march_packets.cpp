@@ -1,13 +1,13 @@
-// Sphere tracing and the surface band of eight rays at once (AVX2 + FMA), for march_views on the CPU.
+// march_views and shade_views on the CPU eight pixels at once (AVX2, FMA, F16C).
 //
 // Warp's CPU backend runs one ray a thread, so each ray's trilinear lookups, exponentials and compositing
-// are scalar code. Here eight neighbouring pixels' rays go together, one per lane of a 256-bit register:
-// their lookups are gathers, their arithmetic one instruction for the eight. This file does what
-// march.py's _step, _band and _band_samples do and march_colour._traced_ray's compositing (each ray's
-// opacity and expected depth); the colour lookup at that depth stays in Warp (march_colour._colour_views).
-// test_march holds the two paths equal.
+// are scalar code. Here eight neighbouring pixels' rays (a row of an 8 x 8 tile) go together, one per
+// lane of a 256-bit register, and each instruction does the eight. This file does what march.py's _step,
+// _band and _band_samples do and march_colour._traced_ray's compositing; march_packets_colour.h the
+// colour lookup at each ray's expected depth (march_colour._attributes), march_packets_shade.h the
+// shading (march_colour._shade). test_march_packets holds them to Warp's kernels.
 //
-// Built at run time by march_packets.py (g++ -O3 -mavx2 -mfma), loaded with ctypes.
+// Built at run time by march_packets.py (g++ -O3 -mavx2 -mfma -mf16c), loaded with ctypes.
 
 #include <immintrin.h>
 #include <math.h>
@@ -39,7 +39,7 @@ struct Views {            // the cameras of march_views
     int32_t width, height;
 };
 
-int facelab_packets_abi(void) { return 4; }
+int facelab_packets_abi(void) { return 4; }  // march_packets.py checks it against its structures
 
 // The grid of pairs Grid.pairs points at: pairs[i] = (sdf[i], sdf[i + 1]) for the n values of sdf (the
 // last one's second is its own: no cell reads it)
@@ -48,7 +48,7 @@ void facelab_pairs(const float *sdf, int64_t n, float *pairs) {
         pairs[2 * i] = sdf[i];
         pairs[2 * i + 1] = sdf[i + 1 < n ? i + 1 : i];
     }
-}  // march_packets.py checks it against its structures
+}
 
 }  // extern "C"
 
@@ -67,7 +67,7 @@ inline bool any(vi m) { return _mm256_movemask_ps((__m256)m) != 0; }
 inline bool all(vi m) { return _mm256_movemask_ps((__m256)m) == 0xff; }
 inline vf lerp(vf a, vf b, vf t) { return a * (1.0f - t) + b * t; }  // Warp's lerp
 
-// e^x, as Cephes' expf (within 2 ulp over the range used here; 0 below -87)
+// e^x, as Cephes' expf: within 1.01 ulp of exp over [-87, 0] (every float there checked); e^-87 below
 inline vf vexp(vf x) {
     x = vmax(vmin(x, splat(88.0f)), splat(-87.0f));
     vf n = (vf)_mm256_floor_ps((__m256)(x * 1.44269504088896341f + 0.5f));
@@ -82,12 +82,12 @@ inline vf vexp(vf x) {
 
 struct Lattice {  // the grid's constants, splatted
     const double *pairs;
-    int64_t width_, plane_;
+    int64_t row_step, plane_step;  // W, H * W
     vi width, plane, x_last, y_last, z_last;
     vf lo[3], scale[3], top[3], slack_lo[3], slack_hi[3], margin;
     explicit Lattice(const Grid &g) : pairs(g.pairs) {
-        width_ = g.width;
-        plane_ = g.plane;
+        row_step = g.width;
+        plane_step = g.plane;
         width = splati(g.width);
         plane = splati(g.plane);
         x_last = splati((int32_t)g.top[0] - 1);
@@ -112,7 +112,7 @@ inline void split(__m256 a, __m256 b, vf &first, vf &second) {
     second = (vf)_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(hi), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-struct Point { vf x, y, z; };  // lattice coordinates
+struct Point { vf x, y, z; };  // eight points (or directions): their x, y and z
 
 inline Point lattice(const Lattice &g, const Point &o, const Point &d, vf t) {  // (o + t d - lo) * scale
     return {(o.x + t * d.x - g.lo[0]) * g.scale[0], (o.y + t * d.y - g.lo[1]) * g.scale[1],
@@ -135,7 +135,7 @@ inline vf inside_sdf(const Lattice &g, const Point &f) {
     alignas(32) int32_t cell[LANES];
     *(vi *)cell = z0 * g.plane + y0 * g.width + x0;
     alignas(32) double corner[4][LANES];
-    const double *row[4] = {g.pairs, g.pairs + g.width_, g.pairs + g.plane_, g.pairs + g.plane_ + g.width_};
+    const double *row[4] = {g.pairs, g.pairs + g.row_step, g.pairs + g.plane_step, g.pairs + g.plane_step + g.row_step};
     for (int k = 0; k < LANES; ++k)
         for (int q = 0; q < 4; ++q) corner[q][k] = row[q][cell[k]];
     vf c[4];

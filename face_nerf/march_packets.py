@@ -128,41 +128,61 @@ def build(cache_dir: Path | None = None) -> Path:
 
 
 def library() -> ctypes.CDLL | None:
-    """The packet tracer, built and loaded once a process; None where it cannot run here (said once in the
-    log, with the reason) or ``FACELAB_CPU_MARCH=warp`` asks for Warp's kernel."""
-    if os.environ.get("FACELAB_CPU_MARCH", "packets") == "warp":
+    """The packet tracer, built and loaded once a process; None where it cannot run here (``describe`` says
+    why, and the log once) or ``FACELAB_CPU_MARCH=warp`` asks for Warp's kernel."""
+    if _asked() == "warp":
         return None
     with _LOCK:
         if not _LIBRARY:
             _LIBRARY.append(_load())
-        return _LIBRARY[0]
+        return _LIBRARY[0][0]
 
 
-def _load() -> ctypes.CDLL | None:
+def describe() -> str:
+    """Which CPU renderer draws the views here, in a line (building the packet tracer if need be)."""
+    if library() is not None:
+        return "packets of eight rays (AVX2), built from face_nerf/march_packets.cpp"
+    return f"Warp's kernel, one ray a thread ({'FACELAB_CPU_MARCH=warp' if _asked() == 'warp' else _LIBRARY[0][1]})"
+
+
+def _asked() -> str:
+    """$FACELAB_CPU_MARCH: "packets" (the default) or "warp"."""
+    asked = os.environ.get("FACELAB_CPU_MARCH") or "packets"
+    if asked not in ("packets", "warp"):
+        raise ValueError(f"FACELAB_CPU_MARCH must be 'packets' or 'warp'. Got {asked!r}.")
+    return asked
+
+
+_ENTRY_POINTS = {  # the library's functions: (argument types), all returning nothing
+    "facelab_render_views": (ctypes.POINTER(_CGrid), ctypes.POINTER(_CMarch), ctypes.POINTER(_CLook),
+                             ctypes.POINTER(_CViews), ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                             ctypes.c_void_p),
+    "facelab_shade_views": (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                            ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p),
+    "facelab_srgb_bytes": (ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p),
+    "facelab_pairs": (ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p),
+}
+
+
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    """(the library, or None and why not)."""
     if not _cpu_can():
-        log.info("CPU rendering: Warp's kernel, one ray a thread (this CPU has no AVX2 and FMA)")
-        return None
+        why = "this CPU has no AVX2, FMA and F16C"
+        log.info("CPU rendering: Warp's kernel, one ray a thread (%s)", why)
+        return None, why
     try:
         lib = ctypes.CDLL(str(build()))
     except (RuntimeError, OSError) as error:
         log.warning("CPU rendering: Warp's kernel, one ray a thread; the packet tracer is not to be had: %s", error)
-        return None
+        return None, f"the packet tracer could not be built: {str(error)[:200]}"
     if lib.facelab_packets_abi() != ABI:
         log.warning("CPU rendering: Warp's kernel; the packet tracer's library is of another version")
-        return None
-    lib.facelab_render_views.argtypes = [ctypes.POINTER(_CGrid), ctypes.POINTER(_CMarch), ctypes.POINTER(_CLook),
-                                         ctypes.POINTER(_CViews), ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
-                                         ctypes.c_void_p, ctypes.c_void_p]
-    lib.facelab_render_views.restype = None
-    lib.facelab_shade_views.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
-    lib.facelab_shade_views.restype = None
-    lib.facelab_srgb_bytes.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    lib.facelab_srgb_bytes.restype = None
-    lib.facelab_pairs.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    lib.facelab_pairs.restype = None
+        return None, "the packet tracer's library is of another version"
+    for name, arguments in _ENTRY_POINTS.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = list(arguments), None
     log.info("CPU rendering: packets of eight rays (AVX2), %s", lib._name)
-    return lib
+    return lib, ""
 
 
 def usable(device: torch.device, settings: MarchSettings | None = None) -> bool:

@@ -1,6 +1,6 @@
 // The colour of eight points at once: march_colour._attributes (HeadField.attributes), for
 // march_packets.cpp, which includes this after its vector types and helpers. Each lane's texels and grid
-// corners are read with plain loads into small arrays, the arithmetic runs across the lanes.
+// corners are read with plain loads, the arithmetic runs across the lanes.
 
 extern "C" {
 
@@ -31,14 +31,6 @@ inline vi to_int(vf x) { return __builtin_convertvector(x, vi); }
 inline vf to_float(vi x) { return __builtin_convertvector(x, vf); }
 inline Colour mix(const Colour &a, const Colour &b, vf t) { return {lerp(a.r, b.r, t), lerp(a.g, b.g, t), lerp(a.b, b.b, t)}; }
 
-// Four channels of each lane's item of a [.., 4] array (items given as indices), channel by channel
-inline void load4(const float *items, vi index, vf out[4]) {
-    alignas(32) float c[4][LANES];
-    for (int k = 0; k < LANES; ++k)
-        for (int q = 0; q < 4; ++q) c[q][k] = items[4 * (int64_t)index[k] + q];
-    for (int q = 0; q < 4; ++q) out[q] = *(vf *)c[q];
-}
-
 inline Colour load3(const float *items, vi index) {
     alignas(32) float c[3][LANES];
     for (int k = 0; k < LANES; ++k)
@@ -46,8 +38,11 @@ inline Colour load3(const float *items, vi index) {
     return {*(vf *)c[0], *(vf *)c[1], *(vf *)c[2]};
 }
 
-// march_colour._trilinear4: a 4-channel grid [d, h, w, 4] at lattice coordinates f, clamped to it
+// march_colour._trilinear4: a 4-channel grid [d, h, w, 4] at lattice coordinates f, clamped to it. Each
+// lane's corners are read and blended four channels at a time (a corner is 16 bytes), then the eight
+// lanes' results are turned into one vector a channel.
 inline void trilinear4(const float *grid, int32_t d, int32_t h, int32_t w, const Point &f, vf out[4]) {
+    typedef float v4 __attribute__((vector_size(16)));
     const vf x = vmin(vmax(f.x, splat(0.0f)), splat((float)(w - 1)));
     const vf y = vmin(vmax(f.y, splat(0.0f)), splat((float)(h - 1)));
     const vf z = vmin(vmax(f.z, splat(0.0f)), splat((float)(d - 1)));
@@ -57,12 +52,25 @@ inline void trilinear4(const float *grid, int32_t d, int32_t h, int32_t w, const
     z0 = z0 < d - 2 ? z0 : splati(d - 2);
     const vf tx = x - to_float(x0), ty = y - to_float(y0), tz = z - to_float(z0);
     const vi b = (z0 * h + y0) * w + x0;  // x0 + 1 <= w - 1: the corners are b + {0, 1, w, w + 1, ...}
-    const vi corner[8] = {b, b + 1, b + w, b + w + 1, b + h * w, b + h * w + 1, b + h * w + w, b + h * w + w + 1};
-    vf v[8][4];
-    for (int c = 0; c < 8; ++c) load4(grid, corner[c], v[c]);
-    for (int q = 0; q < 4; ++q)
-        out[q] = lerp(lerp(lerp(v[0][q], v[1][q], tx), lerp(v[2][q], v[3][q], tx), ty),
-                      lerp(lerp(v[4][q], v[5][q], tx), lerp(v[6][q], v[7][q], tx), ty), tz);
+    const int64_t row = 4 * (int64_t)w, plane = 4 * (int64_t)h * w;
+    alignas(16) float blended[LANES][4];
+    for (int k = 0; k < LANES; ++k) {
+        const float *c = grid + 4 * (int64_t)b[k];
+        const v4 sx = {tx[k], tx[k], tx[k], tx[k]}, sy = {ty[k], ty[k], ty[k], ty[k]}, sz = {tz[k], tz[k], tz[k], tz[k]};
+        auto at = [c](int64_t offset) { return (v4)_mm_loadu_ps(c + offset); };
+        auto mix4 = [](v4 a, v4 e, v4 t) { return a * (1.0f - t) + e * t; };  // Warp's lerp
+        const v4 c00 = mix4(at(0), at(4), sx), c01 = mix4(at(row), at(row + 4), sx);
+        const v4 c10 = mix4(at(plane), at(plane + 4), sx), c11 = mix4(at(plane + row), at(plane + row + 4), sx);
+        *(v4 *)blended[k] = mix4(mix4(c00, c01, sy), mix4(c10, c11, sy), sz);
+    }
+    __m128 lo[4], hi[4];  // lanes 0-3 and 4-7, a channel each once transposed
+    for (int k = 0; k < 4; ++k) {
+        lo[k] = _mm_load_ps(blended[k]);
+        hi[k] = _mm_load_ps(blended[4 + k]);
+    }
+    _MM_TRANSPOSE4_PS(lo[0], lo[1], lo[2], lo[3]);
+    _MM_TRANSPOSE4_PS(hi[0], hi[1], hi[2], hi[3]);
+    for (int q = 0; q < 4; ++q) out[q] = (vf)_mm256_set_m128(hi[q], lo[q]);
 }
 
 // march_colour._bilinear: an image [h, w, 3] at pixel coordinates (x, y), pixel centres at integers,

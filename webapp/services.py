@@ -124,11 +124,15 @@ class Services:
         """The embedded judge."""
         return self.judges.embedded
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> str:
         """Load what the first request would otherwise wait for: the sentence-embedding model of the
-        editor and the judge's calibration (local files; nothing is downloaded)."""
+        editor, the judge's calibration (local files; nothing is downloaded) and the CPU renderer (built
+        once per machine, seconds). Returns which CPU renderer draws the views."""
+        from face_nerf import march_packets
+
         self.editor.parse("undead")
         _ = self.judge
+        return march_packets.describe()
 
     # --- retention ---------------------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ def test_without_a_compiler_warps_kernel_renders(monkeypatch, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="face_nerf.march_packets"):
         assert march_packets.library() is None and march_packets.library() is None
     assert len(caplog.records) == 1 and "no-such-g++" in caplog.records[0].getMessage()
+    assert march_packets.describe().startswith("Warp's kernel, one ray a thread (the packet tracer could not be built")
     assert not march_packets.usable(torch.device("cpu"), MarchSettings())
     assert list((tmp_path / "cache" / "packets").iterdir()) == []
     field = _textured_head_field()
@@ -129,6 +130,10 @@ def test_when_the_packet_tracer_is_not_used(monkeypatch):
     assert not march_packets.usable(torch.device("cuda"), MarchSettings())
     monkeypatch.setenv("FACELAB_CPU_MARCH", "warp")
     assert not march_packets.usable(torch.device("cpu"), MarchSettings())
+    assert march_packets.describe() == "Warp's kernel, one ray a thread (FACELAB_CPU_MARCH=warp)"
+    monkeypatch.setenv("FACELAB_CPU_MARCH", "wrap")
+    with pytest.raises(ValueError, match="FACELAB_CPU_MARCH must be 'packets' or 'warp'. Got 'wrap'"):
+        march_packets.library()
 
 
 @needs_packets
