@@ -10,8 +10,9 @@ for every sixth distinct view); all per core-second (seconds x threads), so they
 machine's own. On a GPU: frames per second.
 
 Two modes: "transfer" keeps the views' albedo and normals for relighting (the app), "lit" keeps nothing
-once the frames are shaded (the command line). Peak RSS is the process's: run one size and mode for a
-clean figure (``--sizes 1024 --modes lit``).
+once the frames are shaded (the command line). Peak RSS is the process's, taken once the renders are
+done and again at the end (the lookup counting runs torch's path, whose arrays are larger): run one size
+and mode for a clean figure (``--sizes 1024 --modes lit``).
 
 ``--check N`` renders N random pixels of each of 8 turntable views with ``render_rays_reference`` too
 (4096 samples a ray, no skipping, the same colour rule: ``--colour-at``) and prints the mean absolute
@@ -183,8 +184,9 @@ def main() -> None:
     samples_per_hit = settings.band_samples
     counted_poses = list({pose_key(p): p for p in poses}.values())[::6]  # a few of the distinct views
     print(f"colour looked up {'once a ray' if args.colour_at == 'centroid' else 'at every kept sample'}")
+    rendered_peak = 0.0
     for size in args.sizes:
-        distance, colour = lookups_per_ray(field, counted_poses, size, settings)
+        lines = []
         for mode in args.modes:
             relightable = mode == "transfer"
             render_views(field, poses[:2], size, settings=settings, relightable=relightable)  # the kernels loaded
@@ -194,23 +196,31 @@ def main() -> None:
                 start = time.perf_counter()
                 render_views(field, poses, size, settings=settings, relightable=relightable)
                 times.append(time.perf_counter() - start)
+            lines.append((mode, times, dict(counted)))
+        rendered_peak = max(rendered_peak, peak_rss_mb())
+        distance, colour = lookups_per_ray(field, counted_poses, size, settings)  # the torch twin: after the renders
+        for mode, times, done in lines:
             seconds = statistics.median(times)
             core_seconds = seconds * args.threads
-            samples = counted["hits"] * samples_per_hit
-            lookups = counted["rays"] * (distance + colour)
+            samples = done["hits"] * samples_per_hit
+            lookups = done["rays"] * (distance + colour)
             rates = (f"{samples / core_seconds / 1e6:.1f} M band samples, {lookups / core_seconds / 1e6:.1f} M lookups "
                      f"({distance:.1f} of the distance and {colour:.2f} of colour a ray) and "
-                     f"{counted['rays'] / core_seconds / 1e6:.2f} M rays per core-second over the whole render"
+                     f"{done['rays'] / core_seconds / 1e6:.2f} M rays per core-second over the whole render"
                      if gpu is None else f"{args.frames / seconds:.0f} frames/s")
             print(f"{size} px, {args.frames} frames, {mode}: **{seconds:.3f} s** (median of {args.repeats}; "
-                  f"{', '.join(f'{t:.3f}' for t in times)}), {counted['seconds']:.3f} s of it in the renderer's kernel; "
-                  f"{counted['rays'] / 1e6:.2f} M rays, {counted['hits'] / 1e6:.2f} M reach the surface; {rates}")
+                  f"{', '.join(f'{t:.3f}' for t in times)}), {done['seconds']:.3f} s of it in the renderer's kernel; "
+                  f"{done['rays'] / 1e6:.2f} M rays, {done['hits'] / 1e6:.2f} M reach the surface; {rates}")
         if args.check:
             mean, spread = reference_check(field, turntable_poses(8, 45.0), size, args.check, settings)
             print(f"{size} px against render_rays_reference ({args.check} pixels of each of 8 views): "
                   f"**{mean:.2f} levels** mean absolute difference (views {spread:.2f} apart)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-    print(f"peak RSS of this process: {peak:.0f} MB")
+    print(f"peak RSS of this process: {rendered_peak:.0f} MB by the end of the renders, {peak_rss_mb():.0f} MB with the "
+          f"lookup counting (the torch twin) and the reference check")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
 if __name__ == "__main__":
