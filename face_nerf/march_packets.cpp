@@ -169,7 +169,7 @@ constexpr int TILE_ROWS = 8;  // 5-10% faster than rows of the image (a tile row
 
 // The eight rays of the packet at ``slot`` (a multiple of LANES): each lane's pixel (-1 for none), ray
 // (march_colour._pixel_ray), box (march._box) and a fresh trace; empty lanes are finished at once.
-Rays packet_rays(const Grid &g, const Views &v, int64_t slot, int32_t pixel[LANES]) {
+Rays packet_rays(const Grid &g, const Views &v, int64_t slot, int64_t pixel[LANES]) {
     const int64_t tiles_x = (v.width + LANES - 1) / LANES, tiles_y = (v.height + TILE_ROWS - 1) / TILE_ROWS;
     const int64_t tile = slot / (LANES * TILE_ROWS), per_view = tiles_x * tiles_y;
     const int64_t view = tile / per_view, in_view = tile - view * per_view, ty = in_view / tiles_x;
@@ -178,7 +178,7 @@ Rays packet_rays(const Grid &g, const Views &v, int64_t slot, int32_t pixel[LANE
     const float *c = v.intrinsics + 4 * view, *rot = v.rotations + 9 * view, *eye = v.eyes + 3 * view;
     const vi column = splati(x0) + vi{0, 1, 2, 3, 4, 5, 6, 7};
     const vi there = (column < v.width) & splati(row < v.height ? -1 : 0);
-    *(vi *)pixel = there ? splati((int32_t)((view * v.height + row) * v.width)) + column : splati(-1);
+    for (int k = 0; k < LANES; ++k) pixel[k] = there[k] ? (view * v.height + row) * v.width + x0 + k : -1;
     const vf toward_x = (__builtin_convertvector(column, vf) + 0.5f - c[2]) / c[0];
     const float toward_y = -(((float)row + 0.5f - c[3]) / c[1]);
     Rays r;
@@ -212,7 +212,7 @@ void step(const Lattice &g, const March &m, Rays &r) {
     const vf dist = inside_sdf(g, lattice(g, r.o, r.d, t));  // t_start <= t < t_end: in the box
     const vi below = dist < enter_level;
     const vi entering = below & ~r.has_enter & active;  // the band starts where the distance crosses enter_level
-    if (any(entering)) {  // (divisions only where some lane needs them: they cost more than the rest of a step)
+    if (any(entering)) {  // (here and below: divisions only where some lane needs them)
         const vf crossing = r.t_prev + (t - r.t_prev) * (r.d_prev - enter_level) / vmax(r.d_prev - dist, splat(1.0e-9f));
         r.enter = entering ? (r.has_prev ? crossing : t) : r.enter;
         r.has_enter |= entering;
@@ -307,7 +307,7 @@ extern "C" {
 void facelab_render_views(const Grid *grid, const March *march, const Look *look, const Views *views, int64_t start,
                           int64_t count, float *alpha, uint16_t *albedo, uint16_t *normal) {
     const Lattice g(*grid);
-    alignas(32) int32_t pixel[LANES];
+    int64_t pixel[LANES];
     alignas(32) float out[7][LANES];
     for (int64_t slot = start; slot < start + count; slot += LANES) {
         Rays r = packet_rays(*grid, *views, slot, pixel);

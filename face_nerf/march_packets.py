@@ -1,19 +1,19 @@
-"""``march_views`` on the CPU eight rays at once: ``march_packets.cpp`` (AVX2) traces and composites, Warp
-looks up the colour.
+"""The CPU's views and their shading eight rays at once: ``march_packets.cpp`` (AVX2, FMA, F16C) does what
+``march_colour.march_views`` and ``march_colour.shade_views`` do with Warp.
 
 Warp's CPU backend compiles a kernel to run one ray a thread, so every trilinear lookup, exponential and
-sum of the band is scalar code. ``march_packets.cpp`` takes eight neighbouring pixels' rays in the lanes
-of a 256-bit register: the sphere tracing (``march._step``), the band and its compositing
-(``march._band``, ``march._band_samples``), giving each pixel's opacity and expected depth. The colour
-lookup there (``march_colour._attributes``, once a ray under the centroid rule) stays a Warp kernel
-(``_colour_views``), run block by block after the trace, so the depths never take more than a block of
-memory.
+sum of the band is scalar code. ``march_packets.cpp`` puts eight neighbouring pixels' rays (a row of an
+8 x 8 tile) in the lanes of a 256-bit register: the sphere tracing (``march._step``), the band and its
+compositing (``march._band``, ``march._band_samples``), the colour lookup at each ray's expected depth
+(``march_colour._attributes``, in ``march_packets_colour.h``), straight into the G-buffer; and the
+shading (``march_colour._shade``, in ``march_packets_shade.h``).
 
 The C++ is compiled on first use with the system's C++ compiler (``$CXX``, else g++ or c++) into the
-cache (``$FACELAB_CACHE/packets``, named by a hash of the source and flags), a second or two, once per
-machine. Where it cannot run (no x86-64 CPU with AVX2 and FMA, no compiler, a failed build, the colour at
-every sample, a GPU) ``march_colour.march_views`` takes Warp's one-ray kernel, which gives the same
-pixels; ``FACELAB_CPU_MARCH=warp`` asks for that one. ``test_march`` holds the two paths equal.
+cache (``$FACELAB_CACHE/packets``, named by a hash of the sources, the compiler and the flags), about 3 s,
+once per machine; the app does it at start (``describe``). Where it cannot run (no x86-64 CPU with AVX2,
+FMA and F16C, no compiler, a failed build, colour at every sample, a GPU) the Warp kernels draw the views,
+which give the same pixels; ``FACELAB_CPU_MARCH=warp`` asks for them. ``test_march_packets`` holds the two
+equal.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _make(structure: type[ctypes.Structure], *values) -> ctypes.Structure:
 
 
 def _cpu_can() -> bool:
-    """An x86-64 CPU with AVX2 and FMA (read from /proc/cpuinfo: Linux, where the app runs)."""
+    """An x86-64 CPU with AVX2, FMA and F16C (read from /proc/cpuinfo: Linux, where the app runs)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     try:
@@ -224,6 +224,10 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
         raise ValueError(f"The surface grid {tuple(appearance.surface.shape)} must lie on the distance grid's lattice "
                          f"{tuple(volume.grid.shape)}.")
+    for buffer, dtype in ((alpha, torch.float32), (albedo, torch.float16), (normal, torch.float16)):
+        if buffer.dtype != dtype or not buffer.is_contiguous():
+            raise ValueError(f"march_views writes into contiguous {dtype} buffers. Got {buffer.dtype}, "
+                             f"contiguous {buffer.is_contiguous()}.")
     grid, pairs = _c_grid(volume)
     look, kept = _c_look(appearance)
     h, w = cameras[0].height, cameras[0].width
@@ -231,12 +235,8 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().contiguous()
     intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32)
     march = _make(_CMarch, beta, 1.0 / beta, settings.enter_sdf, settings.step_scale, settings.exit_depth, SECANT_REACH,
-                    SECANT_SLOPE, settings.max_steps, settings.band_samples)
+                  SECANT_SLOPE, settings.max_steps, settings.band_samples)
     views = _make(_CViews, rotations.data_ptr(), eyes.data_ptr(), intrinsics.data_ptr(), w, h)
-    for buffer, dtype in ((alpha, torch.float32), (albedo, torch.float16), (normal, torch.float16)):
-        if buffer.dtype != dtype or not buffer.is_contiguous():
-            raise ValueError(f"march_views writes into contiguous {dtype} buffers. Got {buffer.dtype}, "
-                             f"contiguous {buffer.is_contiguous()}.")
 
     def block(start: int, count: int) -> None:
         lib.facelab_render_views(grid, march, look, views, start, count, alpha.data_ptr(), albedo.data_ptr(),
@@ -254,7 +254,7 @@ def shade_views(alpha: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor,
     but for a level here and there where the value lies within float rounding of a byte's edge."""
     lib = library()
     n, h, w, _ = alpha.shape
-    alpha, albedo, normal = alpha.contiguous(), albedo.contiguous(), normal.contiguous()
+    alpha, albedo, normal = alpha.float().contiguous(), albedo.half().contiguous(), normal.half().contiguous()
     folded = lights_with_band_factors(lights)
     bg = background.float().contiguous()
     views = torch.empty(n, h, w, 3, dtype=torch.uint8)
