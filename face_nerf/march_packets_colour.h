@@ -29,7 +29,9 @@ inline vf vfloor(vf x) { return (vf)_mm256_floor_ps((__m256)x); }
 inline vf vsqrt(vf x) { return (vf)_mm256_sqrt_ps((__m256)x); }
 inline vi to_int(vf x) { return __builtin_convertvector(x, vi); }
 inline vf to_float(vi x) { return __builtin_convertvector(x, vf); }
-inline Colour mix(const Colour &a, const Colour &b, vf t) { return {lerp(a.r, b.r, t), lerp(a.g, b.g, t), lerp(a.b, b.b, t)}; }
+inline Colour mix(const Colour &a, const Colour &b, vf t) {
+    return {lerp(a.r, b.r, t), lerp(a.g, b.g, t), lerp(a.b, b.b, t)};
+}
 
 inline Colour load3(const float *items, vi index) {
     alignas(32) float c[3][LANES];

@@ -76,7 +76,8 @@ void facelab_shade_views(const float *alpha, const uint16_t *albedo, const uint1
             alignas(32) float opacity[LANES] = {};
             for (int k = 0; k < lanes; ++k) opacity[k] = alpha[first + k];
             const vf o = *(vf *)opacity;
-            const Point n = {halves(normal, first, lanes, 0), halves(normal, first, lanes, 1), halves(normal, first, lanes, 2)};
+            const Point n = {halves(normal, first, lanes, 0), halves(normal, first, lanes, 1),
+                             halves(normal, first, lanes, 2)};
             const vi lit = o > 0.0f;
             vf linear[3];
             for (int c = 0; c < 3; ++c) {
