@@ -340,4 +340,10 @@ void facelab_render_views(const Grid *grid, const March *march, const Look *look
     }
 }
 
+// The tiles march_views' slots go in (see TILE_ROWS), for march_packets.py: their width and height in pixels
+void facelab_tile(int32_t *width, int32_t *height) {
+    *width = LANES;
+    *height = TILE_ROWS;
+}
+
 }  // extern "C"

@@ -43,8 +43,7 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("march_packets.cpp")
 SOURCES = (SOURCE, *(SOURCE.with_name(f"march_packets_{part}.h") for part in ("colour", "shade")))  # the build's key
 FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
-LANES, TILE_ROWS = 8, 8  # march_packets.cpp: a view's pixels go through it in tiles of LANES x TILE_ROWS
-BLOCK = 32768  # slots (a multiple of LANES * TILE_ROWS) a block
+BLOCK = 32768  # slots a block (a multiple of the tile's pixels, facelab_tile)
 ABI = 4  # facelab_packets_abi() of a library built from SOURCE: the structures below match it
 _LOCK = threading.Lock()
 _LIBRARY: list = []  # [the loaded library, or None where it cannot be had], once a process
@@ -161,6 +160,7 @@ _ENTRY_POINTS = {  # the library's functions: (argument types), all returning no
                             ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p),
     "facelab_srgb_bytes": (ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p),
     "facelab_pairs": (ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p),
+    "facelab_tile": (ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32)),
 }
 
 
@@ -242,7 +242,9 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
         lib.facelab_render_views(grid, march, look, views, start, count, alpha.data_ptr(), albedo.data_ptr(),
                                  normal.data_ptr())
 
-    per_view = -(-h // TILE_ROWS) * -(-w // LANES) * LANES * TILE_ROWS  # slots: whole tiles
+    tile_w, tile_h = ctypes.c_int32(), ctypes.c_int32()
+    lib.facelab_tile(ctypes.byref(tile_w), ctypes.byref(tile_h))  # a view's pixels go in tiles of this size
+    per_view = -(-h // tile_h.value) * -(-w // tile_w.value) * tile_w.value * tile_h.value  # slots: whole tiles
     _blocks(block, len(cameras) * per_view, None if progress is None else (lambda done: progress(done / per_view)),
             BLOCK)
     del pairs, kept  # what the structures pointed at: kept until the last block is done
