@@ -158,12 +158,13 @@ def main() -> None:
     field = field.to(args.device)
     device = torch.device(args.device)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    if gpu is not None or not kernel_runs_on(device) or args.colour_at == "samples":
-        print(f"rendering on {gpu or 'the CPU'} with {'the compiled Warp kernels' if kernel_runs_on(device) else 'torch operations'}")
-    else:
+    settings = MarchSettings(colour_at=args.colour_at)
+    renderer = "torch operations"
+    if kernel_runs_on(device):
         from face_nerf import march_packets
 
-        print(f"rendering on the CPU by {march_packets.describe()}")
+        renderer = march_packets.describe() if march_packets.usable(device, settings) else "the compiled Warp kernels"
+    print(f"rendering on {gpu or 'the CPU'} by {renderer}")
     poses = turntable_poses(args.frames, 45.0)
     counted = {"rays": 0, "hits": 0, "seconds": 0.0}
     kernel = None
@@ -180,7 +181,6 @@ def main() -> None:
 
         kernel = march.march_views
         march.march_views = counting
-    settings = MarchSettings(colour_at=args.colour_at)
     samples_per_hit = settings.band_samples
     counted_poses = list({pose_key(p): p for p in poses}.values())[::6]  # a few of the distinct views
     print(f"colour looked up {'once a ray' if args.colour_at == 'centroid' else 'at every kept sample'}")

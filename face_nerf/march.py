@@ -369,12 +369,18 @@ def _volume(volume: SdfVolume) -> _Volume:
     return v
 
 
+def march_constants(beta: float, settings: MarchSettings) -> dict:
+    """What a kernel needs of the march settings, as plain numbers (``_March``'s fields)."""
+    return {"beta": float(beta), "inv_beta": 1.0 / float(beta), "enter_sdf": float(settings.enter_sdf),
+            "step_scale": float(settings.step_scale), "exit_depth": float(settings.exit_depth),
+            "max_steps": int(settings.max_steps), "samples": int(settings.band_samples),
+            "every_sample": int(settings.colour_at == "samples")}
+
+
 def _march_settings(beta: float, settings: MarchSettings) -> _March:
     m = _March()
-    m.beta, m.inv_beta = float(beta), 1.0 / float(beta)
-    m.enter_sdf, m.step_scale = float(settings.enter_sdf), float(settings.step_scale)
-    m.exit_depth, m.max_steps, m.samples = float(settings.exit_depth), int(settings.max_steps), int(settings.band_samples)
-    m.every_sample = int(settings.colour_at == "samples")
+    for name, value in march_constants(beta, settings).items():
+        setattr(m, name, value)
     return m
 
 

@@ -393,6 +393,31 @@ def _look(appearance: GridAppearance) -> _Look:
     return a
 
 
+def _check_on_lattice(volume: SdfVolume, appearance: GridAppearance) -> None:
+    """The colour's surface grid must lie on the distance grid's lattice (the kernels look both up at one
+    lattice point)."""
+    if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
+        raise ValueError(f"The surface grid {tuple(appearance.surface.shape)} must lie on the distance grid's lattice "
+                         f"{tuple(volume.grid.shape)}.")
+
+
+def _check_g_buffer(alpha: Tensor, albedo: Tensor, normal: Tensor) -> None:
+    """``march_views`` writes into the buffers' own memory: contiguous float32 opacity, float16 albedo and normal."""
+    for buffer, dtype in ((alpha, torch.float32), (albedo, torch.float16), (normal, torch.float16)):
+        if buffer.dtype != dtype or not buffer.is_contiguous():
+            raise ValueError(f"march_views writes into contiguous {dtype} buffers. Got {buffer.dtype}, "
+                             f"contiguous {buffer.is_contiguous()}.")
+
+
+def view_arrays(cameras: list[Camera], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The cameras as the view kernels take them: rotations [N, 3, 3] (camera to world), eyes [N, 3] and
+    intrinsics [N, 4] (fx, fy, cx, cy), float32 on ``device``."""
+    rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().to(device).contiguous()
+    eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().to(device).contiguous()
+    intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32, device=device)
+    return rotations, eyes, intrinsics
+
+
 def _check_band_in_registers(settings: MarchSettings, caller: str) -> None:
     """The whole-ray kernels keep a ray's band weights in registers: at most MAX_BAND_SAMPLES of them."""
     if settings.band_samples > MAX_BAND_SAMPLES:
@@ -423,11 +448,9 @@ def march_surface(volume: SdfVolume, appearance: GridAppearance, origins: Tensor
     ``render.surface_band`` and the field's ``attributes`` give. With an SH ``light`` [9, 3] each sample is
     shaded (Lambert) before it is composited, and ``albedo`` holds the radiance per unit opacity."""
     _check_band_in_registers(settings, "march_surface")
+    _check_on_lattice(volume, appearance)
     _ready(origins.device)
     v = _volume(volume)
-    if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
-        raise ValueError(f"The surface grid {tuple(appearance.surface.shape)} must lie on the distance grid's lattice "
-                         f"{tuple(volume.grid.shape)}.")
     look = _look(appearance)
     n, device = origins.shape[0], origins.device
     found = torch.zeros(n, dtype=torch.int32, device=device)
@@ -453,6 +476,8 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     from face_nerf import march_packets
 
     _check_band_in_registers(settings, "march_views")
+    _check_on_lattice(volume, appearance)
+    _check_g_buffer(alpha, albedo, normal)
     device = alpha.device
     if march_packets.usable(device, settings):  # eight rays at once (AVX2): the same pixels, faster
         march_packets.march_views(volume, appearance, cameras, beta, settings, alpha, albedo, normal, progress)
@@ -461,9 +486,7 @@ def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Cam
     v = _volume(volume)
     look = _look(appearance)
     h, w = cameras[0].height, cameras[0].width
-    rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().to(device).contiguous()
-    eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().to(device).contiguous()
-    intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32, device=device)
+    rotations, eyes, intrinsics = view_arrays(cameras, device)
     _launch(_views, (len(cameras) * h * w + 1) // 2, device,
             [v, _march_settings(beta, settings), look, float(settings.weight_floor), wp.from_torch(rotations, dtype=wp.mat33),
              wp.from_torch(eyes, dtype=wp.vec3), wp.from_torch(intrinsics, dtype=wp.vec4), w, h],

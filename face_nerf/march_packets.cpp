@@ -66,34 +66,37 @@ inline vf vabs(vf a) { return a < 0.0f ? -a : a; }
 inline bool any(vi m) { return _mm256_movemask_ps((__m256)m) != 0; }
 inline bool all(vi m) { return _mm256_movemask_ps((__m256)m) == 0xff; }
 inline vf lerp(vf a, vf b, vf t) { return a * (1.0f - t) + b * t; }  // Warp's lerp
+inline vf clamp(vf x, vf lo, vf hi) { return vmin(vmax(x, lo), hi); }
+inline vf vfloor(vf x) { return (vf)_mm256_floor_ps((__m256)x); }
+inline vf vsqrt(vf x) { return (vf)_mm256_sqrt_ps((__m256)x); }
+inline vi to_int(vf x) { return __builtin_convertvector(x, vi); }  // truncation
+inline vf to_float(vi x) { return __builtin_convertvector(x, vf); }
 
 // e^x, as Cephes' expf: within 1.01 ulp of exp over [-87, 0] (every float there checked); e^-87 below
 inline vf vexp(vf x) {
-    x = vmax(vmin(x, splat(88.0f)), splat(-87.0f));
-    vf n = (vf)_mm256_floor_ps((__m256)(x * 1.44269504088896341f + 0.5f));
+    x = clamp(x, splat(-87.0f), splat(88.0f));
+    vf n = vfloor(x * 1.44269504088896341f + 0.5f);
     x = x - n * 0.693359375f + n * 2.12194440e-4f;
     vf z = x * x;
     vf y = ((((1.9875691500e-4f * x + 1.3981999507e-3f) * x + 8.3334519073e-3f) * x + 4.1665795894e-2f) * x
             + 1.6666665459e-1f) * x + 5.0000001201e-1f;
     y = y * z + x + 1.0f;
-    vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+    vi bits = (to_int(n) + 127) << 23;
     return y * (vf)bits;
 }
 
 struct Lattice {  // the grid's constants, splatted
     const double *pairs;
     int64_t row_step, plane_step;  // W, H * W
-    vi width, plane, x_last, y_last, z_last;
+    vi width, plane, last[3];  // last: W - 2, H - 2, D - 2, the last cell's lower corner
     vf lo[3], scale[3], top[3], slack_lo[3], slack_hi[3], margin;
     explicit Lattice(const Grid &g) : pairs(g.pairs) {
         row_step = g.width;
         plane_step = g.plane;
         width = splati(g.width);
         plane = splati(g.plane);
-        x_last = splati((int32_t)g.top[0] - 1);
-        y_last = splati((int32_t)g.top[1] - 1);
-        z_last = splati((int32_t)g.top[2] - 1);
         for (int k = 0; k < 3; ++k) {
+            last[k] = splati((int32_t)g.top[k] - 1);
             lo[k] = splat(g.lo[k]);
             scale[k] = splat(g.scale[k]);
             top[k] = splat(g.top[k]);
@@ -114,26 +117,34 @@ inline void split(__m256 a, __m256 b, vf &first, vf &second) {
 
 struct Point { vf x, y, z; };  // eight points (or directions): their x, y and z
 
-inline Point lattice(const Lattice &g, const Point &o, const Point &d, vf t) {  // (o + t d - lo) * scale
-    return {(o.x + t * d.x - g.lo[0]) * g.scale[0], (o.y + t * d.y - g.lo[1]) * g.scale[1],
-            (o.z + t * d.z - g.lo[2]) * g.scale[2]};
+inline Point along(const Point &o, const Point &d, vf t) { return {o.x + t * d.x, o.y + t * d.y, o.z + t * d.z}; }
+
+inline Point to_lattice(const Lattice &g, const Point &p) {  // world points -> the grid's lattice coordinates
+    return {(p.x - g.lo[0]) * g.scale[0], (p.y - g.lo[1]) * g.scale[1], (p.z - g.lo[2]) * g.scale[2]};
+}
+
+inline Point lattice(const Lattice &g, const Point &o, const Point &d, vf t) { return to_lattice(g, along(o, d, t)); }
+
+struct Cell { vi x0, y0, z0; vf tx, ty, tz; };  // a lattice cell's lower corner and the fractions within it
+
+// march._cell: lattice coordinates f, clamped to [0, top] (grid_sample's border padding) -> the cell's
+// lower corner (at most last, so that the upper one is in the grid) and the fractions within it
+inline Cell cell(const Point &f, const vf top[3], const vi last[3]) {
+    const vf x = clamp(f.x, splat(0.0f), top[0]), y = clamp(f.y, splat(0.0f), top[1]), z = clamp(f.z, splat(0.0f), top[2]);
+    vi x0 = to_int(x), y0 = to_int(y), z0 = to_int(z);  // x >= 0: truncation is its floor
+    x0 = x0 < last[0] ? x0 : last[0];
+    y0 = y0 < last[1] ? y0 : last[1];
+    z0 = z0 < last[2] ? z0 : last[2];
+    return {x0, y0, z0, x - to_float(x0), y - to_float(y0), z - to_float(z0)};
 }
 
 // march._inside_sdf: the grid trilinear at lattice coordinates f, clamped to the grid
 inline vf inside_sdf(const Lattice &g, const Point &f) {
-    vf x = vmin(vmax(f.x, splat(0.0f)), g.top[0]);
-    vf y = vmin(vmax(f.y, splat(0.0f)), g.top[1]);
-    vf z = vmin(vmax(f.z, splat(0.0f)), g.top[2]);
-    vi x0 = __builtin_convertvector(x, vi), y0 = __builtin_convertvector(y, vi), z0 = __builtin_convertvector(z, vi);
-    x0 = x0 < g.x_last ? x0 : g.x_last;
-    y0 = y0 < g.y_last ? y0 : g.y_last;
-    z0 = z0 < g.z_last ? z0 : g.z_last;
-    vf tx = x - __builtin_convertvector(x0, vf), ty = y - __builtin_convertvector(y0, vf);
-    vf tz = z - __builtin_convertvector(z0, vf);
+    const Cell at = cell(f, g.top, g.last);
     // The cell's corners (x, x + 1) from the grid of pairs: four 64-bit loads a lane. (AVX2's gathers were
     // slower on a Zen 3: 1.3x where the grid is in the L1 cache, 2x where lookups miss it.)
     alignas(32) int32_t cell[LANES];
-    *(vi *)cell = z0 * g.plane + y0 * g.width + x0;
+    *(vi *)cell = at.z0 * g.plane + at.y0 * g.width + at.x0;
     alignas(32) double corner[4][LANES];
     const double *row[4] = {g.pairs, g.pairs + g.row_step, g.pairs + g.plane_step, g.pairs + g.plane_step + g.row_step};
     for (int k = 0; k < LANES; ++k)
@@ -142,10 +153,9 @@ inline vf inside_sdf(const Lattice &g, const Point &f) {
     for (int q = 0; q < 4; ++q) {
         vf v0, v1;
         split(_mm256_load_ps((const float *)corner[q]), _mm256_load_ps((const float *)(corner[q] + 4)), v0, v1);
-        c[q] = lerp(v0, v1, tx);
+        c[q] = lerp(v0, v1, at.tx);
     }
-    const vf c00 = c[0], c01 = c[1], c10 = c[2], c11 = c[3];
-    return lerp(lerp(c00, c01, ty), lerp(c10, c11, ty), tz);
+    return lerp(lerp(c[0], c[1], at.ty), lerp(c[2], c[3], at.ty), at.tz);
 }
 
 // march._sdf: beyond the box's tolerance, |value| + margin
@@ -179,12 +189,12 @@ Rays packet_rays(const Grid &g, const Views &v, int64_t slot, int64_t pixel[LANE
     const vi column = splati(x0) + vi{0, 1, 2, 3, 4, 5, 6, 7};
     const vi there = (column < v.width) & splati(row < v.height ? -1 : 0);
     for (int k = 0; k < LANES; ++k) pixel[k] = there[k] ? (view * v.height + row) * v.width + x0 + k : -1;
-    const vf toward_x = (__builtin_convertvector(column, vf) + 0.5f - c[2]) / c[0];
+    const vf toward_x = (to_float(column) + 0.5f - c[2]) / c[0];
     const float toward_y = -(((float)row + 0.5f - c[3]) / c[1]);
     Rays r;
     vf *d[3] = {&r.d.x, &r.d.y, &r.d.z}, *o[3] = {&r.o.x, &r.o.y, &r.o.z};
     for (int a = 0; a < 3; ++a) *d[a] = rot[3 * a] * toward_x + rot[3 * a + 1] * toward_y - rot[3 * a + 2];
-    const vf length = (vf)_mm256_sqrt_ps((__m256)(r.d.x * r.d.x + r.d.y * r.d.y + r.d.z * r.d.z));
+    const vf length = vsqrt(r.d.x * r.d.x + r.d.y * r.d.y + r.d.z * r.d.z);
     vf t_near = splat(0.0f), t_far = splat(1.0e30f);
     for (int a = 0; a < 3; ++a) {
         *d[a] = length > 1.0e-6f ? *d[a] / length : splat(0.0f);
@@ -290,9 +300,6 @@ void band(const Lattice &g, const March &m, const Rays &r, vi &hit, vf &total, v
     total += rest;
     expected += rest * last;
 }
-
-// o + t d, in world units
-inline Point along(const Point &o, const Point &d, vf t) { return {o.x + t * d.x, o.y + t * d.y, o.z + t * d.z}; }
 
 }  // namespace
 

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from face_nerf.head.cache import default_cache_dir
-from face_nerf.march import _blocks, volume_constants
-from face_nerf.march_colour import lights_with_band_factors, look_constants, overlay_or_blank
+from face_nerf.march import _blocks, march_constants, volume_constants
+from face_nerf.march_colour import lights_with_band_factors, look_constants, overlay_or_blank, view_arrays
 from face_nerf.render import SECANT_REACH, SECANT_SLOPE
 
 if TYPE_CHECKING:
@@ -218,24 +218,16 @@ def _c_look(appearance: GridAppearance) -> tuple[_CLook, list[torch.Tensor]]:
 def march_views(volume: SdfVolume, appearance: GridAppearance, cameras: list[Camera], beta: float,
                 settings: MarchSettings, alpha: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor,
                 progress=None) -> None:
-    """``march_colour.march_views`` on the CPU by the packet tracer (``usable`` says when): the same
-    G-buffer, the same progress reports."""
+    """``march_colour.march_views`` on the CPU by the packet tracer (``usable`` says when; its checks
+    done there): the same G-buffer, the same progress reports."""
     lib = library()
-    if tuple(appearance.surface.shape[:3]) != tuple(volume.grid.shape):
-        raise ValueError(f"The surface grid {tuple(appearance.surface.shape)} must lie on the distance grid's lattice "
-                         f"{tuple(volume.grid.shape)}.")
-    for buffer, dtype in ((alpha, torch.float32), (albedo, torch.float16), (normal, torch.float16)):
-        if buffer.dtype != dtype or not buffer.is_contiguous():
-            raise ValueError(f"march_views writes into contiguous {dtype} buffers. Got {buffer.dtype}, "
-                             f"contiguous {buffer.is_contiguous()}.")
     grid, pairs = _c_grid(volume)
     look, kept = _c_look(appearance)
     h, w = cameras[0].height, cameras[0].width
-    rotations = torch.stack([c.c2w[:3, :3] for c in cameras]).float().contiguous()
-    eyes = torch.stack([c.c2w[:3, 3] for c in cameras]).float().contiguous()
-    intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32)
-    march = _make(_CMarch, beta, 1.0 / beta, settings.enter_sdf, settings.step_scale, settings.exit_depth, SECANT_REACH,
-                  SECANT_SLOPE, settings.max_steps, settings.band_samples)
+    rotations, eyes, intrinsics = view_arrays(cameras, torch.device("cpu"))
+    c = march_constants(beta, settings)
+    march = _make(_CMarch, *(c[k] for k in ("beta", "inv_beta", "enter_sdf", "step_scale", "exit_depth")), SECANT_REACH,
+                  SECANT_SLOPE, c["max_steps"], c["samples"])
     views = _make(_CViews, rotations.data_ptr(), eyes.data_ptr(), intrinsics.data_ptr(), w, h)
 
     def block(start: int, count: int) -> None:

@@ -24,11 +24,7 @@ namespace {
 
 struct Colour { vf r, g, b; };
 
-inline vf clamp01(vf x) { return vmin(vmax(x, splat(0.0f)), splat(1.0f)); }
-inline vf vfloor(vf x) { return (vf)_mm256_floor_ps((__m256)x); }
-inline vf vsqrt(vf x) { return (vf)_mm256_sqrt_ps((__m256)x); }
-inline vi to_int(vf x) { return __builtin_convertvector(x, vi); }
-inline vf to_float(vi x) { return __builtin_convertvector(x, vf); }
+inline vf clamp01(vf x) { return clamp(x, splat(0.0f), splat(1.0f)); }
 inline Colour mix(const Colour &a, const Colour &b, vf t) {
     return {lerp(a.r, b.r, t), lerp(a.g, b.g, t), lerp(a.b, b.b, t)};
 }
@@ -45,15 +41,11 @@ inline Colour load3(const float *items, vi index) {
 // lanes' results are turned into one vector a channel.
 inline void trilinear4(const float *grid, int32_t d, int32_t h, int32_t w, const Point &f, vf out[4]) {
     typedef float v4 __attribute__((vector_size(16)));
-    const vf x = vmin(vmax(f.x, splat(0.0f)), splat((float)(w - 1)));
-    const vf y = vmin(vmax(f.y, splat(0.0f)), splat((float)(h - 1)));
-    const vf z = vmin(vmax(f.z, splat(0.0f)), splat((float)(d - 1)));
-    vi x0 = to_int(x), y0 = to_int(y), z0 = to_int(z);
-    x0 = x0 < w - 2 ? x0 : splati(w - 2);
-    y0 = y0 < h - 2 ? y0 : splati(h - 2);
-    z0 = z0 < d - 2 ? z0 : splati(d - 2);
-    const vf tx = x - to_float(x0), ty = y - to_float(y0), tz = z - to_float(z0);
-    const vi b = (z0 * h + y0) * w + x0;  // x0 + 1 <= w - 1: the corners are b + {0, 1, w, w + 1, ...}
+    const vf top[3] = {splat((float)(w - 1)), splat((float)(h - 1)), splat((float)(d - 1))};
+    const vi last[3] = {splati(w - 2), splati(h - 2), splati(d - 2)};
+    const Cell at = cell(f, top, last);
+    const vf tx = at.tx, ty = at.ty, tz = at.tz;
+    const vi b = (at.z0 * h + at.y0) * w + at.x0;  // x0 + 1 <= w - 1: the corners are b + {0, 1, w, w + 1, ...}
     const int64_t row = 4 * (int64_t)w, plane = 4 * (int64_t)h * w;
     alignas(16) float blended[LANES][4];
     for (int k = 0; k < LANES; ++k) {
@@ -78,11 +70,11 @@ inline void trilinear4(const float *grid, int32_t d, int32_t h, int32_t w, const
 // march_colour._bilinear: an image [h, w, 3] at pixel coordinates (x, y), pixel centres at integers,
 // clamped to it; ``wrap``: x periodic
 inline Colour bilinear(const float *image, int32_t h, int32_t w, vf x, vf y, bool wrap) {
-    const vf yc = vmin(vmax(y, splat(0.0f)), splat((float)(h - 1)));
+    const vf yc = clamp(y, splat(0.0f), splat((float)(h - 1)));
     const vi y0 = to_int(vfloor(yc));
     const vi y1 = y0 + 1 < h - 1 ? y0 + 1 : splati(h - 1);
     const vf ty = yc - to_float(y0);
-    const vf xc = wrap ? x : vmin(vmax(x, splat(0.0f)), splat((float)(w - 1)));
+    const vf xc = wrap ? x : clamp(x, splat(0.0f), splat((float)(w - 1)));
     const vf xf = vfloor(xc);
     const vf tx = xc - xf;
     vi x0 = to_int(xf), x1 = x0 + 1;
@@ -122,8 +114,7 @@ inline vf irradiance(const float *light, const Point &n, int c) {
 void attributes(const Grid &g, const Lattice &lat, const Look &a, const Point &p, const Point &view, vi live,
                 Colour &albedo, Point &normal) {
     vf s[4];
-    trilinear4(a.surface, (int32_t)g.top[2] + 1, (int32_t)g.top[1] + 1, g.width,
-               {(p.x - lat.lo[0]) * lat.scale[0], (p.y - lat.lo[1]) * lat.scale[1], (p.z - lat.lo[2]) * lat.scale[2]}, s);
+    trilinear4(a.surface, (int32_t)g.top[2] + 1, (int32_t)g.top[1] + 1, g.width, to_lattice(lat, p), s);
     const vf length = vsqrt(vmax(s[0] * s[0] + s[1] * s[1] + s[2] * s[2], splat(1.0e-12f)));
     normal = {s[0] / length, s[1] / length, s[2] / length};
     vf visible = clamp01(s[3]);

@@ -41,8 +41,8 @@ const SrgbTables &srgb_tables() {
 // relight.to_uint8(lighting.linear_to_srgb(x)) of linear values x
 inline vi srgb_byte(vf x) {
     const SrgbTables &t = srgb_tables();
-    x = vmin(vmax(x, splat(0.0f)), splat(1.0f));
-    const vi bin = __builtin_convertvector(x * (float)(SrgbTables::BINS - 1), vi);
+    x = clamp01(x);
+    const vi bin = to_int(x * (float)(SrgbTables::BINS - 1));
     vi v = (vi)_mm256_i32gather_epi32(t.first, (__m256i)bin, 4);
     for (int k = 0; k < 2; ++k) {
         const vf next = (vf)_mm256_i32gather_ps(t.threshold, (__m256i)(v + 1), 4);
